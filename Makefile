@@ -1,0 +1,67 @@
+# chainml: the two commands a newcomer needs are `make demo` and `make test`.
+# `make setup` is idempotent: it only redoes a step whose inputs changed (stamp files).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PY_STAMP := $(VENV)/.chainml-installed
+NPM_STAMP := node_modules/.chainml-installed
+SOLC_STAMP := .toolchain/solcx/.chainml-installed
+DATA_DIR ?= $(CURDIR)/.chainml
+PYTEST_ARGS ?=
+
+.PHONY: help setup demo test bench deploy lint lock down clean
+
+help:
+	@echo "make demo   - set up, start a local chain + IPFS, deploy the contracts, run the demo"
+	@echo "make test   - set up, then run the whole test suite"
+	@echo "make setup  - install the pinned Python and npm toolchain (idempotent)"
+	@echo "make bench  - run every bench/*.py"
+	@echo "make down   - stop the chain and IPFS node that the demo started"
+
+setup: $(PY_STAMP) $(NPM_STAMP) $(SOLC_STAMP)
+	@echo "setup: ok ($(VENV), node_modules, solc adapter)"
+
+$(PY_STAMP): pyproject.toml requirements.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade-strategy only-if-needed -c requirements.lock -e '.[dev]'
+	@touch $@
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(SOLC_STAMP): $(PY_STAMP) $(NPM_STAMP) node/solc-adapter.js chainml/toolchain.py
+	$(PY) -m chainml.toolchain
+	@touch $@
+
+demo: setup
+	$(VENV)/bin/chainml --data-dir $(DATA_DIR) demo
+
+deploy: setup
+	$(VENV)/bin/chainml --data-dir $(DATA_DIR) deploy
+
+test: setup
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+bench: setup
+	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+lint: setup
+	$(VENV)/bin/ruff check chainml tests bench scripts
+	$(VENV)/bin/ruff format --check chainml tests bench scripts
+
+lock: $(PY_STAMP)
+	@{ echo "# Exact versions for every Python package chainml installs (pip constraints for make setup)."; \
+	   echo "# Regenerate with: make lock"; \
+	   $(PY) -m pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/'; } > requirements.lock
+
+down:
+	-$(VENV)/bin/chainml --data-dir $(DATA_DIR) chain down
+	-$(VENV)/bin/chainml --data-dir $(DATA_DIR) ipfs down
+
+clean: down
+	rm -rf $(VENV) node_modules .toolchain build
