@@ -1,0 +1,131 @@
+"""The aggregation maths: functions of a stacked ``(n_nodes, dim)`` float32 array.
+
+Rows are in canonical order (the caller sorts contributions by node address), so every rule is a
+deterministic function of the chain's data. Nothing here modifies its inputs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from chainml.errors import ConfigError
+
+EXACT_FLOAT_BITS = 52
+"""float64 represents every integer below 2^53 exactly (we keep one bit of headroom)."""
+
+
+def ordered_sum(rows: np.ndarray, weights: Sequence[float] | None = None) -> np.ndarray:
+    """Sum of rows in float64, one elementwise add per row, in row order (bit-reproducible)."""
+    acc = np.zeros(rows.shape[1], dtype=np.float64)
+    for i in range(rows.shape[0]):
+        row = rows[i].astype(np.float64)
+        acc = acc + (row if weights is None else row * float(weights[i]))
+    return acc
+
+
+def weighted_mean(rows: np.ndarray, weights: Sequence[float] | None = None) -> np.ndarray:
+    """Mean (or weighted mean) of the rows, as float32."""
+    _require_rows(rows, 1)
+    if weights is None:
+        total = float(rows.shape[0])
+    else:
+        if len(weights) != rows.shape[0] or any(w < 0 for w in weights):
+            raise ConfigError("need one non-negative weight per contribution")
+        total = math.fsum(float(w) for w in weights)
+        if total <= 0:
+            raise ConfigError("the weights of the contributions sum to zero")
+    return (ordered_sum(rows, weights) / total).astype(np.float32)
+
+
+def coordinate_median(rows: np.ndarray) -> np.ndarray:
+    """Coordinate-wise median; for an even count, the midpoint of the two middle values."""
+    _require_rows(rows, 1)
+    ordered = np.sort(rows.astype(np.float64), axis=0, kind="stable")
+    n = rows.shape[0]
+    if n % 2:
+        return ordered[n // 2].astype(np.float32)
+    return ((ordered[n // 2 - 1] + ordered[n // 2]) * 0.5).astype(np.float32)
+
+
+def trimmed_mean(rows: np.ndarray, trim_fraction: float) -> np.ndarray:
+    """Coordinate-wise mean after dropping the ``trim_fraction`` largest and smallest values."""
+    _require_rows(rows, 1)
+    if not 0 <= trim_fraction < 0.5:
+        raise ConfigError(f"trim fraction must be in [0, 0.5), got {trim_fraction}")
+    n = rows.shape[0]
+    k = min(math.floor(trim_fraction * n), (n - 1) // 2)
+    ordered = np.sort(rows, axis=0, kind="stable")
+    kept = ordered[k : n - k]
+    return (ordered_sum(kept) / float(kept.shape[0])).astype(np.float32)
+
+
+def to_fixed_point(rows: np.ndarray) -> np.ndarray:
+    """Integer-valued float64 copy on a power-of-two grid chosen from the data.
+
+    Coordinates are scaled so that ``|x| <= 2^b`` with ``2b + log2(dim) <= 52``: then every dot
+    product of two rows is a sum of integers that stays below 2^52, which float64 represents
+    exactly. Any summation order (BLAS, SIMD, threads) then gives the same exact result, so
+    distances built from these dot products are identical on every machine.
+    """
+    dim = max(rows.shape[1], 1)
+    bits = (EXACT_FLOAT_BITS - math.ceil(math.log2(dim)) - 1) // 2
+    if bits < 8:
+        raise ConfigError(f"too many coordinates ({dim}) for exact distances")
+    peak = float(np.max(np.abs(rows))) if rows.size else 0.0
+    if not math.isfinite(peak):
+        raise ConfigError("cannot compute distances of contributions with NaN or infinity")
+    shift = 0 if peak == 0 else math.floor(math.log2(2.0**bits / peak))
+    return np.rint(np.ldexp(rows.astype(np.float64), shift))
+
+
+def squared_distances(rows: np.ndarray, to: np.ndarray | None = None) -> np.ndarray:
+    """Exact pairwise squared L2 distances in fixed point: ``(n, n)``, or ``(n,)`` to one point.
+
+    ``|a - b|^2 = |a|^2 + |b|^2 - 2 a.b`` with every term an exact integer (see
+    :func:`to_fixed_point`), combined in int64.
+    """
+    stacked = rows if to is None else np.vstack([rows, to[None, :]])
+    fixed = to_fixed_point(stacked)
+    gram = (fixed @ fixed.T).astype(np.int64)
+    norms = np.diagonal(gram).copy()
+    if to is not None:
+        return norms[:-1] + norms[-1] - 2 * gram[:-1, -1]
+    return norms[:, None] + norms[None, :] - 2 * gram
+
+
+def krum_select(rows: np.ndarray, byzantine: int, keep: int) -> list[int]:
+    """Multi-Krum: the ``keep`` rows with the smallest Krum scores (Blanchard et al., 2017).
+
+    A row's score is the sum of its squared distances to its ``n - byzantine - 2`` nearest
+    neighbours; ties go to the lower row index.
+    """
+    n = rows.shape[0]
+    _require_rows(rows, 1)
+    if not 1 <= keep <= n:
+        raise ConfigError(f"Krum must keep between 1 and {n} contributions, got {keep}")
+    neighbours = max(n - byzantine - 2, 1)
+    dist = squared_distances(rows)
+    scores = []
+    for i in range(n):
+        others = np.sort(np.delete(dist[i], i))
+        scores.append((int(others[:neighbours].sum()) if n > 1 else 0, i))
+    return sorted(i for _, i in sorted(scores)[:keep])
+
+
+def distance_outliers(rows: np.ndarray, centre: np.ndarray, factor: float) -> list[int]:
+    """Rows farther from ``centre`` than ``factor`` times the median distance (exact ints)."""
+    if rows.shape[0] < 3:
+        return []
+    dist = squared_distances(rows, to=centre)
+    median = int(np.sort(dist)[(len(dist) - 1) // 2])
+    # Compare squared distances: d > factor * m  <=>  d^2 > factor^2 * m^2 (all non-negative).
+    limit = factor * factor
+    return [i for i, d in enumerate(dist.tolist()) if d > limit * median and d > 0]
+
+
+def _require_rows(rows: np.ndarray, minimum: int) -> None:
+    if rows.ndim != 2 or rows.shape[0] < minimum:
+        raise ConfigError(f"need at least {minimum} contribution(s) to aggregate, got {rows.shape}")

@@ -1,0 +1,157 @@
+"""Aggregation strategies: small objects that pick which rule to run and who counts as an outlier.
+
+A strategy takes contributions in any order, sorts them by node address (the canonical order
+every validator uses), and returns the aggregate delta plus the included and excluded nodes. The
+excluded list is what the aggregator proposes on chain, and reputation goes down for those nodes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from chainml.aggregate import rules
+from chainml.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """One node's dequantized update, as the aggregator sees it."""
+
+    node: str
+    delta: np.ndarray
+    num_examples: int = 1
+
+
+@dataclass(frozen=True)
+class AggregateResult:
+    delta: np.ndarray
+    included: tuple[str, ...]
+    excluded: tuple[str, ...]
+
+
+def canonical(contributions: Sequence[Contribution]) -> list[Contribution]:
+    """Sorted by lower-case address; duplicate nodes and ragged shapes are rejected."""
+    ordered = sorted(contributions, key=lambda c: c.node.lower())
+    nodes = [c.node.lower() for c in ordered]
+    if len(set(nodes)) != len(nodes):
+        raise ConfigError("a node appears twice among the contributions")
+    if not ordered:
+        raise ConfigError("no contributions to aggregate")
+    shape = ordered[0].delta.shape
+    if any(c.delta.shape != shape or c.delta.ndim != 1 for c in ordered):
+        raise ConfigError("contributions must all be flat deltas of the same length")
+    if any(not np.all(np.isfinite(c.delta)) for c in ordered):
+        raise ConfigError("a contribution contains NaN or infinity")
+    return ordered
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """Base: subclasses implement ``_combine`` (and may override outlier detection)."""
+
+    rule_id: ClassVar[int] = 0
+    name: ClassVar[str] = ""
+    outlier_factor: float = 3.0
+
+    def aggregate(self, contributions: Sequence[Contribution]) -> AggregateResult:
+        ordered = canonical(contributions)
+        rows = np.stack([c.delta.astype(np.float32) for c in ordered])
+        keep = self._select(rows)
+        kept = [ordered[i] for i in keep]
+        delta = self._combine(rows[keep], kept)
+        kept_nodes = {c.node for c in kept}
+        return AggregateResult(
+            delta=delta,
+            included=tuple(c.node for c in kept),
+            excluded=tuple(c.node for c in ordered if c.node not in kept_nodes),
+        )
+
+    def _select(self, rows: np.ndarray) -> list[int]:
+        """Rows that enter the aggregate: all but the outliers around a robust centre."""
+        outliers = set(rules.distance_outliers(rows, self._centre(rows), self.outlier_factor))
+        return [i for i in range(rows.shape[0]) if i not in outliers]
+
+    def _centre(self, rows: np.ndarray) -> np.ndarray:
+        return rules.coordinate_median(rows)
+
+    def _combine(self, rows: np.ndarray, kept: Sequence[Contribution]) -> np.ndarray:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Mean(Strategy):
+    """FedAvg: the sample-weighted mean of every update; no robustness, no outliers."""
+
+    rule_id: ClassVar[int] = 1
+    name: ClassVar[str] = "mean"
+
+    def _select(self, rows: np.ndarray) -> list[int]:
+        return list(range(rows.shape[0]))
+
+    def _combine(self, rows: np.ndarray, kept: Sequence[Contribution]) -> np.ndarray:
+        return rules.weighted_mean(rows, [c.num_examples for c in kept])
+
+
+@dataclass(frozen=True)
+class Median(Strategy):
+    """Coordinate-wise median of the non-outlier updates (Yin et al., 2018)."""
+
+    rule_id: ClassVar[int] = 2
+    name: ClassVar[str] = "median"
+
+    def _combine(self, rows: np.ndarray, kept: Sequence[Contribution]) -> np.ndarray:
+        return rules.coordinate_median(rows)
+
+
+@dataclass(frozen=True)
+class TrimmedMean(Strategy):
+    """Coordinate-wise trimmed mean of the non-outlier updates (Yin et al., 2018)."""
+
+    rule_id: ClassVar[int] = 3
+    name: ClassVar[str] = "trimmed"
+    trim_fraction: float = 0.2
+
+    def _combine(self, rows: np.ndarray, kept: Sequence[Contribution]) -> np.ndarray:
+        return rules.trimmed_mean(rows, self.trim_fraction)
+
+
+@dataclass(frozen=True)
+class Krum(Strategy):
+    """Multi-Krum: average the updates closest to their neighbours (Blanchard et al., 2017)."""
+
+    rule_id: ClassVar[int] = 4
+    name: ClassVar[str] = "krum"
+    byzantine_fraction: float = 0.3
+
+    def _select(self, rows: np.ndarray) -> list[int]:
+        n = rows.shape[0]
+        byzantine = int(self.byzantine_fraction * n)
+        return rules.krum_select(rows, byzantine=byzantine, keep=max(n - byzantine, 1))
+
+    def _combine(self, rows: np.ndarray, kept: Sequence[Contribution]) -> np.ndarray:
+        return rules.weighted_mean(rows)
+
+
+STRATEGIES: dict[str, type[Strategy]] = {s.name: s for s in (Mean, Median, TrimmedMean, Krum)}
+RULE_IDS: dict[int, type[Strategy]] = {s.rule_id: s for s in STRATEGIES.values()}
+
+
+def strategy_named(name: str, **settings: float) -> Strategy:
+    try:
+        return STRATEGIES[name](**settings)
+    except KeyError:
+        raise ConfigError(
+            f"unknown aggregation rule {name!r}; choose one of {', '.join(STRATEGIES)}"
+        ) from None
+
+
+def strategy_for_rule(rule_id: int) -> Strategy:
+    """The strategy a proposal's on-chain rule id names, with default settings."""
+    try:
+        return RULE_IDS[rule_id]()
+    except KeyError:
+        raise ConfigError(f"unknown aggregation rule id {rule_id}") from None

@@ -1,0 +1,164 @@
+"""Aggregation rules: robustness, canonical order, and exact reproducibility."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from chainml.aggregate import rules
+from chainml.aggregate.strategies import (
+    STRATEGIES,
+    Contribution,
+    Krum,
+    Mean,
+    Median,
+    TrimmedMean,
+    strategy_for_rule,
+    strategy_named,
+)
+from chainml.errors import ConfigError
+
+DIM = 257
+
+
+def honest_and_byzantine(
+    n_honest: int, n_bad: int, seed: int = 0, bad_scale: float = 100.0
+) -> tuple[list[Contribution], np.ndarray]:
+    rng = np.random.default_rng(seed)
+    truth = rng.normal(size=DIM).astype(np.float32)
+    honest = [
+        Contribution(f"0x{i:040x}", (truth + 0.1 * rng.normal(size=DIM)).astype(np.float32), 5)
+        for i in range(n_honest)
+    ]
+    bad = [
+        Contribution(f"0x{0xBAD0 + i:040x}", (-bad_scale * truth).astype(np.float32), 5)
+        for i in range(n_bad)
+    ]
+    return honest + bad, truth
+
+
+@pytest.mark.parametrize("name", ["median", "trimmed", "krum"])
+def test_robust_rules_resist_a_byzantine_minority(name: str) -> None:
+    contributions, truth = honest_and_byzantine(n_honest=16, n_bad=4)
+    result = strategy_named(name).aggregate(contributions)
+    assert np.linalg.norm(result.delta - truth) < 0.2 * np.linalg.norm(truth)
+    bad_nodes = {c.node for c in contributions[16:]}
+    assert bad_nodes <= set(result.excluded)
+    assert not bad_nodes & set(result.included)
+
+
+def test_mean_is_not_robust_and_excludes_nobody() -> None:
+    contributions, truth = honest_and_byzantine(n_honest=16, n_bad=4)
+    result = Mean().aggregate(contributions)
+    assert result.excluded == ()
+    assert np.linalg.norm(result.delta - truth) > 5 * np.linalg.norm(truth)
+
+
+def test_mean_weights_by_examples() -> None:
+    a = Contribution("0xa", np.ones(4, np.float32), num_examples=3)
+    b = Contribution("0xb", np.zeros(4, np.float32), num_examples=1)
+    assert Mean().aggregate([a, b]).delta.tolist() == [0.75] * 4
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_input_order_does_not_change_a_single_bit(name: str) -> None:
+    contributions, _ = honest_and_byzantine(n_honest=11, n_bad=3, seed=7)
+    strategy = strategy_named(name)
+    first = strategy.aggregate(contributions)
+    shuffled = [contributions[i] for i in np.random.default_rng(1).permutation(len(contributions))]
+    second = strategy.aggregate(shuffled)
+    assert first.delta.tobytes() == second.delta.tobytes()
+    assert first.included == second.included and first.excluded == second.excluded
+    assert list(first.included) == sorted(first.included, key=str.lower)
+
+
+def test_inputs_are_not_modified() -> None:
+    contributions, _ = honest_and_byzantine(n_honest=6, n_bad=2)
+    before = [c.delta.copy() for c in contributions]
+    for name in STRATEGIES:
+        strategy_named(name).aggregate(contributions)
+    assert all(np.array_equal(b, c.delta) for b, c in zip(before, contributions, strict=True))
+
+
+def test_known_values() -> None:
+    rows = np.array([[1, 10], [2, 20], [3, 30], [100, -100]], dtype=np.float32)
+    assert rules.coordinate_median(rows).tolist() == [2.5, 15.0]
+    assert rules.trimmed_mean(rows, 0.25).tolist() == [2.5, 15.0]
+    assert rules.weighted_mean(rows).tolist() == [26.5, -10.0]
+
+
+def test_distances_are_exact_integers() -> None:
+    rows = np.random.default_rng(3).normal(size=(12, 300)).astype(np.float32)
+    fast = rules.squared_distances(rows)
+    fixed = rules.to_fixed_point(rows).astype(np.int64)
+    slow = np.array(
+        [[int(((fixed[i] - fixed[j]) ** 2).sum()) for j in range(12)] for i in range(12)]
+    )
+    assert np.array_equal(fast, slow)
+
+
+DIGEST_SCRIPT = """
+import hashlib, sys
+from tests.aggregate.test_strategies import honest_and_byzantine
+from chainml.aggregate.strategies import STRATEGIES, strategy_named
+contributions, _ = honest_and_byzantine(n_honest=40, n_bad=9, seed=11)
+for name in sorted(STRATEGIES):
+    result = strategy_named(name).aggregate(contributions)
+    print(name, hashlib.sha256(result.delta.tobytes()).hexdigest(), ",".join(result.excluded))
+"""
+
+
+def test_same_bits_without_simd_and_with_other_thread_counts() -> None:
+    """Emulate other machines: numpy without its SIMD kernels, BLAS with 1 or 2 threads."""
+    outputs = set()
+    for env in (
+        {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"},
+        {"OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "2"},
+        {
+            "OPENBLAS_NUM_THREADS": "1",
+            "NPY_DISABLE_CPU_FEATURES": "AVX512F AVX512_SKX AVX2 FMA3 AVX F16C",
+            "OPENBLAS_CORETYPE": "Prescott",
+        },
+    ):
+        result = subprocess.run(
+            [sys.executable, "-c", DIGEST_SCRIPT],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        outputs.add(result.stdout)
+    assert len(outputs) == 1
+    assert len(next(iter(outputs)).splitlines()) == len(STRATEGIES)
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ([], "no contributions"),
+        ([Contribution("0xa", np.ones(3, np.float32))] * 2, "appears twice"),
+        (
+            [
+                Contribution("0xa", np.ones(3, np.float32)),
+                Contribution("0xb", np.ones(4, np.float32)),
+            ],
+            "same length",
+        ),
+        ([Contribution("0xa", np.array([1, np.nan], np.float32))], "NaN"),
+    ],
+)
+def test_bad_input_is_rejected(bad: list[Contribution], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Median().aggregate(bad)
+
+
+def test_rule_ids_round_trip() -> None:
+    for strategy in (Mean(), Median(), TrimmedMean(), Krum()):
+        assert type(strategy_for_rule(strategy.rule_id)) is type(strategy)
+    with pytest.raises(ConfigError, match="unknown aggregation rule"):
+        strategy_named("average")
