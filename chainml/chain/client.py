@@ -1,0 +1,524 @@
+"""web3 bindings: a ``Ledger`` object with typed methods over both chainml contracts.
+
+Transactions are signed locally when the sender is a ``LocalAccount`` (simulated nodes, the
+swarm's gateway) and sent with ``eth_sendTransaction`` when it is an address the chain
+unlocks (Anvil/Ganache dev accounts). Nonces are tracked locally per sender so many
+transactions can be sent back to back or in one JSON-RPC batch (``send_many``). Every revert,
+from gas estimation or from a mined transaction, becomes a decoded ``ContractRevert``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth_abi import encode
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak, to_checksum_address
+from web3 import Web3
+from web3.contract import Contract
+from web3.contract.contract import ContractFunction
+from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
+from web3.types import TxReceipt
+
+from chainml.chain import eip712
+from chainml.chain.compile import compile_contracts
+from chainml.chain.deployments import Deployments
+from chainml.chain.eip712 import Commitment, SignedCommitment
+from chainml.chain.errors import RevertDecoder, TransactionError, revert_data
+from chainml.chain.merkle import MerkleTree, commitment_leaf
+from chainml.chain.types import OnchainCid, Proposal, RoundParams, cid_abi
+
+Sender = LocalAccount | str
+"""Who sends a transaction: a local key, or an address the node unlocks."""
+
+LEDGER = "ChainMLLedger"
+VOTING = "ChainMLVoting"
+ROLES = {
+    "admin": b"\x00" * 32,
+    "aggregator": keccak(text="AGGREGATOR_ROLE"),
+    "validator": keccak(text="VALIDATOR_ROLE"),
+    "voting": keccak(text="VOTING_ROLE"),
+}
+_GAS_MARGIN = 1.25
+_GAS_PRICE_TTL = 2.0
+
+
+def sender_address(sender: Sender) -> str:
+    return sender.address if isinstance(sender, LocalAccount) else to_checksum_address(sender)
+
+
+@dataclass(frozen=True)
+class PostedBatch:
+    """A posted Merkle batch: its id, tree (for proofs) and the signed leaves in tree order."""
+
+    batch_id: int
+    tree: MerkleTree
+    leaves: list[SignedCommitment]
+    receipt: TxReceipt
+
+    def proof(self, index: int) -> list[bytes]:
+        return self.tree.proof(index)
+
+
+class TxRunner:
+    """Sends contract transactions with local nonces and decodes reverts."""
+
+    def __init__(self, w3: Web3, decoder: RevertDecoder) -> None:
+        self.w3 = w3
+        self.decoder = decoder
+        self.chain_id = w3.eth.chain_id
+        self._nonces: dict[str, int] = {}
+        self._gas_price = 0
+        self._gas_price_at = 0.0
+
+    def gas_price(self) -> int:
+        now = time.monotonic()
+        if now - self._gas_price_at > _GAS_PRICE_TTL:
+            self._gas_price = self.w3.eth.gas_price * 2
+            self._gas_price_at = now
+        return self._gas_price
+
+    def _next_nonce(self, address: str) -> int:
+        if address not in self._nonces:
+            self._nonces[address] = self.w3.eth.get_transaction_count(address, "pending")
+        return self._nonces[address]
+
+    def resync(self, address: str | None = None) -> None:
+        """Forget cached nonces (after a chain revert or an external sender)."""
+        if address is None:
+            self._nonces.clear()
+        else:
+            self._nonces.pop(address, None)
+        self._gas_price_at = 0.0
+
+    def estimate(self, fn: ContractFunction, sender: Sender, action: str) -> int:
+        try:
+            return fn.estimate_gas({"from": sender_address(sender)})
+        except (ContractCustomError, ContractLogicError, Web3RPCError) as exc:
+            data = revert_data(exc)
+            if data is None:
+                raise TransactionError(f"{action} failed: {exc}") from exc
+            raise self.decoder.error(action, data) from exc
+
+    def build(self, fn: ContractFunction, sender: Sender, gas: int) -> dict[str, Any]:
+        address = sender_address(sender)
+        return fn.build_transaction(
+            {
+                "from": address,
+                "nonce": self._next_nonce(address),
+                "gas": gas,
+                "gasPrice": self.gas_price(),
+                "chainId": self.chain_id,
+            }
+        )
+
+    def _broadcast(self, tx: dict[str, Any], sender: Sender) -> bytes:
+        if isinstance(sender, LocalAccount):
+            return self.w3.eth.send_raw_transaction(sender.sign_transaction(tx).raw_transaction)
+        return self.w3.eth.send_transaction(tx)  # type: ignore[arg-type]
+
+    def send(
+        self, fn: ContractFunction, sender: Sender, *, action: str, gas: int | None = None
+    ) -> TxReceipt:
+        """Estimate (surfacing reverts), send, wait for the receipt and check its status."""
+        if gas is None:
+            gas = int(self.estimate(fn, sender, action) * _GAS_MARGIN) + 10_000
+        address = sender_address(sender)
+        tx = self.build(fn, sender, gas)
+        try:
+            tx_hash = self._broadcast(tx, sender)
+        except (ContractCustomError, ContractLogicError) as exc:
+            raise self.decoder.error(action, revert_data(exc) or b"") from exc
+        except (Web3RPCError, ValueError) as exc:
+            self.resync(address)
+            raise TransactionError(f"{action}: sending failed: {exc}") from exc
+        self._nonces[address] = tx["nonce"] + 1
+        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120, poll_latency=0.02)
+        if receipt["status"] != 1:
+            raise self._failure(tx, receipt, action)
+        return receipt
+
+    def send_many(
+        self, calls: Sequence[tuple[ContractFunction, Sender]], *, gas: int, action: str
+    ) -> list[TxReceipt]:
+        """Send many transactions in one JSON-RPC batch (explicit nonces), then fetch receipts.
+
+        No per-call estimate: ``gas`` is the limit for each. A failed transaction raises the
+        decoded revert of the first failure after all receipts are in.
+        """
+        txs = [(self.build(fn, s, gas), s) for fn, s in calls]
+        raws: list[tuple[bytes | None, dict[str, Any]]] = []
+        for tx, s in txs:
+            raw = s.sign_transaction(tx).raw_transaction if isinstance(s, LocalAccount) else None
+            raws.append((raw, tx))
+            self._nonces[tx["from"]] = tx["nonce"] + 1
+        with self.w3.batch_requests() as batch:
+            for raw, tx in raws:
+                if raw is not None:
+                    batch.add(self.w3.eth.send_raw_transaction(raw))
+                else:
+                    batch.add(self.w3.eth.send_transaction(tx))  # type: ignore[arg-type]
+            hashes = batch.execute()
+        receipts = [
+            self.w3.eth.wait_for_transaction_receipt(h, timeout=120, poll_latency=0.02)
+            for h in hashes
+        ]
+        for (_, tx), receipt in zip(raws, receipts, strict=True):
+            if receipt["status"] != 1:
+                raise self._failure(tx, receipt, action)
+        return receipts
+
+    def _failure(self, tx: dict[str, Any], receipt: TxReceipt, action: str) -> Exception:
+        """Replay a failed transaction as a call to recover its revert data."""
+        call = {k: tx[k] for k in ("from", "to", "data", "gas") if k in tx}
+        try:
+            self.w3.eth.call(call, block_identifier=receipt["blockNumber"] - 1)  # type: ignore[arg-type]
+        except (ContractCustomError, ContractLogicError, Web3RPCError) as exc:
+            data = revert_data(exc)
+            if data is not None:
+                return self.decoder.error(action, data)
+        return TransactionError(
+            f"{action}: transaction 0x{receipt['transactionHash'].hex()} failed "
+            f"(gas used {receipt['gasUsed']} of {tx.get('gas')})"
+        )
+
+
+class Ledger:
+    """Typed access to a deployed ChainMLLedger + ChainMLVoting pair."""
+
+    def __init__(self, w3: Web3, ledger_address: str, voting_address: str) -> None:
+        artifacts = compile_contracts()
+        self.w3 = w3
+        self.ledger: Contract = w3.eth.contract(
+            address=to_checksum_address(ledger_address), abi=artifacts[LEDGER].abi
+        )
+        self.voting: Contract = w3.eth.contract(
+            address=to_checksum_address(voting_address), abi=artifacts[VOTING].abi
+        )
+        self.decoder = RevertDecoder([artifacts[LEDGER].abi, artifacts[VOTING].abi])
+        self.tx = TxRunner(w3, decoder=self.decoder)
+        self.chain_id = self.tx.chain_id
+        self.domain_separator = eip712.domain_separator(self.chain_id, self.ledger.address)
+
+    @classmethod
+    def from_deployments(cls, w3: Web3, deployments: Deployments) -> Ledger:
+        return cls(w3, deployments.address(LEDGER), deployments.address(VOTING))
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _send(self, fn: ContractFunction, sender: Sender, action: str, gas: int | None = None):
+        return self.tx.send(fn, sender, action=action, gas=gas)
+
+    def _call(self, fn: ContractFunction, action: str) -> Any:
+        try:
+            return fn.call()
+        except (ContractCustomError, ContractLogicError, Web3RPCError) as exc:
+            data = revert_data(exc)
+            if data is None:
+                raise TransactionError(f"{action} failed: {exc}") from exc
+            raise self.decoder.error(action, data) from exc
+
+    def events(self, contract: Contract, receipt: TxReceipt, name: str) -> list[dict[str, Any]]:
+        """Decoded events ``name`` emitted by ``contract`` in ``receipt``."""
+        event = getattr(contract.events, name)()
+        out = []
+        for log in receipt["logs"]:
+            if log["address"] != contract.address:
+                continue
+            try:
+                out.append(dict(event.process_log(log)["args"]))
+            except Exception:  # another event of the same contract
+                continue
+        return out
+
+    # -- roles ----------------------------------------------------------------------------
+
+    def grant_role(self, role: str, account: str, sender: Sender) -> TxReceipt:
+        fn = self.ledger.functions.grantRole(ROLES[role], to_checksum_address(account))
+        return self._send(fn, sender, f"grant {role} to {account}")
+
+    def revoke_role(self, role: str, account: str, sender: Sender) -> TxReceipt:
+        fn = self.ledger.functions.revokeRole(ROLES[role], to_checksum_address(account))
+        return self._send(fn, sender, f"revoke {role} from {account}")
+
+    def has_role(self, role: str, account: str) -> bool:
+        return self.ledger.functions.hasRole(ROLES[role], to_checksum_address(account)).call()
+
+    # -- registry -------------------------------------------------------------------------
+
+    def register_node(
+        self, node: str, profile: OnchainCid, sender: Sender, gateway: str | None = None
+    ) -> TxReceipt:
+        fn = self.ledger.functions.registerNode(
+            to_checksum_address(node), cid_abi(profile), to_checksum_address(gateway or _ZERO)
+        )
+        return self._send(fn, sender, f"register node {node}")
+
+    def register_nodes(
+        self,
+        nodes: Sequence[str],
+        profiles: Sequence[OnchainCid],
+        sender: Sender,
+        gateway: str | None = None,
+        chunk: int = 100,
+    ) -> list[TxReceipt]:
+        """Register many nodes behind one gateway, ``chunk`` per transaction."""
+        receipts = []
+        for i in range(0, len(nodes), chunk):
+            fn = self.ledger.functions.registerNodes(
+                [to_checksum_address(n) for n in nodes[i : i + chunk]],
+                [cid_abi(p) for p in profiles[i : i + chunk]],
+                to_checksum_address(gateway or _ZERO),
+            )
+            receipts.append(self._send(fn, sender, f"register nodes {i}..{i + chunk}"))
+        return receipts
+
+    def deactivate_node(self, node: str, sender: Sender) -> TxReceipt:
+        fn = self.ledger.functions.deactivateNode(to_checksum_address(node))
+        return self._send(fn, sender, f"deactivate node {node}")
+
+    def reactivate_node(self, node: str, sender: Sender) -> TxReceipt:
+        fn = self.ledger.functions.reactivateNode(to_checksum_address(node))
+        return self._send(fn, sender, f"reactivate node {node}")
+
+    def set_node_gateway(self, node: str, gateway: str | None, sender: Sender) -> TxReceipt:
+        fn = self.ledger.functions.setNodeGateway(
+            to_checksum_address(node), to_checksum_address(gateway or _ZERO)
+        )
+        return self._send(fn, sender, f"set gateway of {node}")
+
+    # -- rounds ---------------------------------------------------------------------------
+
+    def open_round(
+        self, params: RoundParams, sender: Sender, base_version: int | None = None
+    ) -> int:
+        base = self.current_version() if base_version is None else base_version
+        receipt = self._send(
+            self.ledger.functions.openRound(base, params.as_abi()), sender, "open round"
+        )
+        return int(self.events(self.ledger, receipt, "RoundOpened")[0]["round"])
+
+    def close_commit_phase(self, round_id: int, sender: Sender) -> TxReceipt:
+        fn = self.ledger.functions.closeCommitPhase(round_id)
+        return self._send(fn, sender, f"close commit phase of round {round_id}")
+
+    def close_round(self, round_id: int, sender: Sender) -> TxReceipt:
+        fn = self.ledger.functions.closeRound(round_id)
+        return self._send(fn, sender, f"close round {round_id}")
+
+    # -- commitments ----------------------------------------------------------------------
+
+    def sign(self, account: LocalAccount, commitment: Commitment) -> SignedCommitment:
+        return eip712.sign_commitment(account, commitment, self.domain_separator)
+
+    def commit(self, signed: SignedCommitment, sender: Sender, gas: int | None = None) -> TxReceipt:
+        """Direct mode: ``sender`` must be the committing node."""
+        c = signed.commitment
+        fn = self.ledger.functions.commit(c.as_abi(), signed.r, signed.vs)
+        return self._send(fn, sender, f"commit for round {c.round} by {c.node}", gas)
+
+    def commit_fn(self, signed: SignedCommitment) -> ContractFunction:
+        """The direct-commit call, for ``tx.send_many``."""
+        return self.ledger.functions.commit(signed.commitment.as_abi(), signed.r, signed.vs)
+
+    def commit_relayed(
+        self, round_id: int, base_version: int, signed: Sequence[SignedCommitment], sender: Sender
+    ) -> TxReceipt:
+        fn = self.ledger.functions.commitRelayed(
+            round_id, base_version, [s.relayed_abi() for s in signed]
+        )
+        return self._send(fn, sender, f"relay {len(signed)} commitments for round {round_id}")
+
+    @staticmethod
+    def batch_tree(signed: Sequence[SignedCommitment]) -> MerkleTree:
+        return MerkleTree(
+            [commitment_leaf(eip712.struct_hash(s.commitment), s.r, s.vs) for s in signed]
+        )
+
+    def post_batch(
+        self,
+        round_id: int,
+        signed: Sequence[SignedCommitment],
+        leaves_cid: OnchainCid,
+        sender: Sender,
+    ) -> PostedBatch:
+        """Batched mode: post the Merkle root of ``signed``; the caller stores the leaves on
+        IPFS (``leaves_cid``) so validators can rebuild the tree."""
+        tree = self.batch_tree(signed)
+        fn = self.ledger.functions.postBatch(round_id, tree.root, len(signed), cid_abi(leaves_cid))
+        receipt = self._send(fn, sender, f"post batch of {len(signed)} for round {round_id}")
+        batch_id = int(self.events(self.ledger, receipt, "BatchPosted")[0]["batchId"])
+        return PostedBatch(batch_id, tree, list(signed), receipt)
+
+    def prove_leaf(self, batch_id: int, signed: SignedCommitment, proof: Sequence[bytes]) -> bytes:
+        fn = self.ledger.functions.proveLeaf(
+            batch_id, signed.commitment.as_abi(), signed.r, signed.vs, list(proof)
+        )
+        return self._call(fn, f"prove leaf of batch {batch_id}")
+
+    def challenge_leaf(
+        self, batch_id: int, signed: SignedCommitment, proof: Sequence[bytes], sender: Sender
+    ) -> TxReceipt:
+        fn = self.ledger.functions.challengeLeaf(
+            batch_id, signed.commitment.as_abi(), signed.r, signed.vs, list(proof)
+        )
+        return self._send(fn, sender, f"challenge leaf of batch {batch_id}")
+
+    # -- voting ---------------------------------------------------------------------------
+
+    def propose(self, proposal: Proposal, sender: Sender) -> int:
+        receipt = self._send(
+            self.voting.functions.propose(proposal.as_abi()),
+            sender,
+            f"propose aggregate for round {proposal.round}",
+        )
+        return int(self.events(self.voting, receipt, "ProposalSubmitted")[0]["proposalId"])
+
+    def vote_hash(self, proposal_id: int, validator: str, approve: bool, salt: bytes) -> bytes:
+        return keccak(
+            encode(
+                ["uint256", "address", "bool", "bytes32"],
+                [proposal_id, to_checksum_address(validator), approve, salt],
+            )
+        )
+
+    def commit_vote(
+        self, proposal_id: int, approve: bool, salt: bytes, sender: Sender
+    ) -> TxReceipt:
+        commitment = self.vote_hash(proposal_id, _addr(sender), approve, salt)
+        fn = self.voting.functions.commitVote(proposal_id, commitment)
+        return self._send(fn, sender, f"commit vote on proposal {proposal_id}")
+
+    def reveal_vote(
+        self, proposal_id: int, approve: bool, salt: bytes, sender: Sender
+    ) -> TxReceipt:
+        fn = self.voting.functions.revealVote(proposal_id, approve, salt)
+        return self._send(fn, sender, f"reveal vote on proposal {proposal_id}")
+
+    def finalize(self, proposal_id: int, sender: Sender) -> int:
+        receipt = self._send(
+            self.voting.functions.finalize(proposal_id), sender, f"finalize proposal {proposal_id}"
+        )
+        return int(self.events(self.voting, receipt, "ProposalAccepted")[0]["version"])
+
+    def reject(self, proposal_id: int, sender: Sender) -> TxReceipt:
+        fn = self.voting.functions.reject(proposal_id)
+        return self._send(fn, sender, f"reject proposal {proposal_id}")
+
+    def settle_reputation(
+        self,
+        round_id: int,
+        items: Iterable[tuple[str, bool, Sequence[bytes]]],
+        sender: Sender,
+    ) -> TxReceipt:
+        """Settle (node, included?, proof) items against the round's voted roots."""
+        nodes, flags, proofs = [], [], []
+        for node, included, proof in items:
+            nodes.append(to_checksum_address(node))
+            flags.append(bool(included))
+            proofs.append(list(proof))
+        fn = self.ledger.functions.settleReputation(round_id, nodes, flags, proofs)
+        return self._send(fn, sender, f"settle reputation of {len(nodes)} nodes, round {round_id}")
+
+    # -- views ----------------------------------------------------------------------------
+
+    def current_version(self) -> int:
+        return int(self.ledger.functions.currentVersion().call())
+
+    def version(self, version_id: int) -> dict[str, Any]:
+        v = self._call(self.ledger.functions.version(version_id), f"read version {version_id}")
+        return {
+            "weights": tuple(v[0]),
+            "metrics": tuple(v[1]),
+            "parent": v[2],
+            "round": v[3],
+            "timestamp": v[4],
+        }
+
+    def current_round(self) -> int:
+        return int(self.ledger.functions.currentRound().call())
+
+    def round_info(self, round_id: int) -> dict[str, Any]:
+        return _named(
+            self.ledger,
+            "round",
+            self._call(self.ledger.functions.round(round_id), f"read round {round_id}"),
+        )
+
+    def node_info(self, node: str) -> dict[str, Any]:
+        return _named(
+            self.ledger,
+            "nodeInfo",
+            self.ledger.functions.nodeInfo(to_checksum_address(node)).call(),
+        )
+
+    def reputation_of(self, account: str) -> int:
+        return int(self.ledger.functions.reputationOf(to_checksum_address(account)).call())
+
+    def has_committed(self, round_id: int, node: str) -> bool:
+        return self.ledger.functions.hasCommitted(round_id, to_checksum_address(node)).call()
+
+    def batch(self, batch_id: int) -> dict[str, Any]:
+        return _named(
+            self.ledger,
+            "batch",
+            self._call(self.ledger.functions.batch(batch_id), f"read batch {batch_id}"),
+        )
+
+    def proposal(self, proposal_id: int) -> dict[str, Any]:
+        return _named(
+            self.voting,
+            "proposal",
+            self._call(self.voting.functions.proposal(proposal_id), f"read proposal {proposal_id}"),
+        )
+
+    def pending_proposal(self, round_id: int) -> int:
+        return int(self.voting.functions.pendingProposal(round_id).call())
+
+    def vote_of(self, proposal_id: int, validator: str) -> dict[str, Any]:
+        state, approve, commitment = self.voting.functions.voteOf(
+            proposal_id, to_checksum_address(validator)
+        ).call()
+        return {"state": state, "approve": approve, "commitment": commitment}
+
+    # -- event readers (validators rebuild a round from these plus IPFS) -------------------
+
+    def logs(self, contract: Contract, name: str, from_block: int = 0, **filters: Any):
+        event = getattr(contract.events, name)
+        return [
+            dict(e["args"]) | {"blockNumber": e["blockNumber"], "logIndex": e["logIndex"]}
+            for e in event.get_logs(from_block=from_block, argument_filters=filters or None)
+        ]
+
+    def commitments(self, round_id: int, from_block: int = 0) -> list[dict[str, Any]]:
+        """Direct and relayed commitments of a round, in chain order."""
+        return self.logs(self.ledger, "CommitmentAccepted", from_block, round=round_id)
+
+    def batches(self, round_id: int, from_block: int = 0) -> list[dict[str, Any]]:
+        return self.logs(self.ledger, "BatchPosted", from_block, round=round_id)
+
+    def voided_leaves(self, batch_id: int, from_block: int = 0) -> list[dict[str, Any]]:
+        return self.logs(self.ledger, "LeafVoided", from_block, batchId=batch_id)
+
+    def proposals(self, round_id: int, from_block: int = 0) -> list[dict[str, Any]]:
+        return self.logs(self.voting, "ProposalSubmitted", from_block, round=round_id)
+
+
+_ZERO = "0x0000000000000000000000000000000000000000"
+
+
+def _addr(sender: Sender) -> str:
+    return sender_address(sender)
+
+
+def _named(contract: Contract, fn_name: str, value: Any) -> dict[str, Any]:
+    """A struct returned by a view, as a dict keyed by the ABI's component names."""
+    abi = next(i for i in contract.abi if i.get("type") == "function" and i["name"] == fn_name)
+    components = abi["outputs"][0]["components"]
+    out: dict[str, Any] = {}
+    for comp, item in zip(components, value, strict=True):
+        out[comp["name"]] = tuple(item) if comp["type"] == "tuple" else item
+    return out
