@@ -8,9 +8,14 @@ from typing import Annotated
 import typer
 
 from chainml.cli.context import cli_context, console
+from chainml.cli.ipfs_content import add, cat, export, import_car
 from chainml.services.ipfs import LocalIpfsNode
 
 app = typer.Typer(help="Run the local IPFS node and move content in and out.", no_args_is_help=True)
+app.command("add")(add)
+app.command("cat")(cat)
+app.command("export")(export)
+app.command("import")(import_car)
 
 
 @app.command()

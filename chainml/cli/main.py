@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from chainml import __version__
-from chainml.cli import chain_cmd, ipfs_cmd
+from chainml.cli import chain_cmd, deploy_cmd, ipfs_cmd
 from chainml.cli.context import CliContext, err_console
 from chainml.errors import ChainMLError
 from chainml.paths import DATA_DIR_ENV, data_dir
@@ -24,6 +24,7 @@ app = typer.Typer(
 )
 app.add_typer(chain_cmd.app, name="chain")
 app.add_typer(ipfs_cmd.app, name="ipfs")
+app.command("deploy")(deploy_cmd.deploy)
 
 
 def _version(value: bool) -> None:
