@@ -13,7 +13,7 @@ SOLC_STAMP := .toolchain/solcx/.chainml-installed
 DATA_DIR ?= $(CURDIR)/.chainml
 PYTEST_ARGS ?=
 
-.PHONY: help setup demo test bench deploy lint lock down clean
+.PHONY: help setup browser demo test bench deploy lint lock down clean
 
 help:
 	@echo "make demo   - set up, start a local chain + IPFS, deploy the contracts, run the demo"
@@ -22,8 +22,17 @@ help:
 	@echo "make bench  - run every bench/*.py"
 	@echo "make down   - stop the chain and IPFS node that the demo started"
 
-setup: $(PY_STAMP) $(NPM_STAMP) $(SOLC_STAMP)
-	@echo "setup: ok ($(VENV), node_modules, solc adapter)"
+setup: $(PY_STAMP) $(NPM_STAMP) $(SOLC_STAMP) browser
+	@echo "setup: ok ($(VENV), node_modules, solc adapter, chromium)"
+
+# Headless Chromium + ChromeDriver (Debian packages) for the report's browser test.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; else \
+	  echo "installing chromium and chromium-driver (Debian packages)"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; \
+	fi
 
 $(PY_STAMP): pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,7 +57,7 @@ test: setup
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 bench: setup
-	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+	$(PY) -m chainml.benchtable
 
 lint: setup
 	$(VENV)/bin/ruff check chainml tests bench scripts

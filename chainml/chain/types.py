@@ -127,3 +127,12 @@ class Proposal:
             cid_abi(self.excluded_list),
             self.rule_id,
         )
+
+
+def cid_from_struct(value: Any) -> OnchainCid:
+    """A Solidity ``Cid`` as web3 returns it: a ``(digest, codec)`` tuple from a view, or a
+    named mapping inside a decoded event."""
+    if hasattr(value, "keys"):
+        return (bytes(value["digest"]), int(value["codec"]))
+    digest, codec = value
+    return (bytes(digest), int(codec))

@@ -10,7 +10,15 @@ from typing import Annotated
 import typer
 
 from chainml import __version__
-from chainml.cli import chain_cmd, deploy_cmd, ipfs_cmd
+from chainml.cli import (
+    chain_cmd,
+    deploy_cmd,
+    inspect_cmd,
+    ipfs_cmd,
+    report_cmd,
+    swarm_cmd,
+    verify_cmd,
+)
 from chainml.cli.context import CliContext, err_console
 from chainml.errors import ChainMLError
 from chainml.paths import DATA_DIR_ENV, data_dir
@@ -25,6 +33,10 @@ app = typer.Typer(
 app.add_typer(chain_cmd.app, name="chain")
 app.add_typer(ipfs_cmd.app, name="ipfs")
 app.command("deploy")(deploy_cmd.deploy)
+app.add_typer(swarm_cmd.app, name="swarm")
+app.command("verify")(verify_cmd.verify)
+app.add_typer(inspect_cmd.app, name="inspect")
+app.command("report")(report_cmd.report)
 
 
 def _version(value: bool) -> None:

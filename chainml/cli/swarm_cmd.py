@@ -1,0 +1,147 @@
+"""``chainml swarm run``: a fleet of simulated devices learning together through the ledger."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from chainml.cli.context import cli_context, console
+from chainml.cli.deploy_cmd import local_rpc_url
+from chainml.storage.store import IPFS_ENV
+from chainml.swarm.config import SwarmConfig
+from chainml.swarm.executor import make_executor
+from chainml.swarm.orchestrator import Swarm
+from chainml.swarm.services import DEFAULT_VALIDATORS, connect
+
+app = typer.Typer(help="Run swarms of simulated MCU nodes.", no_args_is_help=True)
+
+
+def run_swarm(
+    config: SwarmConfig,
+    *,
+    data_dir: Path,
+    run_dir: Path,
+    rpc_url: str | None,
+    ipfs: str,
+    workers: int,
+    validators: int = DEFAULT_VALIDATORS,
+    show_progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Connect, run or resume the swarm with progress bars, and return its round rows."""
+    services = connect(
+        rpc_url or local_rpc_url(data_dir),
+        data_dir,
+        ipfs,
+        task=config.task,
+        seed=config.seed,
+        validators=validators,
+    )
+    executor = make_executor(workers)
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[phase]}"),
+        TimeElapsedColumn(),
+    )
+    try:
+        with Progress(*columns, console=console, disable=not show_progress) as progress:
+            overall = progress.add_task("rounds", total=config.rounds, phase="")
+            current = progress.add_task("round", total=1, phase="starting")
+
+            def report(phase: str, done: int, total: int) -> None:
+                progress.update(current, completed=done, total=max(total, 1), phase=phase)
+
+            def on_round(round_id: int, done: int) -> None:
+                progress.update(overall, completed=done)
+                progress.update(current, description=f"round {round_id}", completed=0)
+
+            swarm = Swarm(config, services, run_dir, executor, progress=report)
+            rows = swarm.run(on_round)
+            progress.update(overall, completed=config.rounds)
+        return rows
+    finally:
+        executor.close()
+
+
+def print_summary(rows: list[dict[str, Any]]) -> None:
+    table = Table(title="swarm summary")
+    for column in ("round", "status", "version", "held-out loss (0 → 10 steps)", "gas",
+                   "bytes/node", "energy/node (mJ)", "wall (s)"):  # fmt: skip
+        table.add_column(column, justify="right")
+    for row in sorted(rows, key=lambda r: r["round"]):
+        heldout = row.get("heldout")
+        loss = (
+            f"{heldout['loss_before']['mean']:.3f} → {heldout['loss_after']['mean']:.3f}"
+            if heldout
+            else "-"
+        )
+        bytes_node = row.get("bytes_per_node", {}).get("mean")
+        energy = row.get("energy_per_node_j", {}).get("mean")
+        table.add_row(
+            str(row["round"]),
+            row["status"],
+            str(row["version"]) if row["version"] is not None else "-",
+            loss,
+            f"{row['gas']['total']:,}",
+            f"{bytes_node:,.0f}" if bytes_node is not None else "-",
+            f"{energy * 1e3:.2f}" if energy is not None else "-",
+            f"{row['wall_time_s']['total']:.1f}",
+        )
+    console.print(table)
+
+
+@app.command("run")
+def run(
+    ctx: typer.Context,
+    nodes: Annotated[int, typer.Option(help="Number of simulated devices.")] = 50,
+    rounds: Annotated[int, typer.Option(help="Rounds to run (resumes if already started).")] = 10,
+    task: Annotated[
+        str, typer.Option(help="sine, meter, vibration, coldchain or digits.")
+    ] = "sine",
+    mode: Annotated[str, typer.Option(help="direct, relayed or batched.")] = "batched",
+    aggregation: Annotated[str, typer.Option(help="mean, median, trimmed or krum.")] = "trimmed",
+    seed: Annotated[int, typer.Option(help="Seed for the fleet, data and keys.")] = 0,
+    dropout: Annotated[float, typer.Option(help="Fraction of nodes absent per round.")] = 0.0,
+    workers: Annotated[int, typer.Option(help="Worker processes for the devices.")] = 2,
+    validators: Annotated[
+        int, typer.Option(help="Validators, when the swarm deploys its own ledger.")
+    ] = DEFAULT_VALIDATORS,
+    run_dir: Annotated[
+        Path | None, typer.Option(help="Where metrics go (default: <data dir>/runs/<name>).")
+    ] = None,
+    ipfs: Annotated[
+        str, typer.Option(envvar=IPFS_ENV, help="`embedded` or a Kubo RPC API URL.")
+    ] = "embedded",
+    rpc_url: Annotated[
+        str | None, typer.Option(envvar="CHAINML_RPC_URL", help="Chain (default: local chain).")
+    ] = None,
+) -> None:
+    """Run (or resume) a swarm; rerunning the same command continues where it stopped."""
+    config = SwarmConfig(
+        nodes=nodes,
+        rounds=rounds,
+        task=task,
+        mode=mode,  # type: ignore[arg-type]
+        aggregation=aggregation,
+        seed=seed,
+        dropout=dropout,
+    )
+    data_dir = cli_context(ctx).data_dir
+    name = f"{task}-{mode}-{aggregation}-n{nodes}-s{seed}"
+    run_dir = run_dir or data_dir / "runs" / name
+    rows = run_swarm(
+        config,
+        data_dir=data_dir,
+        run_dir=run_dir,
+        rpc_url=rpc_url,
+        ipfs=ipfs,
+        workers=workers,
+        validators=validators,
+    )
+    print_summary(rows)
+    console.print(f"run directory: {run_dir}", highlight=False)

@@ -1,0 +1,222 @@
+"""What happened over time: the version lineage and every round with its proposals and votes.
+
+Versions and rounds are read with their views (current state, effective round status); the
+commitments, proposal contents and individual votes come from the event log, which is the
+only place the chain keeps them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from statistics import fmean
+
+from chainml.chain.types import ProposalStatus, RoundStatus, VoteState
+from chainml.inspection.calls import call_structs
+from chainml.inspection.events import Event, cid_or_none
+from chainml.inspection.source import ChainSource
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    """One meta-weight version; metrics are what the chain itself records about its round."""
+
+    version: int
+    parent: int | None
+    round: int
+    weights: str | None
+    metrics: str | None
+    timestamp: int
+    block: int | None
+    commitments: int
+    included: int | None
+    excluded: int | None
+    mean_loss_before: float | None
+    mean_loss_after: float | None
+    children: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class VoteRow:
+    validator: str
+    state: str
+    approve: bool | None
+
+
+@dataclass(frozen=True)
+class ProposalRow:
+    proposal_id: int
+    status: str
+    proposer: str
+    aggregate: str | None
+    metrics: str | None
+    included: int
+    excluded: int
+    rule_id: int
+    validators: int
+    required: int
+    yes: int
+    no: int
+    commit_deadline: int
+    reveal_deadline: int
+    votes: list[VoteRow]
+
+
+@dataclass(frozen=True)
+class RoundRow:
+    """One round as ``inspect rounds`` shows it."""
+
+    round: int
+    status: str
+    base_version: int
+    produced_version: int | None
+    commit_deadline: int
+    challenge_end: int
+    min_commitments: int
+    commitments: int
+    direct_or_relayed: int
+    batches: int
+    quorum_bps: int
+    proposals: list[ProposalRow]
+
+
+def versions_view(source: ChainSource, events: list[Event]) -> list[VersionRow]:
+    """Every version, genesis first, with lineage (parent/children) and round metrics."""
+    fns_ = source.ledger.ledger.functions
+    count = int(fns_.versionCount().call())
+    fns = [fns_.version(i) for i in range(count)]
+    raws = call_structs(source.w3, fns)
+    appended = {int(e.args["version"]): e.block for e in events if e.name == "VersionAppended"}
+    accepted = {
+        int(e.args["round"]): int(e.args["proposalId"])
+        for e in events
+        if e.name == "ProposalAccepted"
+    }
+    submitted = {int(e.args["proposalId"]): e for e in events if e.name == "ProposalSubmitted"}
+    losses = _round_losses(events)
+    children: dict[int, list[int]] = defaultdict(list)
+    for i, v in enumerate(raws):
+        if i != 0:
+            children[int(v["parent"])].append(i)
+    rows = []
+    for i, v in enumerate(raws):
+        rnd = int(v["round"])
+        prop = submitted.get(accepted.get(rnd, -1))
+        before, after = losses.get(rnd, ([], []))
+        rows.append(
+            VersionRow(
+                version=i,
+                parent=None if i == 0 else int(v["parent"]),
+                round=rnd,
+                weights=cid_or_none(*v["weights"]),
+                metrics=cid_or_none(*v["metrics"]),
+                timestamp=int(v["timestamp"]),
+                block=appended.get(i),
+                commitments=len(before),
+                included=int(prop.args["proposal"]["includedCount"]) if prop else None,
+                excluded=int(prop.args["proposal"]["excludedCount"]) if prop else None,
+                mean_loss_before=fmean(before) if before else None,
+                mean_loss_after=fmean(after) if after else None,
+                children=children.get(i, []),
+            )
+        )
+    return rows
+
+
+def rounds_view(
+    source: ChainSource,
+    events: list[Event],
+    round_id: int | None = None,
+    progress: Progress | None = None,
+) -> list[RoundRow]:
+    """Every round (or one), newest last, with its proposals and each validator's vote."""
+    ledger = source.ledger
+    current = ledger.current_round()
+    ids = [round_id] if round_id is not None else list(range(1, current + 1))
+    ids = [i for i in ids if 1 <= i <= current]
+    fns = [ledger.ledger.functions.round(i) for i in ids]
+    infos = call_structs(source.w3, fns, progress)
+    direct = defaultdict(int)
+    for e in events:
+        if e.name == "CommitmentAccepted":
+            direct[int(e.args["round"])] += 1
+    proposals = _proposals(source, events, set(ids))
+    return [
+        RoundRow(
+            round=i,
+            status=RoundStatus(int(info["status"])).name.lower(),
+            base_version=int(info["baseVersion"]),
+            produced_version=(
+                int(info["producedVersion"])
+                if RoundStatus(int(info["status"])) == RoundStatus.FINALIZED
+                else None
+            ),
+            commit_deadline=int(info["commitDeadline"]),
+            challenge_end=int(info["challengeEnd"]),
+            min_commitments=int(info["minCommitments"]),
+            commitments=int(info["commitCount"]),
+            direct_or_relayed=direct[i],
+            batches=int(info["batchCount"]),
+            quorum_bps=int(info["quorumBps"]),
+            proposals=proposals.get(i, []),
+        )
+        for i, info in zip(ids, infos, strict=True)
+    ]
+
+
+def _proposals(
+    source: ChainSource, events: list[Event], rounds: set[int]
+) -> dict[int, list[ProposalRow]]:
+    submitted = [
+        e for e in events if e.name == "ProposalSubmitted" and int(e.args["round"]) in rounds
+    ]
+    if not submitted:
+        return {}
+    fns = [source.ledger.voting.functions.proposal(int(e.args["proposalId"])) for e in submitted]
+    views = call_structs(source.w3, fns)
+    votes: dict[int, dict[str, VoteRow]] = defaultdict(dict)
+    for e in events:
+        if e.name == "VoteCommitted":
+            votes[int(e.args["proposalId"])][e.args["validator"]] = VoteRow(
+                e.args["validator"], VoteState.COMMITTED.name.lower(), None
+            )
+        elif e.name == "VoteRevealed":
+            votes[int(e.args["proposalId"])][e.args["validator"]] = VoteRow(
+                e.args["validator"], VoteState.REVEALED.name.lower(), bool(e.args["approve"])
+            )
+    out: dict[int, list[ProposalRow]] = defaultdict(list)
+    for e, v in zip(submitted, views, strict=True):
+        pid, body = int(e.args["proposalId"]), e.args["proposal"]
+        out[int(e.args["round"])].append(
+            ProposalRow(
+                proposal_id=pid,
+                status=ProposalStatus(int(v["status"])).name.lower(),
+                proposer=e.args["proposer"],
+                aggregate=body["aggregate"],
+                metrics=body["metrics"],
+                included=int(body["includedCount"]),
+                excluded=int(body["excludedCount"]),
+                rule_id=int(body["ruleId"]),
+                validators=int(v["validatorCount"]),
+                required=int(v["required"]),
+                yes=int(v["yes"]),
+                no=int(v["no"]),
+                commit_deadline=int(v["commitDeadline"]),
+                reveal_deadline=int(v["revealDeadline"]),
+                votes=list(votes[pid].values()),
+            )
+        )
+    return out
+
+
+def _round_losses(events: list[Event]) -> dict[int, tuple[list[float], list[float]]]:
+    out: dict[int, tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
+    for e in events:
+        if e.name == "CommitmentAccepted":
+            before, after = out[int(e.args["round"])]
+            before.append(float(e.args["lossBefore"]))
+            after.append(float(e.args["lossAfter"]))
+    return out

@@ -1,0 +1,209 @@
+"""Who is who on the ledger: contracts and role holders, the node registry, one node's story.
+
+Role holders are not enumerable on chain (plain AccessControl), so they are replayed from
+``RoleGranted``/``RoleRevoked`` and then confirmed with ``hasRole``. Node state comes from
+``nodeInfo`` (the truth now), node activity from the event log (the history).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from chainml.chain.client import LEDGER, ROLES, VOTING
+from chainml.errors import ConfigError
+from chainml.inspection.calls import call_structs
+from chainml.inspection.events import Event, check_address, cid_or_none
+from chainml.inspection.source import ChainSource
+
+ZERO_ADDRESS = "0x" + "0" * 40
+
+
+@dataclass(frozen=True)
+class ContractRow:
+    name: str
+    address: str
+    code_bytes: int
+
+
+@dataclass(frozen=True)
+class ContractsView:
+    """What ``inspect contracts`` shows."""
+
+    rpc_url: str
+    chain_id: int
+    head_block: int
+    deployed_at_block: int
+    deployer: str
+    contracts: list[ContractRow]
+    roles: dict[str, list[str]]
+    counts: dict[str, int]
+
+
+@dataclass(frozen=True)
+class NodeRow:
+    """One registered node: its registry state plus counts from the event log."""
+
+    address: str
+    status: str
+    reputation: int
+    gateway: str | None
+    commitments: int
+    last_commit_round: int
+    last_settled_round: int
+    included: int
+    excluded: int
+    voided_leaves: int
+    profile: str | None
+
+
+@dataclass(frozen=True)
+class NodeRound:
+    """One node in one round: what it committed and how it was settled."""
+
+    round: int
+    committed: bool
+    loss_before: float | None = None
+    loss_after: float | None = None
+    update: str | None = None
+    outcome: str | None = None
+    reputation_delta: int = 0
+    reputation: int | None = None
+
+
+@dataclass(frozen=True)
+class NodeHistory:
+    """What ``inspect node ADDRESS`` shows."""
+
+    address: str
+    node: NodeRow | None
+    """None when the address is not a registered node (an aggregator, a gateway, ...)."""
+    roles: list[str]
+    rounds: list[NodeRound]
+    events: list[Event] = field(default_factory=list)
+
+
+def contracts_view(source: ChainSource, events: list[Event]) -> ContractsView:
+    ledger = source.ledger
+    holders: dict[str, list[str]] = {role: [] for role in ROLES}
+    for e in events:
+        if e.contract != LEDGER or e.name not in ("RoleGranted", "RoleRevoked"):
+            continue
+        role, account = str(e.args["role"]), e.args["account"]
+        members = holders.setdefault(role, [])
+        if e.name == "RoleGranted" and account not in members:
+            members.append(account)
+        elif e.name == "RoleRevoked" and account in members:
+            members.remove(account)
+    roles = {
+        role: [a for a in accounts if role not in ROLES or ledger.has_role(role, a)]
+        for role, accounts in holders.items()
+    }
+    fns = ledger.ledger.functions
+    counts = {
+        "nodes": int(fns.nodeCount().call()),
+        "validators": int(fns.validatorCount().call()),
+        "versions": int(fns.versionCount().call()),
+        "current_version": ledger.current_version(),
+        "current_round": ledger.current_round(),
+        "batches": int(fns.batchCount().call()),
+        "proposals": int(ledger.voting.functions.proposalCount().call()),
+        "events": len(events),
+    }
+    contracts = [
+        ContractRow(name, c.address, len(source.w3.eth.get_code(c.address)))
+        for name, c in ((LEDGER, ledger.ledger), (VOTING, ledger.voting))
+    ]
+    return ContractsView(
+        rpc_url=source.url,
+        chain_id=ledger.chain_id,
+        head_block=source.head,
+        deployed_at_block=source.first_block,
+        deployer=source.deployments.deployer,
+        contracts=contracts,
+        roles=roles,
+        counts=counts,
+    )
+
+
+def registered_nodes(events: list[Event]) -> list[str]:
+    """Node addresses in registration order."""
+    return [e.args["node"] for e in events if e.name == "NodeRegistered"]
+
+
+def nodes_view(
+    source: ChainSource,
+    events: list[Event],
+    progress: Callable[[int, int], None] | None = None,
+) -> list[NodeRow]:
+    addresses = registered_nodes(events)
+    fns = [source.ledger.ledger.functions.nodeInfo(a) for a in addresses]
+    infos = call_structs(source.w3, fns, progress)
+    stats = _node_stats(events)
+    return [_node_row(a, info, stats[a.lower()]) for a, info in zip(addresses, infos, strict=True)]
+
+
+def node_history(source: ChainSource, events: list[Event], address: str) -> NodeHistory:
+    """One account's registry state, roles, per-round story and every event naming it."""
+    address = check_address(address)
+    mine = [e for e in events if address.lower() in e.addresses()]
+    info = source.ledger.node_info(address)
+    roles = [r for r in ROLES if source.ledger.has_role(r, address)]
+    if not info["registered"] and not mine and not roles:
+        raise ConfigError(
+            f"unknown address {address}: it is not a registered node and no chainml event or "
+            "role names it on this chain (list nodes with `chainml inspect nodes`)"
+        )
+    stats = _node_stats(mine)[address.lower()]
+    row = _node_row(address, info, stats) if info["registered"] else None
+    return NodeHistory(address, row, roles, _node_rounds(mine, address), mine)
+
+
+def _node_row(address: str, info: dict[str, Any], stats: Counter[str]) -> NodeRow:
+    status = "active" if info["active"] else ("inactive" if info["registered"] else "unknown")
+    gateway = info["gateway"]
+    return NodeRow(
+        address=address,
+        status=status,
+        reputation=int(info["reputation"]),
+        gateway=None if gateway == ZERO_ADDRESS else gateway,
+        commitments=stats["commitments"],
+        last_commit_round=int(info["lastCommitRound"]),
+        last_settled_round=int(info["lastSettledRound"]),
+        included=stats["Included"],
+        excluded=stats["Excluded"],
+        voided_leaves=stats["voided"],
+        profile=cid_or_none(*info["profile"]),
+    )
+
+
+def _node_stats(events: list[Event]) -> defaultdict[str, Counter[str]]:
+    stats: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    for e in events:
+        if e.name == "CommitmentAccepted":
+            stats[e.args["node"].lower()]["commitments"] += 1
+        elif e.name == "ReputationChanged":
+            stats[e.args["account"].lower()][str(e.args["reason"])] += 1
+        elif e.name == "LeafVoided":
+            stats[e.args["node"].lower()]["voided"] += 1
+    return stats
+
+
+def _node_rounds(events: list[Event], address: str) -> list[NodeRound]:
+    rounds: dict[int, dict[str, Any]] = defaultdict(lambda: {"committed": False})
+    for e in events:
+        if e.name == "CommitmentAccepted" and e.args["node"] == address:
+            rounds[int(e.args["round"])].update(
+                committed=True,
+                loss_before=float(e.args["lossBefore"]),
+                loss_after=float(e.args["lossAfter"]),
+                update=e.args["update"],
+            )
+        elif e.name == "ReputationChanged" and e.args["account"] == address:
+            r = rounds[int(e.args["round"])]
+            r["outcome"] = str(e.args["reason"]).lower()
+            r["reputation_delta"] = r.get("reputation_delta", 0) + int(e.args["delta"])
+            r["reputation"] = int(e.args["score"])
+    return [NodeRound(round=k, **v) for k, v in sorted(rounds.items())]

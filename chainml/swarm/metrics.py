@@ -1,0 +1,138 @@
+"""Round metrics: the deterministic part goes on IPFS (its CID is on chain with the version),
+the run directory gets that plus wall times and gas as JSONL.
+
+``rounds.jsonl`` is the commit marker of a round: node rows of a round are appended first, the
+round row last, so a resume can drop node rows of a round that has no round row yet.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from chainml.meta.adapt import AdaptConfig
+from chainml.meta.evaluate import evaluate
+from chainml.meta.models import get_model
+from chainml.meta.tasks import get_family
+
+CURVE_STEPS = (0, 1, 5, 10)
+ROUNDS_FILE = "rounds.jsonl"
+NODES_FILE = "nodes.jsonl"
+
+
+def summary(values: Sequence[float]) -> dict[str, float]:
+    """Mean and max of a non-empty sequence (zeros when empty)."""
+    if not values:
+        return {"mean": 0.0, "max": 0.0}
+    return {"mean": float(np.mean(values)), "max": float(np.max(values))}
+
+
+def curve(
+    params: Mapping[str, torch.Tensor],
+    task: str,
+    *,
+    eval_tasks: int,
+    shots: int,
+    inner_lr: float,
+    seed: int,
+) -> dict[str, dict[str, float]]:
+    """Held-out loss after k adaptation steps on ``shots`` samples, mean and 95% CI.
+
+    Adaptation is the devices' own: online steps, one sample at a time, at their learning rate.
+    """
+    family = get_family(task)
+    result = evaluate(
+        params,
+        family,
+        n_tasks=eval_tasks,
+        shots=shots,
+        steps=CURVE_STEPS,
+        adapt_config=AdaptConfig(inner_lr=inner_lr, online=True),
+        seed=seed,
+    )
+    out = {}
+    for step in CURVE_STEPS:
+        r = result.at(step)
+        out[str(step)] = {"mean": _finite(r.loss_mean), "ci95": _finite(r.loss_ci95)}
+        if r.acc_mean is not None:
+            out[str(step)] |= {"acc": _finite(r.acc_mean), "acc_ci95": _finite(r.acc_ci95 or 0)}
+    return out
+
+
+@cache
+def scratch_curve(
+    task: str, eval_tasks: int, shots: int, inner_lr: float, seed: int
+) -> dict[str, dict[str, float]]:
+    """The from-scratch baseline: a fresh random init adapted the same way."""
+    arch = get_family(task).default_arch
+    params = get_model(arch).init(seed + 1_000_003)
+    return curve(params, task, eval_tasks=eval_tasks, shots=shots, inner_lr=inner_lr, seed=seed)
+
+
+def _finite(value: float) -> float:
+    return float(value) if math.isfinite(value) else float("nan")
+
+
+@dataclass
+class RunLog:
+    """Append-only JSONL files of one run directory."""
+
+    run_dir: Path
+
+    def completed_rounds(self) -> dict[int, dict[str, Any]]:
+        """Round rows already written, keyed by round id; drops a torn last line."""
+        rows = _read_jsonl(self.run_dir / ROUNDS_FILE)
+        return {int(r["round"]): r for r in rows}
+
+    def clean_orphans(self) -> None:
+        """Drop node rows of rounds whose round row was never written (a crash in between)."""
+        done = set(self.completed_rounds())
+        path = self.run_dir / NODES_FILE
+        rows = _read_jsonl(path)
+        kept = [r for r in rows if int(r["round"]) in done]
+        if len(kept) != len(rows) or _has_torn_tail(path):
+            _write_jsonl(path, kept)
+        rounds_path = self.run_dir / ROUNDS_FILE
+        if _has_torn_tail(rounds_path):
+            _write_jsonl(rounds_path, _read_jsonl(rounds_path))
+
+    def append_round(self, node_rows: Sequence[dict[str, Any]], round_row: dict[str, Any]) -> None:
+        _append_jsonl(self.run_dir / NODES_FILE, node_rows)
+        _append_jsonl(self.run_dir / ROUNDS_FILE, [round_row])
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            break  # a torn last line from a crash mid-write
+    return rows
+
+
+def _has_torn_tail(path: Path) -> bool:
+    return path.exists() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
+
+
+def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    tmp.replace(path)
+
+
+def _append_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as out:
+        out.write("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+        out.flush()

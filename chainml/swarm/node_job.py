@@ -1,0 +1,159 @@
+"""One simulated device's round, as a picklable job a worker process runs.
+
+The device fetches the meta-weights by CID (verified by the store), checks they fit its budget,
+adapts on this round's local samples, stores its sparse int8 update on IPFS and signs the
+EIP-712 commitment. Everything is a function of the job, so a resumed round recomputes the
+exact same update and CID. A device that cannot do the round reports why; it never raises.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+from eth_account import Account
+
+from chainml.chain.eip712 import Commitment, SignedCommitment, sign_commitment, to_fixed
+from chainml.device.cost import adaptation_macs, check_fits, int8_download_bytes, round_cost
+from chainml.device.profile import get_profile
+from chainml.errors import ChainMLError
+from chainml.meta.adapt import AdaptConfig
+from chainml.meta.federated import NodeConfig, node_step
+from chainml.meta.models import Params, get_model
+from chainml.meta.tasks import TaskFamily, get_family
+from chainml.storage.cid import cid_str, cid_to_onchain
+from chainml.storage.store import Store, open_store
+from chainml.swarm.payloads import decode_weights, encode_update
+
+COMMITMENT_WIRE_BYTES = 9 * 32 + 65
+"""ABI-encoded commitment fields plus the 65-byte signature, as a device would transmit them."""
+
+Status = Literal["ok", "refused", "failed"]
+
+
+@dataclass(frozen=True)
+class NodeJob:
+    index: int
+    key: bytes
+    round: int
+    base_version: int
+    weights_cid: str
+    store_spec: str
+    data_dir: str
+    task: str
+    arch_id: str
+    seed: int
+    node: NodeConfig
+    profile: str
+    domain_separator: bytes
+    nonce: int
+
+
+@dataclass(frozen=True)
+class NodeOutcome:
+    index: int
+    node: str
+    status: Status
+    error: str | None = None
+    signed: SignedCommitment | None = None
+    update_cid: str | None = None
+    num_samples: int = 0
+    loss_before: float | None = None
+    loss_after: float | None = None
+    bytes_down: int = 0
+    bytes_up: int = 0
+    energy_j: float = 0.0
+    airtime_s: float = 0.0
+
+
+def node_config(
+    *, shots: int, queries: int, steps: int, inner_lr: float, top_fraction: float, round_id: int
+) -> NodeConfig:
+    """The TinyMetaFed node step the swarm runs (online adaptation, head re-fit, top-P int8)."""
+    adapt = AdaptConfig(steps=steps, inner_lr=inner_lr, online=True)
+    return replace(
+        NodeConfig(), adapt=adapt, shots=shots, queries=queries, top_fraction=top_fraction,
+        round=round_id,
+    )  # fmt: skip
+
+
+@cache
+def _store(spec: str, data_dir: str) -> Store:
+    return open_store(spec, Path(data_dir))
+
+
+@cache
+def _family(name: str) -> TaskFamily:
+    return get_family(name)
+
+
+_weights_cache: dict[tuple[str, str], Params] = {}
+
+
+def _weights(store: Store, cid: str, arch_id: str) -> Params:
+    key = (cid, arch_id)
+    if key not in _weights_cache:
+        _weights_cache.clear()  # one round's weights at a time
+        _weights_cache[key] = decode_weights(store.get(cid), arch_id)
+    return _weights_cache[key]
+
+
+def run_node(job: NodeJob) -> NodeOutcome:
+    """The device's round; failures become an outcome with a status and a message."""
+    address = Account.from_key(job.key).address
+    try:
+        profile = get_profile(job.profile)
+        check_fits(profile, job.arch_id)
+    except ChainMLError as exc:
+        return NodeOutcome(job.index, address, "refused", error=str(exc))
+    try:
+        store = _store(job.store_spec, job.data_dir)
+        params = _weights(store, job.weights_cid, job.arch_id)
+        model = get_model(job.arch_id)
+        task = _family(job.task).task(job.seed, job.index, "train")
+        result = node_step(model, params, task, job.node)
+        payload = encode_update(result.update)
+        update_cid = store.put(payload)
+        digest, codec = cid_to_onchain(update_cid)
+        commitment = Commitment(
+            round=job.round,
+            node=address,
+            base_version=job.base_version,
+            update_digest=digest,
+            update_codec=codec,
+            num_samples=result.num_examples,
+            loss_before=to_fixed(result.metrics["loss_before"]),
+            loss_after=to_fixed(result.metrics["loss_after"]),
+            nonce=job.nonce,
+        )
+        signed = sign_commitment(job.key, commitment, job.domain_separator)
+    except (ChainMLError, ValueError) as exc:
+        return NodeOutcome(job.index, address, "failed", error=str(exc))
+    macs = adaptation_macs(
+        job.arch_id,
+        steps=job.node.adapt.steps,
+        samples_per_step=1,
+        eval_samples=2 * job.node.queries,
+    )
+    cost = round_cost(
+        profile,
+        macs,
+        bytes_down=int8_download_bytes(job.arch_id),
+        bytes_up=len(payload) + COMMITMENT_WIRE_BYTES,
+    )
+    return NodeOutcome(
+        index=job.index,
+        node=address,
+        status="ok",
+        signed=signed,
+        update_cid=cid_str(update_cid),
+        num_samples=result.num_examples,
+        loss_before=result.metrics["loss_before"],
+        loss_after=result.metrics["loss_after"],
+        bytes_down=cost.bytes_down,
+        bytes_up=cost.bytes_up,
+        energy_j=cost.energy_j,
+        airtime_s=cost.airtime_s,
+    )

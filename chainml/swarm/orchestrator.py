@@ -1,0 +1,451 @@
+"""The round loop: drive every round through its phases, resuming from chain state.
+
+Each call of ``Swarm.run`` looks at the chain, not at memory: a round that is open gets its
+missing commitments, an aggregating round gets its proposal and votes, a finalized round gets
+its reputation settled and its row written. So a SIGKILL at any point followed by the same
+command continues where the chain is, never commits twice, and loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from chainml.aggregate.strategies import strategy_named
+from chainml.chain.merkle import MerkleTree, address_leaf
+from chainml.chain.types import ProposalStatus, RoundParams, RoundStatus, VoteState, cid_from_struct
+from chainml.errors import ChainMLError
+from chainml.meta.tasks import get_family
+from chainml.storage.cid import onchain_to_str
+from chainml.swarm.aggregator import Aggregator
+from chainml.swarm.config import SwarmConfig, bind_run_dir
+from chainml.swarm.evidence import RoundEvidence, gather_round
+from chainml.swarm.executor import Executor
+from chainml.swarm.fleet import Fleet
+from chainml.swarm.gas import round_gas
+from chainml.swarm.gateway import Gateway
+from chainml.swarm.metrics import RunLog, curve, scratch_curve, summary
+from chainml.swarm.node_job import NodeJob, NodeOutcome, node_config, run_node
+from chainml.swarm.payloads import canonical_json, decode_node_list, decode_weights
+from chainml.swarm.reads import node_infos
+from chainml.swarm.recompute import AggregateOutcome
+from chainml.swarm.services import Services
+from chainml.swarm.validator import Review, ReviewJob, review, vote_salt
+
+COMMIT_PERIOD_S = 3_600
+VOTE_PERIOD_S = 600
+SETTLE_CHUNK = 100
+MAX_PROPOSALS_PER_ROUND = 2
+
+Progress = Callable[[str, int, int], None]
+"""``progress(phase, done, total)``: how far the current round is."""
+
+
+def cid_text(value: Any) -> str:
+    return onchain_to_str(*cid_from_struct(value))
+
+
+def _no_progress(_phase: str, _done: int, _total: int) -> None:
+    return None
+
+
+@dataclass
+class RoundTimes:
+    adapt: float = 0.0
+    ipfs: float = 0.0
+    chain: float = 0.0
+    aggregate: float = 0.0
+    validate: float = 0.0
+    started: float = field(default_factory=time.perf_counter)
+
+    def as_dict(self) -> dict[str, float]:
+        total = time.perf_counter() - self.started
+        return {
+            "adapt": round(self.adapt, 4),
+            "ipfs": round(self.ipfs, 4),
+            "chain": round(self.chain, 4),
+            "aggregate": round(self.aggregate, 4),
+            "validate": round(self.validate, 4),
+            "total": round(total, 4),
+        }
+
+
+class Swarm:
+    """One run: a config, a run directory, the services it talks to and an executor."""
+
+    def __init__(
+        self,
+        config: SwarmConfig,
+        services: Services,
+        run_dir: Path,
+        executor: Executor,
+        progress: Progress = _no_progress,
+    ) -> None:
+        bind_run_dir(run_dir, config)
+        self.config = config
+        self.s = services
+        self.run_dir = run_dir
+        self.executor = executor
+        self.progress = progress
+        self.fleet = Fleet(config)
+        self.log = RunLog(run_dir)
+        self.arch_id = get_family(config.task).default_arch
+        self.strategy = strategy_named(config.aggregation)
+        self.aggregator = Aggregator(
+            services.ledger, services.store, services.aggregator, self.strategy
+        )
+        self.gateway = Gateway(services.ledger, services.store, services.gateway, config.mode)
+        self.from_block = services.deployments.block_number
+        self._outcomes: dict[int, list[NodeOutcome]] = {}
+        torch.set_num_threads(1)  # node steps must give the same bits in any process
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def run(self, on_round: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
+        """Run (or resume) until the configured number of rounds is done; returns round rows.
+
+        ``on_round(round_id, rounds_done)`` is called as each round starts (for progress bars).
+        """
+        self.log.clean_orphans()
+        self.ensure_registered()
+        while len(done := self.log.completed_rounds()) < self.config.rounds:
+            round_id = self.current_or_new_round()
+            if on_round:
+                on_round(round_id, len(done))
+            self.drive(round_id)
+        return sorted(self.log.completed_rounds().values(), key=lambda r: r["round"])
+
+    def current_or_new_round(self) -> int:
+        ledger = self.s.ledger
+        current = ledger.current_round()
+        done = self.log.completed_rounds()
+        if current and current not in done:
+            return current
+        participants = self.config.nodes - len(self.fleet.dropped(current + 1))
+        minimum = max(1, int(np.ceil(self.config.min_commitments_fraction * max(participants, 1))))
+        params = RoundParams(
+            commit_period=COMMIT_PERIOD_S,
+            min_commitments=minimum,
+            quorum_bps=self.config.quorum_bps,
+            challenge_window=0,
+            vote_commit_period=VOTE_PERIOD_S,
+            reveal_period=VOTE_PERIOD_S,
+        )
+        return ledger.open_round(params, self.s.aggregator)
+
+    def drive(self, round_id: int) -> None:
+        """Take one round from whatever phase it is in to its row in the run log."""
+        times = RoundTimes()
+        ledger = self.s.ledger
+        status = RoundStatus(ledger.round_info(round_id)["status"])
+        if status == RoundStatus.OPEN:
+            self.commit_phase(round_id, times)
+            status = RoundStatus(ledger.round_info(round_id)["status"])
+        proposals = 0
+        while status == RoundStatus.AGGREGATING:
+            proposals += 1
+            if proposals > MAX_PROPOSALS_PER_ROUND:
+                ledger.close_round(round_id, self.s.aggregator)
+            else:
+                self.vote_phase(round_id, times)
+            status = RoundStatus(ledger.round_info(round_id)["status"])
+        if status == RoundStatus.FINALIZED:
+            self.settle(round_id, times)
+        self.write_row(round_id, status, times)
+
+    # -- phases ---------------------------------------------------------------------------
+
+    def ensure_registered(self) -> None:
+        addresses = [n.address for n in self.fleet.nodes]
+        infos = node_infos(self.s.ledger, addresses)
+        missing = [a for a in addresses if not infos[a.lower()]["registered"]]
+        if missing:
+            profiles = [(b"\x00" * 32, 0x55)] * len(missing)
+            self.s.ledger.register_nodes(missing, profiles, self.s.admin, gateway=self.s.gateway)
+
+    def node_outcomes(
+        self, round_id: int, base_version: int, weights_cid: str
+    ) -> list[NodeOutcome]:
+        """Every participating node's round (recomputed identically on resume)."""
+        if round_id in self._outcomes:
+            return self._outcomes[round_id]
+        dropped = self.fleet.dropped(round_id)
+        nodes = [n for n in self.fleet.nodes if n.index not in dropped]
+        infos = node_infos(self.s.ledger, [n.address for n in nodes])
+        cfg = self.config
+        job_config = node_config(
+            shots=cfg.shots,
+            queries=cfg.queries,
+            steps=cfg.inner_steps,
+            inner_lr=cfg.inner_lr,
+            top_fraction=cfg.top_fraction,
+            round_id=round_id,
+        )
+        jobs = [
+            NodeJob(
+                index=n.index,
+                key=bytes(n.account.key),
+                round=round_id,
+                base_version=base_version,
+                weights_cid=weights_cid,
+                store_spec=self.s.store_spec,
+                data_dir=str(self.s.data_dir),
+                task=cfg.task,
+                arch_id=self.arch_id,
+                seed=cfg.seed,
+                node=job_config,
+                profile=n.profile,
+                domain_separator=self.s.ledger.domain_separator,
+                nonce=int(infos[n.address.lower()]["nextNonce"]),
+            )
+            for n in nodes
+        ]
+        outcomes = []
+        for done, outcome in enumerate(self.executor.map(run_node, jobs), start=1):
+            outcomes.append(outcome)
+            self.progress("devices adapt", done, len(jobs))
+        self._outcomes = {round_id: outcomes}
+        return outcomes
+
+    def commit_phase(self, round_id: int, times: RoundTimes) -> None:
+        ledger = self.s.ledger
+        info = ledger.round_info(round_id)
+        base_version = int(info["baseVersion"])
+        weights_cid = onchain_to_str(*ledger.version(base_version)["weights"])
+        start = time.perf_counter()
+        outcomes = self.node_outcomes(round_id, base_version, weights_cid)
+        times.adapt += time.perf_counter() - start
+        start = time.perf_counter()
+        already = {u.node.lower() for u in self.evidence(round_id).updates}
+        pending = [o for o in outcomes if o.status == "ok" and o.node.lower() not in already]
+        keys = {n.address.lower(): bytes(n.account.key) for n in self.fleet.nodes}
+        chunk = (
+            self.config.relay_batch if self.config.mode == "relayed" else self.config.merkle_batch
+        )
+        self.progress("gateway submits", 0, len(pending))
+        self.gateway.submit(
+            round_id, base_version, [o.signed for o in pending if o.signed], keys, chunk
+        )
+        self.progress("gateway submits", len(pending), len(pending))
+        info = ledger.round_info(round_id)
+        if int(info["commitCount"]) >= int(info["minCommitments"]):
+            ledger.close_commit_phase(round_id, self.s.aggregator)
+        else:
+            # Too few commitments: wait out the deadline (on a local chain, move its clock)
+            # and close the round cleanly without a new version.
+            self.advance_time(COMMIT_PERIOD_S + 1)
+            ledger.close_round(round_id, self.s.aggregator)
+        times.chain += time.perf_counter() - start
+
+    def vote_phase(self, round_id: int, times: RoundTimes) -> None:
+        ledger = self.s.ledger
+        proposal_id = ledger.pending_proposal(round_id)
+        if proposal_id == 0:
+            start = time.perf_counter()
+            evidence, outcome = self.aggregator.build(round_id, self.from_block)
+            times.aggregate += time.perf_counter() - start
+            metrics = self.round_metrics(round_id, evidence, outcome)
+            start = time.perf_counter()
+            proposal_id = self.aggregator.propose(round_id, evidence, outcome, metrics)
+            times.chain += time.perf_counter() - start
+        self.progress("validators vote", 0, len(self.s.validators))
+        start = time.perf_counter()
+        reviews = self.reviews(proposal_id)
+        times.validate += time.perf_counter() - start
+        start = time.perf_counter()
+        secret = self.config.seed.to_bytes(8, "big") + b"chainml-validator"
+        for r in reviews:
+            if ledger.vote_of(proposal_id, r.validator)["state"] == VoteState.NONE:
+                salt = vote_salt(r.validator, proposal_id, secret)
+                ledger.commit_vote(proposal_id, r.approve, salt, r.validator)
+        for done, r in enumerate(reviews, start=1):
+            if ledger.vote_of(proposal_id, r.validator)["state"] == VoteState.COMMITTED:
+                salt = vote_salt(r.validator, proposal_id, secret)
+                ledger.reveal_vote(proposal_id, r.approve, salt, r.validator)
+            self.progress("validators vote", done, len(reviews))
+        proposal = ledger.proposal(proposal_id)
+        if int(proposal["yes"]) >= int(proposal["required"]):
+            ledger.finalize(proposal_id, self.s.aggregator)
+        elif ProposalStatus(proposal["status"]) == ProposalStatus.PENDING:
+            ledger.reject(proposal_id, self.s.aggregator)
+        times.chain += time.perf_counter() - start
+
+    def reviews(self, proposal_id: int) -> list[Review]:
+        d = self.s.deployments
+        jobs = [
+            ReviewJob(
+                validator=v,
+                proposal_id=proposal_id,
+                rpc_url=self.s.rpc_url,
+                ledger_address=d.address("ChainMLLedger"),
+                voting_address=d.address("ChainMLVoting"),
+                store_spec=self.s.store_spec,
+                data_dir=str(self.s.data_dir),
+                from_block=self.from_block,
+            )
+            for v in self.s.validators
+        ]
+        return list(self.executor.map(review, jobs))
+
+    def settle(self, round_id: int, times: RoundTimes) -> None:
+        """Move reputation for the round's voted lists, for nodes not settled yet."""
+        start = time.perf_counter()
+        ledger = self.s.ledger
+        proposal = self.accepted_proposal(round_id)
+        included = self.node_list(proposal["includedList"])
+        excluded = self.node_list(proposal["excludedList"])
+        infos = node_infos(ledger, [*included, *excluded])
+        items = []
+        for nodes, flag in ((included, True), (excluded, False)):
+            tree = MerkleTree([address_leaf(n) for n in nodes]) if nodes else None
+            for i, node in enumerate(nodes):
+                if int(infos[node.lower()]["lastSettledRound"]) < round_id and tree:
+                    items.append((node, flag, tree.proof(i)))
+        for i in range(0, len(items), SETTLE_CHUNK):
+            ledger.settle_reputation(round_id, items[i : i + SETTLE_CHUNK], self.s.aggregator)
+        times.chain += time.perf_counter() - start
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def evidence(self, round_id: int) -> RoundEvidence:
+        return gather_round(self.s.ledger, self.s.store, round_id, self.from_block)
+
+    def accepted_proposal(self, round_id: int) -> dict[str, Any]:
+        """The accepted proposal's full input (with list CIDs), from its ProposalSubmitted event."""
+        for event in self.s.ledger.proposals(round_id, self.from_block):
+            view = self.s.ledger.proposal(int(event["proposalId"]))
+            if ProposalStatus(view["status"]) == ProposalStatus.ACCEPTED:
+                return dict(event["proposal"]) | {"proposalId": int(event["proposalId"])}
+        raise ChainMLError(f"round {round_id} is finalized but has no accepted proposal")
+
+    def node_list(self, cid: Any) -> list[str]:
+        return decode_node_list(self.s.store.get(cid_text(cid)))
+
+    def advance_time(self, seconds: int) -> None:
+        self.s.w3.provider.make_request("evm_increaseTime", [seconds])
+        self.s.w3.provider.make_request("evm_mine", [])
+
+    def round_metrics(
+        self, round_id: int, evidence: RoundEvidence, outcome: AggregateOutcome
+    ) -> bytes:
+        """The deterministic metrics of a round, as stored on IPFS with the new version."""
+        cfg = self.config
+        params = decode_weights(outcome.weights, outcome.arch_id)
+        meta = curve(
+            params,
+            cfg.task,
+            eval_tasks=cfg.eval_tasks,
+            shots=cfg.eval_shots,
+            inner_lr=cfg.inner_lr,
+            seed=cfg.seed,
+        )
+        outcomes = self._outcomes.get(round_id)
+        if outcomes is None:
+            version = evidence.base_version
+            weights_cid = onchain_to_str(*self.s.ledger.version(version)["weights"])
+            outcomes = self.node_outcomes(round_id, version, weights_cid)
+        ok = [o for o in outcomes if o.status == "ok"]
+        body = {
+            "round": round_id,
+            "base_version": evidence.base_version,
+            "aggregation": self.strategy.name,
+            "committed": len(evidence.updates),
+            "included": len(outcome.included),
+            "excluded": len(outcome.excluded),
+            "invalid": len(outcome.invalid),
+            "heldout": {
+                "loss_before": meta["0"],
+                "loss_after": meta[str(max(int(k) for k in meta))],
+            },
+            "curve": {"meta": meta},
+            "bytes_per_node": summary([o.bytes_up + o.bytes_down for o in ok]),
+            "energy_per_node_j": summary([o.energy_j for o in ok]),
+        }
+        return canonical_json(body)
+
+    def write_row(self, round_id: int, status: RoundStatus, times: RoundTimes) -> None:
+        ledger = self.s.ledger
+        cfg = self.config
+        info = ledger.round_info(round_id)
+        row: dict[str, Any] = {
+            "round": round_id,
+            "status": "finalized" if status == RoundStatus.FINALIZED else "closed",
+            "version": None,
+            "aggregate_cid": None,
+            "metrics_cid": None,
+            "committed": int(info["commitCount"]),
+            "included": 0,
+            "excluded": 0,
+            "dropped": len(self.fleet.dropped(round_id)),
+        }
+        included: set[str] = set()
+        excluded: set[str] = set()
+        if status == RoundStatus.FINALIZED:
+            proposal = self.accepted_proposal(round_id)
+            metrics_cid = cid_text(proposal["metrics"])
+            metrics = json.loads(self.s.store.get(metrics_cid))
+            included = {n.lower() for n in self.node_list(proposal["includedList"])}
+            excluded = {n.lower() for n in self.node_list(proposal["excludedList"])}
+            row |= {
+                "version": int(info["producedVersion"]),
+                "aggregate_cid": cid_text(proposal["aggregate"]),
+                "metrics_cid": metrics_cid,
+                "included": len(included),
+                "excluded": len(excluded),
+                "heldout": metrics["heldout"],
+                "curve": metrics["curve"]
+                | {
+                    "scratch": scratch_curve(
+                        cfg.task, cfg.eval_tasks, cfg.eval_shots, cfg.inner_lr, cfg.seed
+                    )
+                },
+                "bytes_per_node": metrics["bytes_per_node"],
+                "energy_per_node_j": metrics["energy_per_node_j"],
+            }
+        row["gas"] = round_gas(ledger, round_id, self.from_block)
+        row["wall_time_s"] = times.as_dict()
+        base_version = int(info["baseVersion"])
+        weights_cid = onchain_to_str(*ledger.version(base_version)["weights"])
+        outcomes = self.node_outcomes(round_id, base_version, weights_cid)
+        by_index = {o.index: o for o in outcomes}
+        reputations = node_infos(ledger, [n.address for n in self.fleet.nodes])
+        node_rows = []
+        for node in self.fleet.nodes:
+            o = by_index.get(node.index)
+            address = node.address.lower()
+            state = (
+                "dropped"
+                if o is None
+                else "refused"
+                if o.status != "ok"
+                else "included"
+                if address in included
+                else "excluded"
+                if address in excluded
+                else "committed"
+            )
+            node_rows.append(
+                {
+                    "round": round_id,
+                    "node": node.address,
+                    "index": node.index,
+                    "adversary": False,
+                    "attack": None,
+                    "status": state,
+                    "bytes_up": o.bytes_up if o else 0,
+                    "bytes_down": o.bytes_down if o else 0,
+                    "energy_j": o.energy_j if o else 0.0,
+                    "airtime_s": o.airtime_s if o else 0.0,
+                    "loss_before": o.loss_before if o else None,
+                    "loss_after": o.loss_after if o else None,
+                    "reputation": int(reputations[address]["reputation"]),
+                }
+            )
+        self.log.append_round(node_rows, row)
