@@ -155,13 +155,23 @@ class TxRunner:
             raw = s.sign_transaction(tx).raw_transaction if isinstance(s, LocalAccount) else None
             raws.append((raw, tx))
             self._nonces[tx["from"]] = tx["nonce"] + 1
-        with self.w3.batch_requests() as batch:
-            for raw, tx in raws:
-                if raw is not None:
-                    batch.add(self.w3.eth.send_raw_transaction(raw))
-                else:
-                    batch.add(self.w3.eth.send_transaction(tx))  # type: ignore[arg-type]
-            hashes = batch.execute()
+        # web3's batch API refuses eth_sendRawTransaction, so send the JSON-RPC batch directly.
+        requests = [
+            ("eth_sendRawTransaction", ["0x" + raw.hex()])
+            if raw is not None
+            else ("eth_sendTransaction", [_jsonable_tx(tx)])
+            for raw, tx in raws
+        ]
+        responses = self.w3.provider.make_batch_request(requests)  # type: ignore[attr-defined]
+        if not isinstance(responses, list):
+            self.resync()
+            raise TransactionError(f"{action}: the batch was refused: {responses}")
+        hashes = []
+        for response in sorted(responses, key=lambda r: r["id"]):
+            if "error" in response:
+                self.resync()
+                raise TransactionError(f"{action}: sending failed: {response['error']}")
+            hashes.append(response["result"])
         receipts = [
             self.w3.eth.wait_for_transaction_receipt(h, timeout=120, poll_latency=0.02)
             for h in hashes
@@ -508,6 +518,11 @@ class Ledger:
 
 
 _ZERO = "0x0000000000000000000000000000000000000000"
+
+
+def _jsonable_tx(tx: dict[str, Any]) -> dict[str, Any]:
+    """A transaction dict as JSON-RPC wants it: integers as hex quantities."""
+    return {k: hex(v) if isinstance(v, int) else v for k, v in tx.items()}
 
 
 def _addr(sender: Sender) -> str:

@@ -73,6 +73,20 @@ PROFILES: dict[str, HardwareProfile] = {
         macs_per_cycle=0.1,
         radio_name="lora",
     ),
+    # Nordic nRF52805: Cortex-M4 at 64 MHz (no FPU), 24 KB RAM, 192 KB flash (nRF52805
+    # Product Specification v1.3, §1 "Key features"); 3.1 mA CPU from flash with DC/DC at 3 V
+    # (PS v1.3, §5.2.1.1, CoreMark 64 MHz). The smallest BLE part of the fleet: larger models
+    # do not fit, and the device refuses them.
+    "nrf52805-ble": HardwareProfile(
+        name="nrf52805-ble",
+        core="cortex-m4",
+        ram_bytes=24 * 1024,
+        flash_bytes=192 * 1024,
+        clock_hz=64e6,
+        active_power_w=3.0 * 3.1e-3,
+        macs_per_cycle=0.1,
+        radio_name="ble",
+    ),
 }
 
 
