@@ -8,6 +8,7 @@ exact same update and CID. A device that cannot do the round reports why; it nev
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
@@ -66,6 +67,8 @@ class NodeOutcome:
     bytes_up: int = 0
     energy_j: float = 0.0
     airtime_s: float = 0.0
+    seconds: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    """Host time spent on (adaptation, IPFS, signing): how the round's wall time splits."""
 
 
 def node_config(
@@ -109,13 +112,17 @@ def run_node(job: NodeJob) -> NodeOutcome:
     except ChainMLError as exc:
         return NodeOutcome(job.index, address, "refused", error=str(exc))
     try:
+        t0 = time.perf_counter()
         store = _store(job.store_spec, job.data_dir)
         params = _weights(store, job.weights_cid, job.arch_id)
+        t1 = time.perf_counter()
         model = get_model(job.arch_id)
         task = _family(job.task).task(job.seed, job.index, "train")
         result = node_step(model, params, task, job.node)
+        t2 = time.perf_counter()
         payload = encode_update(result.update)
         update_cid = store.put(payload)
+        t3 = time.perf_counter()
         digest, codec = cid_to_onchain(update_cid)
         commitment = Commitment(
             round=job.round,
@@ -129,6 +136,7 @@ def run_node(job: NodeJob) -> NodeOutcome:
             nonce=job.nonce,
         )
         signed = sign_commitment(job.key, commitment, job.domain_separator)
+        seconds = (t2 - t1, (t1 - t0) + (t3 - t2), time.perf_counter() - t3)
     except (ChainMLError, ValueError) as exc:
         return NodeOutcome(job.index, address, "failed", error=str(exc))
     macs = adaptation_macs(
@@ -156,4 +164,5 @@ def run_node(job: NodeJob) -> NodeOutcome:
         bytes_up=cost.bytes_up,
         energy_j=cost.energy_j,
         airtime_s=cost.airtime_s,
+        seconds=seconds,
     )

@@ -221,7 +221,13 @@ class Swarm:
         weights_cid = onchain_to_str(*ledger.version(base_version)["weights"])
         start = time.perf_counter()
         outcomes = self.node_outcomes(round_id, base_version, weights_cid)
-        times.adapt += time.perf_counter() - start
+        # Split the device phase's wall time by where the devices spent their host time.
+        wall = time.perf_counter() - start
+        spent = [sum(o.seconds[i] for o in outcomes) for i in range(3)]
+        total = sum(spent) or 1.0
+        times.adapt += wall * spent[0] / total
+        times.ipfs += wall * spent[1] / total
+        times.chain += wall * spent[2] / total  # signing the commitment is chain work
         start = time.perf_counter()
         already = {u.node.lower() for u in self.evidence(round_id).updates}
         pending = [o for o in outcomes if o.status == "ok" and o.node.lower() not in already]

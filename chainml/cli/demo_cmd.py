@@ -1,0 +1,126 @@
+"""``chainml demo`` (what ``make demo`` runs): the whole product on one machine, end to end.
+
+Local chain + offline IPFS node up, contracts deployed by the brownie script with the task's
+seeded genesis weights, a 50-node sine swarm for 10 rounds in batched mode, a summary table,
+``chainml verify``, the HTML report, and the final weights copied to the IPFS node under the
+same CID. Rerunning it resumes or, when finished, just shows the results again.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from web3 import Web3
+
+from chainml.chain.brownie_deploy import run_deploy_script
+from chainml.chain.deployments import deployments_path, load_deployments
+from chainml.cli.context import cli_context, console
+from chainml.cli.deploy_cmd import print_deployments
+from chainml.cli.swarm_cmd import print_summary, run_swarm
+from chainml.cli.verify_cmd import verify
+from chainml.errors import ServiceError
+from chainml.services.chain import LocalChain
+from chainml.services.ipfs import LocalIpfsNode
+from chainml.services.process import HOST
+from chainml.storage.cid import cid_str, cid_to_onchain
+from chainml.storage.store import open_store
+from chainml.swarm.config import SwarmConfig
+from chainml.swarm.services import DEFAULT_VALIDATORS, genesis_weights
+
+DEMO_CHAIN_PORT = 8545
+DEMO_IPFS_PORT = 5001
+
+
+def _port_or_free(port: int) -> int | None:
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return None
+    return port
+
+
+def demo(
+    ctx: typer.Context,
+    nodes: Annotated[int, typer.Option(help="Simulated devices.")] = 50,
+    rounds: Annotated[int, typer.Option(help="Rounds.")] = 10,
+    workers: Annotated[int, typer.Option(help="Worker processes for the devices.")] = 2,
+) -> None:
+    """Run the full local demo: chain, IPFS, brownie deploy, swarm, verify, report."""
+    data_dir = cli_context(ctx).data_dir
+    config = SwarmConfig(nodes=nodes, rounds=rounds, task="sine", mode="batched")
+
+    local_chain = LocalChain(data_dir)
+    chain = local_chain.up(port=None if local_chain.info() else _port_or_free(DEMO_CHAIN_PORT))
+    console.print(f"chain: {chain.engine} at {chain.url} (pid {chain.pid})", highlight=False)
+    ipfs_node = LocalIpfsNode(data_dir)
+    ipfs = ipfs_node.up(port=None if ipfs_node.info() else _port_or_free(DEMO_IPFS_PORT))
+    console.print(f"ipfs:  js-ipfs RPC API at {ipfs.api_url} (pid {ipfs.pid})", highlight=False)
+
+    store = open_store("embedded", data_dir)
+    weights, _ = genesis_weights(config.task, config.seed)
+    genesis = store.put(weights)
+    deployed = load_deployments(deployments_path(data_dir))
+    w3 = Web3(Web3.HTTPProvider(chain.url))
+    if deployed is None or not w3.eth.get_code(deployed.address("ChainMLLedger")):
+        params = data_dir / "demo-deploy-params.json"
+        digest, codec = cid_to_onchain(genesis)
+        accounts = w3.eth.accounts
+        params.write_text(
+            json.dumps(
+                {
+                    "genesis_weights": {"digest": "0x" + digest.hex(), "codec": codec},
+                    "aggregators": [accounts[1]],
+                    "validators": accounts[2 : 2 + DEFAULT_VALIDATORS],
+                },
+                indent=2,
+            )
+        )
+        with console.status("compiling and deploying with `brownie run scripts/deploy.py` ..."):
+            deployed = run_deploy_script(chain.url, data_dir, params)
+    print_deployments(deployed)
+    console.print(f"genesis weights: {cid_str(genesis)}", highlight=False)
+
+    run_dir = data_dir / "runs" / "demo"
+    rows = run_swarm(
+        config, data_dir=data_dir, run_dir=run_dir, rpc_url=chain.url, ipfs="embedded",
+        workers=workers,
+    )  # fmt: skip
+    print_summary(rows)
+    verify(ctx, rpc_url=chain.url, deployments=None, ipfs="embedded")
+
+    final = rows[-1]["aggregate_cid"] if rows and rows[-1]["aggregate_cid"] else None
+    if final:
+        _copy_to_ipfs_node(data_dir, final, ipfs.api_url)
+    _report(run_dir)
+    console.print(
+        "\nnext: `.venv/bin/chainml inspect versions`, `... inspect rounds`, "
+        f"`... inspect node <address>`; open {run_dir / 'report' / 'report.html'}; "
+        "`make down` stops the chain and the IPFS node.",
+        highlight=False,
+    )
+
+
+def _copy_to_ipfs_node(data_dir: Path, cid: str, api_url: str) -> None:
+    """Show that the IPFS node computes the same CID for the final weights."""
+    embedded = open_store("embedded", data_dir)
+    try:
+        remote = open_store(api_url, data_dir)
+        copied = cid_str(remote.put(embedded.get(cid)))
+    except ServiceError as exc:
+        console.print(f"[yellow]could not copy the final weights to {api_url}: {exc}[/]")
+        return
+    same = "same CID" if copied == cid else f"DIFFERENT CID {copied}"
+    console.print(f"final weights pinned on the js-ipfs node: {copied} ({same})", highlight=False)
+
+
+def _report(run_dir: Path) -> None:
+    from chainml.report.build import build_report
+
+    files = build_report(run_dir)
+    console.print(f"report: {files.html}", highlight=False)
