@@ -115,15 +115,40 @@ def krum_select(rows: np.ndarray, byzantine: int, keep: int) -> list[int]:
     return sorted(i for _, i in sorted(scores)[:keep])
 
 
-def distance_outliers(rows: np.ndarray, centre: np.ndarray, factor: float) -> list[int]:
-    """Rows farther from ``centre`` than ``factor`` times the median distance (exact ints)."""
+def norm_outliers(rows: np.ndarray, factor: float) -> list[int]:
+    """Rows whose L2 norm exceeds ``factor`` times the median norm (boosted or noisy updates).
+
+    Honest updates of heterogeneous tasks differ in norm by up to ~10x, so the factor must be
+    generous; the comparison is done on exact squared norms.
+    """
     if rows.shape[0] < 3:
         return []
-    dist = squared_distances(rows, to=centre)
-    median = int(np.sort(dist)[(len(dist) - 1) // 2])
-    # Compare squared distances: d > factor * m  <=>  d^2 > factor^2 * m^2 (all non-negative).
+    fixed = to_fixed_point(rows)
+    norms = [int(v) for v in np.einsum("ij,ij->i", fixed, fixed)]  # exact: see to_fixed_point
+    median = sorted(norms)[(len(norms) - 1) // 2]
     limit = factor * factor
-    return [i for i, d in enumerate(dist.tolist()) if d > limit * median and d > 0]
+    return [i for i, n in enumerate(norms) if n > limit * median and n > 0]
+
+
+def direction_outliers(rows: np.ndarray, centre: np.ndarray, min_cosine: float) -> list[int]:
+    """Rows pointing against the robust centre: cosine below ``-min_cosine`` (exact test).
+
+    A sign-flipped or label-flipped update points away from where honest nodes go; honest
+    updates rarely do by more than a small angle past orthogonal.
+    """
+    if rows.shape[0] < 3 or not np.any(centre):
+        return []
+    fixed = to_fixed_point(np.vstack([rows, centre[None, :]]))
+    c = fixed[-1]
+    c_sq = int(np.dot(c, c))
+    out = []
+    for i in range(rows.shape[0]):
+        u = fixed[i]
+        dot, u_sq = int(np.dot(u, c)), int(np.dot(u, u))
+        # cos < -m  <=>  dot < 0 and dot^2 > m^2 |u|^2 |c|^2  (integers, no rounding)
+        if dot < 0 and dot * dot * 10_000 > round(min_cosine * min_cosine * 10_000) * u_sq * c_sq:
+            out.append(i)
+    return out
 
 
 def _require_rows(rows: np.ndarray, minimum: int) -> None:

@@ -55,7 +55,8 @@ class Strategy:
 
     rule_id: ClassVar[int] = 0
     name: ClassVar[str] = ""
-    outlier_factor: float = 3.0
+    norm_factor: float = 8.0
+    min_cosine: float = 0.1
 
     def aggregate(self, contributions: Sequence[Contribution]) -> AggregateResult:
         ordered = canonical(contributions)
@@ -71,12 +72,13 @@ class Strategy:
         )
 
     def _select(self, rows: np.ndarray) -> list[int]:
-        """Rows that enter the aggregate: all but the outliers around a robust centre."""
-        outliers = set(rules.distance_outliers(rows, self._centre(rows), self.outlier_factor))
-        return [i for i in range(rows.shape[0]) if i not in outliers]
-
-    def _centre(self, rows: np.ndarray) -> np.ndarray:
-        return rules.coordinate_median(rows)
+        """Rows that enter the aggregate: all but norm outliers and those pointing against the
+        robust centre (a trimmed mean of the rows that passed the norm test)."""
+        big = set(rules.norm_outliers(rows, self.norm_factor))
+        kept = [i for i in range(rows.shape[0]) if i not in big]
+        centre = rules.trimmed_mean(rows[kept], 0.2)
+        against = {kept[j] for j in rules.direction_outliers(rows[kept], centre, self.min_cosine)}
+        return [i for i in kept if i not in against]
 
     def _combine(self, rows: np.ndarray, kept: Sequence[Contribution]) -> np.ndarray:
         raise NotImplementedError

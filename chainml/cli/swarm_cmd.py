@@ -12,6 +12,7 @@ from rich.table import Table
 from chainml.cli.context import cli_context, console
 from chainml.cli.deploy_cmd import local_rpc_url
 from chainml.storage.store import IPFS_ENV
+from chainml.swarm.attacks import ATTACKS
 from chainml.swarm.config import SwarmConfig
 from chainml.swarm.executor import make_executor
 from chainml.swarm.orchestrator import Swarm
@@ -107,6 +108,13 @@ def run(
     aggregation: Annotated[str, typer.Option(help="mean, median, trimmed or krum.")] = "trimmed",
     seed: Annotated[int, typer.Option(help="Seed for the fleet, data and keys.")] = 0,
     dropout: Annotated[float, typer.Option(help="Fraction of nodes absent per round.")] = 0.0,
+    adversaries: Annotated[
+        float, typer.Option(help="Fraction of adversarial nodes (needs --attack).")
+    ] = 0.0,
+    attack: Annotated[
+        str | None,
+        typer.Option(help=f"Attack the adversaries run: {', '.join(ATTACKS)}."),
+    ] = None,
     workers: Annotated[int, typer.Option(help="Worker processes for the devices.")] = 2,
     validators: Annotated[
         int, typer.Option(help="Validators, when the swarm deploys its own ledger.")
@@ -130,9 +138,13 @@ def run(
         aggregation=aggregation,
         seed=seed,
         dropout=dropout,
+        adversaries=adversaries,
+        attack=attack,
     )
     data_dir = cli_context(ctx).data_dir
-    name = f"{task}-{mode}-{aggregation}-n{nodes}-s{seed}"
+    name = f"{task}-{mode}-{aggregation}-n{nodes}-s{seed}" + (
+        f"-{attack}{adversaries:g}" if attack else ""
+    )
     run_dir = run_dir or data_dir / "runs" / name
     rows = run_swarm(
         config,

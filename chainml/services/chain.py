@@ -1,14 +1,19 @@
 """The local chain: Anvil (default) or Ganache, on 127.0.0.1, with its state in the data directory.
 
-State survives ``down``/``up``: Anvil dumps its state to ``chain/anvil-state.json`` on exit and
-every second while running (so even a SIGKILL loses at most about a second); Ganache keeps a
-database directory. Both use the same well-known test mnemonic, so account 0 is the same
-deployer on either engine.
+State survives ``down``/``up``: Anvil dumps its state to ``chain/anvil-state.json`` when it
+stops, and ``checkpoint`` writes the same file atomically on demand (the swarm calls it after
+every state change it must not lose, so even a SIGKILL of Anvil loses nothing that was
+reported). Anvil's own periodic dump is not used: it is not atomic, and a kill in the middle
+of it would leave a corrupt state file. Ganache keeps a database that is durable per block.
+Both use the same well-known test mnemonic, so account 0 is the same deployer on either engine.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +34,6 @@ DEV_MNEMONIC = "test test test test test test test test test test test junk"
 """Foundry's and Hardhat's public test mnemonic: never use its keys outside a local chain."""
 ACCOUNT_BALANCE_ETH = 1_000_000
 GANACHE_CHAIN_ID = 1337
-STATE_DUMP_INTERVAL_S = 1
 START_TIMEOUT_S = 60.0
 
 
@@ -124,12 +128,32 @@ class LocalChain:
 
     def down(self) -> ChainInfo | None:
         """Stop the chain this data directory started; its state is kept. None if not running."""
+        with contextlib.suppress(ServiceError):
+            self.checkpoint()  # atomic, unlike Anvil's own dump on exit
         record = self.service.stop()
         return _info(record) if record else None
 
     def info(self) -> ChainInfo | None:
         record = self.service.running()
         return _info(record) if record else None
+
+    def checkpoint(self) -> bool:
+        """Persist the running Anvil chain's state now (atomically); False if nothing to do."""
+        info = self.info()
+        if info is None or info.engine != "anvil":
+            return False
+        dumped = rpc_call(info.url, "anvil_dumpState", timeout=120)
+        try:
+            state = gzip.decompress(bytes.fromhex(str(dumped).removeprefix("0x")))
+        except (ValueError, OSError) as exc:
+            raise ServiceError(f"anvil_dumpState returned an unreadable state: {exc}") from exc
+        tmp = self.anvil_state.with_suffix(".tmp")
+        with open(tmp, "wb") as out:
+            out.write(state)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, self.anvil_state)
+        return True
 
     def status(self) -> ChainStatus | None:
         """Chain id, head block and deployed addresses, or None if the chain is down."""
@@ -155,7 +179,7 @@ class LocalChain:
             "--mnemonic", DEV_MNEMONIC,
             "--balance", str(ACCOUNT_BALANCE_ETH),
             "--state", str(self.anvil_state),
-            "--state-interval", str(STATE_DUMP_INTERVAL_S),
+            "--preserve-historical-states",
             "--silent",
         ]  # fmt: skip
 

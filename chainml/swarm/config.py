@@ -15,6 +15,7 @@ from typing import Any, Literal
 from chainml.aggregate.strategies import STRATEGIES
 from chainml.errors import ConfigError
 from chainml.meta.tasks import FAMILIES
+from chainml.swarm.attacks import ATTACKS
 
 Mode = Literal["direct", "relayed", "batched"]
 MODES: tuple[str, ...] = ("direct", "relayed", "batched")
@@ -71,6 +72,10 @@ class SwarmConfig:
             problems.append(f"--adversaries must be in [0, 1), got {self.adversaries}")
         if not 1 <= self.relay_batch <= 256 or not 1 <= self.merkle_batch <= 65_536:
             problems.append("relay batch must be 1..256 and Merkle batch 1..65536")
+        if self.attack is not None and self.attack not in ATTACKS:
+            problems.append(f"--attack {self.attack!r} is not one of {', '.join(ATTACKS)}")
+        if self.adversaries > 0 and self.attack is None:
+            problems.append("--adversaries needs an --attack")
         if problems:
             raise ConfigError("; ".join(problems))
 

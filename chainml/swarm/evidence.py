@@ -50,6 +50,8 @@ class RejectedLeaf:
     index: int
     node: str
     reason: str
+    attributable: bool = False
+    """The node itself signed the faulty leaf, so the fault counts against its reputation."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,8 @@ class RoundEvidence:
     base_weights_cid: str
     updates: tuple[CommittedUpdate, ...]
     rejected: tuple[RejectedLeaf, ...]
+    reputation: dict[str, int]
+    """Each committer's reputation when the round opened (lower-case address keys)."""
 
 
 def gather_round(ledger: Ledger, store: Store, round_id: int, from_block: int = 0) -> RoundEvidence:
@@ -90,12 +94,16 @@ def gather_round(ledger: Ledger, store: Store, round_id: int, from_block: int = 
             continue
         seen.add(update.node.lower())
         updates.append(update)
+    opened = ledger.logs(ledger.ledger, "RoundOpened", from_block, round=round_id)
+    opened_at = int(opened[0]["blockNumber"]) if opened else None
+    infos = node_infos(ledger, [u.node for u in updates], block=opened_at) if updates else {}
     return RoundEvidence(
         round=round_id,
         base_version=base_version,
         base_weights_cid=onchain_to_str(weights_digest, weights_codec),
         updates=tuple(updates),
         rejected=tuple(rejected),
+        reputation={a: int(info["reputation"]) for a, info in infos.items()},
     )
 
 
@@ -124,11 +132,12 @@ def _batch_leaves(
     for index, signed in enumerate(leaves):
         c = signed.commitment
         leaf = commitment_leaf(struct_hash(c), signed.r, signed.vs)
-        reason = _leaf_fault(ledger, signed, round_id, base_version, leaf in voided)
-        if reason is None and not registry[c.node.lower()]["registered"]:
+        registered = bool(registry[c.node.lower()]["registered"])
+        reason, signed_by_node = _leaf_fault(ledger, signed, round_id, base_version, leaf in voided)
+        if reason is None and not registered:
             reason = f"{c.node} is not a registered node"
         if reason:
-            bad.append(RejectedLeaf(batch_id, index, c.node, reason))
+            bad.append(RejectedLeaf(batch_id, index, c.node, reason, signed_by_node and registered))
             continue
         accepted.append(
             CommittedUpdate(
@@ -146,15 +155,10 @@ def _batch_leaves(
 
 def _leaf_fault(
     ledger: Ledger, signed: SignedCommitment, round_id: int, base_version: int, voided: bool
-) -> str | None:
-    """Why a leaf does not count, checked as a challenger would; None if it is valid."""
+) -> tuple[str | None, bool]:
+    """Why a leaf does not count (None if it is valid), checked as a challenger would, and
+    whether the node's own signature makes the fault the node's."""
     c = signed.commitment
-    if voided:
-        return "voided by a challenge"
-    if c.round != round_id:
-        return f"commitment is for round {c.round}"
-    if c.base_version != base_version:
-        return f"stale base version {c.base_version} (round base is {base_version})"
     try:
         signature = keys.Signature(
             vrs=(signed.v - 27, int.from_bytes(signed.r, "big"), int.from_bytes(signed.s, "big"))
@@ -163,7 +167,13 @@ def _leaf_fault(
             commitment_digest(c, ledger.domain_separator)
         ).to_checksum_address()
     except (BadSignature, ValueError) as exc:
-        return f"invalid signature ({exc})"
+        return f"invalid signature ({exc})", False
     if signer.lower() != c.node.lower():
-        return f"signed by {signer}, not by {c.node}"
-    return None
+        return f"signed by {signer}, not by {c.node}", False
+    if voided:
+        return "voided by a challenge", True
+    if c.round != round_id:
+        return f"commitment is for round {c.round} (replayed or misdirected)", True
+    if c.base_version != base_version:
+        return f"stale base version {c.base_version} (round base is {base_version})", True
+    return None, True

@@ -23,9 +23,10 @@ from chainml.errors import ChainMLError
 from chainml.meta.adapt import AdaptConfig
 from chainml.meta.federated import NodeConfig, node_step
 from chainml.meta.models import Params, get_model
-from chainml.meta.tasks import TaskFamily, get_family
+from chainml.meta.tasks import Task, TaskFamily, get_family
 from chainml.storage.cid import cid_str, cid_to_onchain
 from chainml.storage.store import Store, open_store
+from chainml.swarm.attacks import LabelFlippedTask, poison_update
 from chainml.swarm.payloads import decode_weights, encode_update
 
 COMMITMENT_WIRE_BYTES = 9 * 32 + 65
@@ -50,6 +51,8 @@ class NodeJob:
     profile: str
     domain_separator: bytes
     nonce: int
+    attack: str | None = None
+    sybil_leader: int | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,21 @@ def _weights(store: Store, cid: str, arch_id: str) -> Params:
     return _weights_cache[key]
 
 
+def _local_task(job: NodeJob) -> Task:
+    """The data the device trains on: its own task, poisoned or borrowed by an attacker."""
+    family = _family(job.task)
+    if job.attack == "sybil" and job.sybil_leader is not None:
+        return family.task(job.seed, job.sybil_leader, "train")  # one operator, one update
+    task = family.task(job.seed, job.index, "train")
+    return LabelFlippedTask(task) if job.attack == "label_flip" else task
+
+
+def _claimed_base(job: NodeJob) -> int:
+    if job.attack != "stale":
+        return job.base_version
+    return job.base_version - 1 if job.base_version > 0 else job.base_version + 1
+
+
 def run_node(job: NodeJob) -> NodeOutcome:
     """The device's round; failures become an outcome with a status and a message."""
     address = Account.from_key(job.key).address
@@ -117,17 +135,19 @@ def run_node(job: NodeJob) -> NodeOutcome:
         params = _weights(store, job.weights_cid, job.arch_id)
         t1 = time.perf_counter()
         model = get_model(job.arch_id)
-        task = _family(job.task).task(job.seed, job.index, "train")
-        result = node_step(model, params, task, job.node)
+        result = node_step(model, params, _local_task(job), job.node)
+        update = result.update
+        if job.attack is not None:
+            update = poison_update(job.attack, update, job.seed, job.round, job.index)
         t2 = time.perf_counter()
-        payload = encode_update(result.update)
+        payload = encode_update(update)
         update_cid = store.put(payload)
         t3 = time.perf_counter()
         digest, codec = cid_to_onchain(update_cid)
         commitment = Commitment(
-            round=job.round,
+            round=job.round - 1 if job.attack == "replay" else job.round,
             node=address,
-            base_version=job.base_version,
+            base_version=_claimed_base(job),
             update_digest=digest,
             update_codec=codec,
             num_samples=result.num_examples,

@@ -9,6 +9,7 @@ command continues where the chain is, never commits twice, and loses nothing.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from chainml.errors import ChainMLError
 from chainml.meta.tasks import get_family
 from chainml.storage.cid import onchain_to_str
 from chainml.swarm.aggregator import Aggregator
+from chainml.swarm.attacks import NODE_ATTACKS, adversary_indices
 from chainml.swarm.config import SwarmConfig, bind_run_dir
 from chainml.swarm.evidence import RoundEvidence, gather_round
 from chainml.swarm.executor import Executor
@@ -39,9 +41,13 @@ from chainml.swarm.recompute import AggregateOutcome
 from chainml.swarm.services import Services
 from chainml.swarm.validator import Review, ReviewJob, review, vote_salt
 
+log = logging.getLogger(__name__)
+
 COMMIT_PERIOD_S = 3_600
 VOTE_PERIOD_S = 600
 SETTLE_CHUNK = 100
+EVAL_INNER_LR = 0.01
+"""Held-out evaluation adapts as MAML's evaluation does (alpha = 0.01, full batch)."""
 MAX_PROPOSALS_PER_ROUND = 2
 
 Progress = Callable[[str, int, int], None]
@@ -103,6 +109,12 @@ class Swarm:
         )
         self.gateway = Gateway(services.ledger, services.store, services.gateway, config.mode)
         self.from_block = services.deployments.block_number
+        self.adversaries = adversary_indices(config.nodes, config.adversaries, config.seed)
+        node_attack = config.attack in NODE_ATTACKS
+        self.attacks = {i: config.attack for i in self.adversaries} if node_attack else {}
+        self.sybil_leader = (
+            min(self.adversaries) if config.attack == "sybil" and self.adversaries else None
+        )
         self._outcomes: dict[int, list[NodeOutcome]] = {}
         torch.set_num_threads(1)  # node steps must give the same bits in any process
 
@@ -158,6 +170,7 @@ class Swarm:
             status = RoundStatus(ledger.round_info(round_id)["status"])
         if status == RoundStatus.FINALIZED:
             self.settle(round_id, times)
+        self.s.checkpoint()  # a finalized version must survive even a SIGKILL of Anvil
         self.write_row(round_id, status, times)
 
     # -- phases ---------------------------------------------------------------------------
@@ -169,6 +182,7 @@ class Swarm:
         if missing:
             profiles = [(b"\x00" * 32, 0x55)] * len(missing)
             self.s.ledger.register_nodes(missing, profiles, self.s.admin, gateway=self.s.gateway)
+            self.s.checkpoint()
 
     def node_outcomes(
         self, round_id: int, base_version: int, weights_cid: str
@@ -204,6 +218,8 @@ class Swarm:
                 profile=n.profile,
                 domain_separator=self.s.ledger.domain_separator,
                 nonce=int(infos[n.address.lower()]["nextNonce"]),
+                attack=self.attacks.get(n.index),
+                sybil_leader=self.sybil_leader,
             )
             for n in nodes
         ]
@@ -231,6 +247,10 @@ class Swarm:
         start = time.perf_counter()
         already = {u.node.lower() for u in self.evidence(round_id).updates}
         pending = [o for o in outcomes if o.status == "ok" and o.node.lower() not in already]
+        if self.config.mode != "batched":
+            # The contract would revert a whole relayed chunk for one bad commitment, so the
+            # gateway checks each one first and drops (and logs) what the chain would refuse.
+            pending = [o for o in pending if self.gateway_accepts(o, round_id, base_version)]
         keys = {n.address.lower(): bytes(n.account.key) for n in self.fleet.nodes}
         chunk = (
             self.config.relay_batch if self.config.mode == "relayed" else self.config.merkle_batch
@@ -248,6 +268,7 @@ class Swarm:
             # and close the round cleanly without a new version.
             self.advance_time(COMMIT_PERIOD_S + 1)
             ledger.close_round(round_id, self.s.aggregator)
+        self.s.checkpoint()
         times.chain += time.perf_counter() - start
 
     def vote_phase(self, round_id: int, times: RoundTimes) -> None:
@@ -259,7 +280,10 @@ class Swarm:
             times.aggregate += time.perf_counter() - start
             metrics = self.round_metrics(round_id, evidence, outcome)
             start = time.perf_counter()
-            proposal_id = self.aggregator.propose(round_id, evidence, outcome, metrics)
+            tamper = self._tamper if self.config.attack == "bad_aggregator" and not (
+                self.s.ledger.proposals(round_id, self.from_block)
+            ) else None  # fmt: skip
+            proposal_id = self.aggregator.propose(round_id, evidence, outcome, metrics, tamper)
             times.chain += time.perf_counter() - start
         self.progress("validators vote", 0, len(self.s.validators))
         start = time.perf_counter()
@@ -283,6 +307,14 @@ class Swarm:
             ledger.reject(proposal_id, self.s.aggregator)
         times.chain += time.perf_counter() - start
 
+    def gateway_accepts(self, outcome: NodeOutcome, round_id: int, base_version: int) -> bool:
+        c = outcome.signed.commitment if outcome.signed else None
+        if c is None or c.round != round_id or c.base_version != base_version:
+            reason = "no signature" if c is None else f"round {c.round}, base {c.base_version}"
+            log.warning("gateway drops node %s's commitment (%s)", outcome.node, reason)
+            return False
+        return True
+
     def reviews(self, proposal_id: int) -> list[Review]:
         d = self.s.deployments
         jobs = [
@@ -299,6 +331,11 @@ class Swarm:
             for v in self.s.validators
         ]
         return list(self.executor.map(review, jobs))
+
+    @staticmethod
+    def _tamper(weights: bytes) -> bytes:
+        """The bad aggregator's first proposal of a round: the real weights, one bit flipped."""
+        return weights[:-1] + bytes([weights[-1] ^ 0x01])
 
     def settle(self, round_id: int, times: RoundTimes) -> None:
         """Move reputation for the round's voted lists, for nodes not settled yet."""
@@ -349,7 +386,7 @@ class Swarm:
             cfg.task,
             eval_tasks=cfg.eval_tasks,
             shots=cfg.eval_shots,
-            inner_lr=cfg.inner_lr,
+            inner_lr=EVAL_INNER_LR,
             seed=cfg.seed,
         )
         outcomes = self._outcomes.get(round_id)
@@ -409,7 +446,7 @@ class Swarm:
                 "curve": metrics["curve"]
                 | {
                     "scratch": scratch_curve(
-                        cfg.task, cfg.eval_tasks, cfg.eval_shots, cfg.inner_lr, cfg.seed
+                        cfg.task, cfg.eval_tasks, cfg.eval_shots, EVAL_INNER_LR, cfg.seed
                     )
                 },
                 "bytes_per_node": metrics["bytes_per_node"],
@@ -442,8 +479,8 @@ class Swarm:
                     "round": round_id,
                     "node": node.address,
                     "index": node.index,
-                    "adversary": False,
-                    "attack": None,
+                    "adversary": node.index in self.adversaries,
+                    "attack": self.config.attack if node.index in self.adversaries else None,
                     "status": state,
                     "bytes_up": o.bytes_up if o else 0,
                     "bytes_down": o.bytes_down if o else 0,

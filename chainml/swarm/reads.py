@@ -5,27 +5,55 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from eth_abi import decode
 from eth_utils import to_checksum_address
 
 from chainml.chain.client import Ledger
+from chainml.errors import ChainError
 
 CHUNK = 250
 
 
-def node_infos(ledger: Ledger, addresses: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """``nodeInfo`` of every address, keyed by lower-case address."""
+def node_infos(
+    ledger: Ledger, addresses: Sequence[str], block: int | None = None
+) -> dict[str, dict[str, Any]]:
+    """``nodeInfo`` of every address (at ``block``, default latest), keyed by lower-case address.
+
+    Reading at a past block gives the same answer forever, which is what lets validators and
+    ``chainml verify`` apply the reputation gate of a round long after it ended.
+    """
     abi = next(
         i for i in ledger.ledger.abi if i.get("type") == "function" and i["name"] == "nodeInfo"
     )
-    names = [c["name"] for c in abi["outputs"][0]["components"]]
-    out: dict[str, dict[str, Any]] = {}
+    component = abi["outputs"][0]
+    names = [c["name"] for c in component["components"]]
+    types = ["(" + ",".join(c["type"] if c["type"] != "tuple" else
+             "(" + ",".join(x["type"] for x in c["components"]) + ")"
+             for c in component["components"]) + ")"]  # fmt: skip
+    tag = "latest" if block is None else hex(block)
     unique = list(dict.fromkeys(a.lower() for a in addresses))
+    out: dict[str, dict[str, Any]] = {}
     for start in range(0, len(unique), CHUNK):
         chunk = unique[start : start + CHUNK]
-        with ledger.w3.batch_requests() as batch:
-            for address in chunk:
-                batch.add(ledger.ledger.functions.nodeInfo(to_checksum_address(address)))
-            results = batch.execute()
-        for address, value in zip(chunk, results, strict=True):
-            out[address] = dict(zip(names, value, strict=True))
+        requests = [
+            (
+                "eth_call",
+                [
+                    {
+                        "to": ledger.ledger.address,
+                        "data": ledger.ledger.encode_abi("nodeInfo", [to_checksum_address(a)]),
+                    },
+                    tag,
+                ],
+            )
+            for a in chunk
+        ]
+        responses = ledger.w3.provider.make_batch_request(requests)  # type: ignore[attr-defined]
+        if not isinstance(responses, list):
+            raise ChainError(f"the chain refused a batch of nodeInfo reads: {responses}")
+        for address, response in zip(chunk, sorted(responses, key=lambda r: r["id"]), strict=True):
+            if "error" in response:
+                raise ChainError(f"nodeInfo({address}) at {tag} failed: {response['error']}")
+            (values,) = decode(types, bytes.fromhex(response["result"][2:]))
+            out[address] = dict(zip(names, values, strict=True))
     return out

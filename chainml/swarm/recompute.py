@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from chainml.aggregate.strategies import Contribution, Strategy
 from chainml.chain.merkle import MerkleTree, address_leaf
 from chainml.errors import IntegrityError
@@ -23,6 +25,9 @@ from chainml.swarm.payloads import decode_update, decode_weights, encode_weights
 
 SERVER_LR = 1.0
 """Reptile's outer step on the aggregated delta: part of the protocol, not a run setting."""
+MIN_REPUTATION = 700
+"""Reputation-weighted inclusion: below this (when the round opened) a node's update is left
+out. Nodes start at 1,000 and lose 50 per exclusion, so about six net exclusions gate a node."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,14 @@ class AggregateOutcome:
         return node_list_root(self.excluded)
 
 
+def _shared_cids(evidence: RoundEvidence) -> set[str]:
+    """Update CIDs committed by more than one node: copied work or one operator's sybils."""
+    seen: dict[str, int] = {}
+    for update in evidence.updates:
+        seen[update.update_cid] = seen.get(update.update_cid, 0) + 1
+    return {cid for cid, count in seen.items() if count > 1}
+
+
 def node_list_root(nodes: tuple[str, ...]) -> bytes:
     """Merkle root of a proposal's node list (all zeros for an empty list)."""
     return MerkleTree([address_leaf(n) for n in nodes]).root if nodes else b"\x00" * 32
@@ -62,8 +75,18 @@ def compute_aggregate(
     arch_id = weights_arch(base_bytes)
     base = decode_weights(base_bytes, arch_id)
     contributions: list[Contribution] = []
-    invalid: list[tuple[str, str]] = []
+    invalid: list[tuple[str, str]] = [
+        (leaf.node, leaf.reason) for leaf in evidence.rejected if leaf.attributable
+    ]
+    shared = _shared_cids(evidence)
     for update in evidence.updates:
+        reputation = evidence.reputation.get(update.node.lower(), MIN_REPUTATION)
+        if reputation < MIN_REPUTATION:
+            invalid.append((update.node, f"reputation {reputation} is below {MIN_REPUTATION}"))
+            continue
+        if update.update_cid in shared:
+            invalid.append((update.node, f"update {update.update_cid} is also another node's"))
+            continue
         try:
             sparse = decode_update(store.get(update.update_cid), arch_id)
         except IntegrityError as exc:
@@ -72,13 +95,20 @@ def compute_aggregate(
         except BlockNotFoundError:
             invalid.append((update.node, f"update {update.update_cid} was never stored"))
             continue
-        contributions.append(Contribution(update.node, sparse.to_dense(), update.num_samples))
+        dense = sparse.to_dense()
+        if not np.any(dense):
+            invalid.append((update.node, "empty update (no work done)"))
+            continue
+        contributions.append(Contribution(update.node, dense, update.num_samples))
     if not contributions:
         raise IntegrityError(f"round {evidence.round} has no usable update to aggregate")
     result = strategy.aggregate(contributions)
     new_params = apply_update(base, arch_id, result.delta, SERVER_LR)
     weights = encode_weights(new_params, arch_id)
-    excluded = tuple(sorted({*result.excluded, *(n for n, _ in invalid)}, key=str.lower))
+    included = set(result.included)
+    excluded = tuple(
+        sorted({*result.excluded, *(n for n, _ in invalid if n not in included)}, key=str.lower)
+    )
     return AggregateOutcome(
         arch_id=arch_id,
         weights=weights,

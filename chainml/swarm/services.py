@@ -7,6 +7,7 @@ other step. A deployment whose current weights are for another model is refused 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from chainml.chain.deployments import (
 from chainml.errors import ChainError, ConfigError, StorageError
 from chainml.meta.models import get_model
 from chainml.meta.tasks import get_family
+from chainml.services.chain import LocalChain
 from chainml.storage.cid import cid_to_onchain, onchain_to_str
 from chainml.storage.store import Store, open_store
 from chainml.swarm.fleet import GATEWAY_ACCOUNT_INDEX
@@ -44,6 +46,8 @@ class Services:
     aggregator: str
     validators: list[str]
     gateway: str
+    checkpoint: Callable[[], object] = lambda: None
+    """Make the chain's state durable now (the local Anvil's state file); no-op elsewhere."""
 
 
 def genesis_weights(task: str, seed: int) -> tuple[bytes, str]:
@@ -81,7 +85,12 @@ def connect(
         raise ConfigError(
             f"{deployments_path(data_dir)} names no aggregator or validators; redeploy"
         )
+    local = LocalChain(data_dir)
+    info = local.info()
+    checkpoint = local.checkpoint if info is not None and info.url == rpc_url else (lambda: None)
+    checkpoint()
     return Services(
+        checkpoint=checkpoint,
         rpc_url=rpc_url,
         w3=w3,
         ledger=ledger,
