@@ -179,7 +179,6 @@ class LocalChain:
             "--mnemonic", DEV_MNEMONIC,
             "--balance", str(ACCOUNT_BALANCE_ETH),
             "--state", str(self.anvil_state),
-            "--preserve-historical-states",
             "--silent",
         ]  # fmt: skip
 

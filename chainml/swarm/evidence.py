@@ -28,7 +28,7 @@ from chainml.errors import IntegrityError
 from chainml.storage.cid import onchain_to_str
 from chainml.storage.store import Store
 from chainml.swarm.payloads import decode_leaves
-from chainml.swarm.reads import node_infos
+from chainml.swarm.reads import node_infos, reputations_before
 
 
 @dataclass(frozen=True)
@@ -95,15 +95,15 @@ def gather_round(ledger: Ledger, store: Store, round_id: int, from_block: int = 
         seen.add(update.node.lower())
         updates.append(update)
     opened = ledger.logs(ledger.ledger, "RoundOpened", from_block, round=round_id)
-    opened_at = int(opened[0]["blockNumber"]) if opened else None
-    infos = node_infos(ledger, [u.node for u in updates], block=opened_at) if updates else {}
+    opened_at = int(opened[0]["blockNumber"]) if opened else from_block
+    reputation = reputations_before(ledger, [u.node for u in updates], opened_at, from_block)
     return RoundEvidence(
         round=round_id,
         base_version=base_version,
         base_weights_cid=onchain_to_str(weights_digest, weights_codec),
         updates=tuple(updates),
         rejected=tuple(rejected),
-        reputation={a: int(info["reputation"]) for a, info in infos.items()},
+        reputation=reputation,
     )
 
 

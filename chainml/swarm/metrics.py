@@ -26,6 +26,7 @@ from chainml.meta.tasks import get_family
 CURVE_STEPS = (0, 1, 5, 10)
 ROUNDS_FILE = "rounds.jsonl"
 NODES_FILE = "nodes.jsonl"
+OPENED_FILE = "opened.jsonl"
 
 
 def summary(values: Sequence[float]) -> dict[str, float]:
@@ -104,6 +105,14 @@ class RunLog:
         rounds_path = self.run_dir / ROUNDS_FILE
         if _has_torn_tail(rounds_path):
             _write_jsonl(rounds_path, _read_jsonl(rounds_path))
+
+    def opened_rounds(self) -> set[int]:
+        """Rounds this run opened or carried on (so a resume adopts them, and only them)."""
+        return {int(r["round"]) for r in _read_jsonl(self.run_dir / OPENED_FILE)}
+
+    def mark_opened(self, round_id: int) -> None:
+        if round_id not in self.opened_rounds():
+            _append_jsonl(self.run_dir / OPENED_FILE, [{"round": round_id}])
 
     def append_round(self, node_rows: Sequence[dict[str, Any]], round_row: dict[str, Any]) -> None:
         _append_jsonl(self.run_dir / NODES_FILE, node_rows)

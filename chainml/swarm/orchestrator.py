@@ -139,7 +139,14 @@ class Swarm:
         current = ledger.current_round()
         done = self.log.completed_rounds()
         if current and current not in done:
-            return current
+            status = RoundStatus(ledger.round_info(current)["status"])
+            # An unfinished round is always carried on; a finished one only if this run
+            # opened it (it crashed before writing the row), not if another run did.
+            if status in (RoundStatus.OPEN, RoundStatus.AGGREGATING) or (
+                current in self.log.opened_rounds()
+            ):
+                self.log.mark_opened(current)
+                return current
         participants = self.config.nodes - len(self.fleet.dropped(current + 1))
         minimum = max(1, int(np.ceil(self.config.min_commitments_fraction * max(participants, 1))))
         params = RoundParams(
@@ -150,7 +157,9 @@ class Swarm:
             vote_commit_period=VOTE_PERIOD_S,
             reveal_period=VOTE_PERIOD_S,
         )
-        return ledger.open_round(params, self.s.aggregator)
+        round_id = ledger.open_round(params, self.s.aggregator)
+        self.log.mark_opened(round_id)
+        return round_id
 
     def drive(self, round_id: int) -> None:
         """Take one round from whatever phase it is in to its row in the run log."""

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from eth_abi import decode
-from eth_utils import to_checksum_address
+from eth_utils import keccak, to_checksum_address
 
 from chainml.chain.client import Ledger
 from chainml.errors import ChainError
@@ -17,11 +17,7 @@ CHUNK = 250
 def node_infos(
     ledger: Ledger, addresses: Sequence[str], block: int | None = None
 ) -> dict[str, dict[str, Any]]:
-    """``nodeInfo`` of every address (at ``block``, default latest), keyed by lower-case address.
-
-    Reading at a past block gives the same answer forever, which is what lets validators and
-    ``chainml verify`` apply the reputation gate of a round long after it ended.
-    """
+    """``nodeInfo`` of every address (at ``block``, default latest), keyed by lower-case address."""
     abi = next(
         i for i in ledger.ledger.abi if i.get("type") == "function" and i["name"] == "nodeInfo"
     )
@@ -57,3 +53,41 @@ def node_infos(
             (values,) = decode(types, bytes.fromhex(response["result"][2:]))
             out[address] = dict(zip(names, values, strict=True))
     return out
+
+
+REPUTATION_CHANGED = keccak(text="ReputationChanged(address,uint256,uint8,int64,int64)")
+
+
+def reputations_before(
+    ledger: Ledger, addresses: Sequence[str], block: int, from_block: int = 0
+) -> dict[str, int]:
+    """Each address's reputation as it stood before ``block``, rebuilt from events alone.
+
+    Reads the last ``ReputationChanged`` score of each account in ``[from_block, block)``, with
+    the registry's initial reputation for accounts that have none. Unlike a state read at an
+    old block, this works on any node, including an Anvil restarted from a state file.
+    """
+    initial = int(ledger.ledger.functions.initialReputation().call())
+    unique = list(dict.fromkeys(a.lower() for a in addresses))
+    scores = dict.fromkeys(unique, initial)
+    if block <= from_block:
+        return scores
+    for start in range(0, len(unique), CHUNK):
+        chunk = unique[start : start + CHUNK]
+        topics = [
+            "0x" + REPUTATION_CHANGED.hex(),
+            ["0x" + bytes.fromhex(a[2:]).rjust(32, b"\0").hex() for a in chunk],
+        ]
+        logs = ledger.w3.eth.get_logs(
+            {
+                "address": ledger.ledger.address,
+                "fromBlock": from_block,
+                "toBlock": block - 1,
+                "topics": topics,  # type: ignore[typeddict-item]
+            }
+        )
+        for log in sorted(logs, key=lambda e: (e["blockNumber"], e["logIndex"])):
+            account = "0x" + bytes(log["topics"][1])[-20:].hex()
+            _delta, score = decode(["int64", "int64"], bytes(log["data"]))
+            scores[account] = int(score)
+    return scores
