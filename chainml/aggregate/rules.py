@@ -130,6 +130,24 @@ def norm_outliers(rows: np.ndarray, factor: float) -> list[int]:
     return [i for i, n in enumerate(norms) if n > limit * median and n > 0]
 
 
+def clip_norms(rows: np.ndarray, factor: float) -> np.ndarray:
+    """Rows scaled down to at most ``factor`` times the median norm (bounded influence).
+
+    Norms come from exact squared norms (see :func:`to_fixed_point`) and the scaling is one
+    elementwise multiply per row, so the result is reproducible bit for bit.
+    """
+    if rows.shape[0] < 3:
+        return rows.copy()
+    fixed = to_fixed_point(rows)
+    norms = np.sqrt(np.array([float(int(v)) for v in np.einsum("ij,ij->i", fixed, fixed)]))
+    limit = factor * float(np.sort(norms)[(len(norms) - 1) // 2])
+    out = rows.astype(np.float32, copy=True)
+    for i, norm in enumerate(norms.tolist()):
+        if norm > limit > 0:
+            out[i] = (rows[i].astype(np.float64) * (limit / norm)).astype(np.float32)
+    return out
+
+
 def direction_outliers(rows: np.ndarray, centre: np.ndarray, min_cosine: float) -> list[int]:
     """Rows pointing against the robust centre: cosine below ``-min_cosine`` (exact test).
 

@@ -57,13 +57,18 @@ class Strategy:
     name: ClassVar[str] = ""
     norm_factor: float = 8.0
     min_cosine: float = 0.1
+    clip_factor: float | None = 3.0
+    """Robust rules scale every kept update down to at most this multiple of the median norm."""
 
     def aggregate(self, contributions: Sequence[Contribution]) -> AggregateResult:
         ordered = canonical(contributions)
         rows = np.stack([c.delta.astype(np.float32) for c in ordered])
         keep = self._select(rows)
         kept = [ordered[i] for i in keep]
-        delta = self._combine(rows[keep], kept)
+        kept_rows = rows[keep]
+        if self.clip_factor is not None:
+            kept_rows = rules.clip_norms(kept_rows, self.clip_factor)
+        delta = self._combine(kept_rows, kept)
         kept_nodes = {c.node for c in kept}
         return AggregateResult(
             delta=delta,
@@ -90,6 +95,7 @@ class Mean(Strategy):
 
     rule_id: ClassVar[int] = 1
     name: ClassVar[str] = "mean"
+    clip_factor: float | None = None
 
     def _select(self, rows: np.ndarray) -> list[int]:
         return list(range(rows.shape[0]))

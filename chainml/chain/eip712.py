@@ -42,10 +42,16 @@ _DOMAIN_TYPEHASH = keccak(
 _ABI_TYPES = ["bytes32"] + [f["type"] for f in COMMITMENT_FIELDS]
 
 
+MAX_FIXED = 2**64 - 1
+
+
 def to_fixed(loss: float) -> int:
-    """A non-negative loss as the ledger's 9-decimal fixed point."""
+    """A non-negative loss as the ledger's 9-decimal fixed point, saturating at uint64's max
+    (a diverged local step reports "huge", not an encoding error)."""
     if not loss >= 0:
         raise ValueError(f"loss must be a non-negative number, got {loss!r}")
+    if loss == float("inf") or loss * LOSS_SCALE >= MAX_FIXED:
+        return MAX_FIXED
     return round(loss * LOSS_SCALE)
 
 

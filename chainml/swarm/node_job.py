@@ -33,6 +33,8 @@ COMMITMENT_WIRE_BYTES = 9 * 32 + 65
 """ABI-encoded commitment fields plus the 65-byte signature, as a device would transmit them."""
 
 Status = Literal["ok", "refused", "failed"]
+MAX_GRAD_NORM = 5.0
+"""Devices clip each online gradient: one large-amplitude sample must not blow up the step."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ def node_config(
     *, shots: int, queries: int, steps: int, inner_lr: float, top_fraction: float, round_id: int
 ) -> NodeConfig:
     """The TinyMetaFed node step the swarm runs (online adaptation, head re-fit, top-P int8)."""
-    adapt = AdaptConfig(steps=steps, inner_lr=inner_lr, online=True)
+    adapt = AdaptConfig(steps=steps, inner_lr=inner_lr, online=True, max_grad_norm=MAX_GRAD_NORM)
     return replace(
         NodeConfig(), adapt=adapt, shots=shots, queries=queries, top_fraction=top_fraction,
         round=round_id,
@@ -157,8 +159,8 @@ def run_node(job: NodeJob) -> NodeOutcome:
         )
         signed = sign_commitment(job.key, commitment, job.domain_separator)
         seconds = (t2 - t1, (t1 - t0) + (t3 - t2), time.perf_counter() - t3)
-    except (ChainMLError, ValueError) as exc:
-        return NodeOutcome(job.index, address, "failed", error=str(exc))
+    except Exception as exc:  # a device that fails is data, not a crash of the whole round
+        return NodeOutcome(job.index, address, "failed", error=f"{type(exc).__name__}: {exc}")
     macs = adaptation_macs(
         job.arch_id,
         steps=job.node.adapt.steps,
