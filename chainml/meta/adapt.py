@@ -49,8 +49,9 @@ class AdaptConfig:
             raise MetaLearningError(f"invalid adaptation config: {self}")
 
 
-def loss_fn(model: Model, params: Mapping[str, torch.Tensor], x: torch.Tensor,
-            y: torch.Tensor) -> torch.Tensor:  # fmt: skip
+def loss_fn(
+    model: Model, params: Mapping[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor
+) -> torch.Tensor:
     """Mean squared error (regression) or cross-entropy (classification)."""
     out = model(params, x)
     if model.spec.loss == "mse":
@@ -58,16 +59,23 @@ def loss_fn(model: Model, params: Mapping[str, torch.Tensor], x: torch.Tensor,
     return F.cross_entropy(out, y)
 
 
-def accuracy(model: Model, params: Mapping[str, torch.Tensor], x: torch.Tensor,
-             y: torch.Tensor) -> torch.Tensor:  # fmt: skip
+def accuracy(
+    model: Model, params: Mapping[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor
+) -> torch.Tensor:
     """Fraction of correct argmax predictions (classification only)."""
     return (model(params, x).argmax(dim=-1) == y).float().mean()
 
 
-def refit_head(model: Model, params: Params, x: torch.Tensor, y: torch.Tensor,
-               ridge_lambda: float) -> Params:  # fmt: skip
-    """Closed-form ridge fit of the linear head on the body's features (targets one-hot for
-    classification). Solved in the n-by-n dual form because support sets are small."""
+def refit_head(
+    model: Model, params: Params, x: torch.Tensor, y: torch.Tensor, ridge_lambda: float
+) -> Params:
+    """Closed-form ridge fit of the linear head (bias included) on the body's features; targets
+    are one-hot for classification.
+
+    Solved in the primal form ``(A^T A + lambda I) w = A^T Y``: the sufficient statistics
+    ``A^T A`` and ``A^T Y`` are sums over samples, so a device accumulates them one sample at a
+    time as data arrives (recursive least squares, O(d^2) RAM however many samples it sees).
+    """
     feats = model.features(params, x)
     ones = torch.ones(feats.shape[0], 1, dtype=feats.dtype)
     a = torch.cat([feats, ones], dim=1)  # (n, d+1)
@@ -76,22 +84,28 @@ def refit_head(model: Model, params: Params, x: torch.Tensor, y: torch.Tensor,
     else:
         classes = torch.arange(model.spec.output_dim)
         targets = (y.unsqueeze(-1) == classes).to(feats.dtype)
-    gram = a @ a.T + ridge_lambda * torch.eye(a.shape[0], dtype=a.dtype)
-    w = a.T @ torch.linalg.solve(gram, targets)  # (d+1, out)
+    gram = a.T @ a + ridge_lambda * torch.eye(a.shape[1], dtype=a.dtype)
+    w = torch.linalg.solve(gram, a.T @ targets)  # (d+1, out)
     return {**params, "head.weight": w[:-1].T.contiguous(), "head.bias": w[-1].contiguous()}
 
 
-def adapt(model: Model, params: Mapping[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
-          config: AdaptConfig) -> Params:  # fmt: skip
+def adapt(
+    model: Model,
+    params: Mapping[str, torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    config: AdaptConfig,
+) -> Params:
     """Adapt ``params`` to one task's support set ``(x, y)``; returns new tensors."""
     params = dict(params)
     if config.head_refit == "ridge":
         params = refit_head(model, params, x, y, config.ridge_lambda)
     anchor = params
     head = set(model.spec.head)
-    trainable = {
+    # A tuple in parameter order, not a set: sums over it must not depend on hash seeds.
+    trainable = tuple(
         k for k in params if config.train == "all" or ((k in head) == (config.train == "head"))
-    }
+    )
 
     def objective(p: Params, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
         loss = loss_fn(model, p, xb, yb)
