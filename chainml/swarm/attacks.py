@@ -37,6 +37,9 @@ ATTACKS = (
 NODE_ATTACKS = frozenset(ATTACKS) - {"bad_aggregator"}
 SCALE_FACTOR = 20.0
 """``scale`` boosts its update 20x: large enough to drag a mean far off, as in the literature."""
+NOISE_FACTOR = 50.0
+"""``noise`` sends uniform random int8 values at 50x the honest scale (a Gaussian-noise attack
+with a large variance, in int8 form)."""
 
 
 def adversary_indices(nodes: int, fraction: float, seed: int) -> frozenset[int]:
@@ -60,7 +63,9 @@ def poison_update(
         rng = task_rng(seed, 12, round_id, index)
         values = rng.integers(-127, 128, size=update.values.shape).astype(np.int8)
         return replace(
-            update, values=values, scales=(update.scales * np.float32(5)).astype(np.float32)
+            update,
+            values=values,
+            scales=(update.scales * np.float32(NOISE_FACTOR)).astype(np.float32),
         )
     if attack == "freeride":
         return replace(update, values=np.zeros_like(update.values))
