@@ -1,8 +1,11 @@
 """Storage throughput: put and get MB/s for 10 KB, 1 MB and 100 MB objects on both backends.
 
 The embedded store is compared with plain ``hashlib.sha256`` over the same objects, since
-hashing is the work it cannot avoid (target: within 2x). The Kubo RPC backend runs against a
-local js-ipfs node this script starts (via ``chainml.services.ipfs``) and stops again.
+hashing is the work it cannot avoid (target: put and get each within 2x of it, reported per
+size as ``put_within_2x`` / ``get_within_2x`` and overall as ``embedded_all_within_2x``).
+Every embedded get verifies every block against its CID and every put writes every byte.
+The Kubo RPC backend runs against a local js-ipfs node this script starts (via
+``chainml.services.ipfs``) and stops again.
 
 Every put stores fresh random content (a re-put of known content is a no-op). Each figure is
 the best of ``--repeat`` runs. The last stdout line is one JSON object with all results.
@@ -75,7 +78,9 @@ def measure(store: Store, size: int, total: int, repeat: int, rng, with_sha: boo
         result["sha256"] = best["sha256"]
         result["sha256_over_put"] = round(best["sha256"] / best["put"], 2)
         result["sha256_over_get"] = round(best["sha256"] / best["get"], 2)
-        result["within_2x"] = best["sha256"] <= 2 * min(best["put"], best["get"])
+        result["put_within_2x"] = best["sha256"] <= 2 * best["put"]
+        result["get_within_2x"] = best["sha256"] <= 2 * best["get"]
+        result["within_2x"] = result["put_within_2x"] and result["get_within_2x"]
     return result
 
 
@@ -101,7 +106,11 @@ def main(argv: list[str] | None = None) -> int:
             results[label] = measure(embedded, size, BATCH_BYTES[label], args.repeat, rng, True)
             print(f"embedded {label}: {results[label]}", flush=True)
         report["embedded"] = results
-        report["embedded_within_2x_of_sha256"] = {k: v["within_2x"] for k, v in results.items()}
+        report["embedded_within_2x_of_sha256"] = {
+            label: {"put": r["put_within_2x"], "get": r["get_within_2x"]}
+            for label, r in results.items()
+        }
+        report["embedded_all_within_2x"] = all(r["within_2x"] for r in results.values())
         if not args.no_kubo:
             node = LocalIpfsNode(work / "ipfs-data")
             info = node.up()

@@ -36,3 +36,7 @@ def main() -> None:
     for name, address in sorted(deployments.contracts.items()):
         print(f"{name}: {address}")
     print(f"chain id {deployments.chain_id}; deployments written to {target}")
+    print(
+        "next: `chainml console` (brownie's console with `ledger` and `voting` ready), "
+        "`chainml inspect contracts`, `chainml swarm run`"
+    )

@@ -44,7 +44,7 @@ def network_config(rpc_url: str, engine: str) -> str:
     return json.dumps({"live": [], "development": [network]}, indent=2) + "\n"
 
 
-def _client_engine(rpc_url: str) -> str:
+def client_engine(rpc_url: str) -> str:
     from web3 import Web3
 
     w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 10}))
@@ -74,7 +74,7 @@ def brownie_env(data_dir: Path, rpc_url: str, engine: str) -> dict[str, str]:
 
 def run_brownie(args: list[str], data_dir: Path, rpc_url: str, timeout: float = 900) -> str:
     """Run ``brownie <args>`` in the project root against ``rpc_url``; returns its stdout."""
-    engine = _client_engine(rpc_url)
+    engine = client_engine(rpc_url)
     env = brownie_env(data_dir, rpc_url, engine)
     brownie = Path(sys.executable).with_name("brownie")
     cmd = [str(brownie), *args]

@@ -12,6 +12,7 @@ import typer
 from chainml import __version__
 from chainml.cli import (
     chain_cmd,
+    console_cmd,
     demo_cmd,
     deploy_cmd,
     inspect_cmd,
@@ -35,6 +36,7 @@ app.add_typer(chain_cmd.app, name="chain")
 app.add_typer(ipfs_cmd.app, name="ipfs")
 app.command("demo")(demo_cmd.demo)
 app.command("deploy")(deploy_cmd.deploy)
+app.command("console")(console_cmd.console)
 app.add_typer(swarm_cmd.app, name="swarm")
 app.command("verify")(verify_cmd.verify)
 app.add_typer(inspect_cmd.app, name="inspect")

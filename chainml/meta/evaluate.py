@@ -68,11 +68,21 @@ def mean_ci95(values: np.ndarray) -> tuple[float, float]:
     return float(v.mean()), float(1.96 * v.std(ddof=1) / math.sqrt(len(v)))
 
 
-def evaluate(meta_params: Mapping[str, torch.Tensor], family: TaskFamily, *,
-             arch_id: str | None = None, n_tasks: int = MIN_TASKS, shots: int = 5,
-             queries: int | None = None, steps: Sequence[int] = (0, 1, 5, 10),
-             adapt_config: AdaptConfig | None = None, quantized: bool = False,
-             per_channel: bool = True, seed: int = 0, chunk: int = 200) -> EvalResult:  # fmt: skip
+def evaluate(
+    meta_params: Mapping[str, torch.Tensor],
+    family: TaskFamily,
+    *,
+    arch_id: str | None = None,
+    n_tasks: int = MIN_TASKS,
+    shots: int = 5,
+    queries: int | None = None,
+    steps: Sequence[int] = (0, 1, 5, 10),
+    adapt_config: AdaptConfig | None = None,
+    quantized: bool = False,
+    per_channel: bool = True,
+    seed: int = 0,
+    chunk: int = 200,
+) -> EvalResult:
     """Per-k mean and 95% CI of the query loss (and accuracy) over ``n_tasks`` eval tasks."""
     if n_tasks < MIN_TASKS:
         raise MetaLearningError(f"use at least {MIN_TASKS} tasks for a 95% CI, got {n_tasks}")
@@ -86,8 +96,14 @@ def evaluate(meta_params: Mapping[str, torch.Tensor], family: TaskFamily, *,
     if quantized:
         params = fake_quant_params(params, per_channel)
 
-    def score(p: Params, xs: torch.Tensor, ys: torch.Tensor, xq: torch.Tensor, yq: torch.Tensor,
-              cfg: AdaptConfig) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    def score(
+        p: Params,
+        xs: torch.Tensor,
+        ys: torch.Tensor,
+        xq: torch.Tensor,
+        yq: torch.Tensor,
+        cfg: AdaptConfig,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         new = adapt(model, p, xs, ys, cfg)
         if quantized:
             new = fake_quant_params(new, per_channel)
@@ -100,8 +116,6 @@ def evaluate(meta_params: Mapping[str, torch.Tensor], family: TaskFamily, *,
         for k in steps:
             cfg = replace(base, steps=k)
             fn = vmap(lambda *a, c=cfg: score(*a, c), in_dims=(None, 0, 0, 0, 0))
-            with torch.no_grad():
-                pass
             loss, acc = fn(params, ep.x_support, ep.y_support, ep.x_query, ep.y_query)
             per_k[k][0].append(loss.detach().numpy())
             per_k[k][1].append(acc.detach().numpy())

@@ -1,14 +1,23 @@
 """TinyMetaFed-style federated meta-learning: the node step, aggregation and a simulation.
 
-Node side (Ren et al. 2023, "TinyMetaFed: Efficient Federated Meta-Learning for TinyML",
-arXiv:2307.06822): the node receives the meta-weights, re-fits its head locally (partial local
-reconstruction, never sent), adapts online one sample at a time with the shared :func:`adapt`,
-and reports the top-P% of its body delta ``phi - theta`` as an int8 :class:`SparseUpdate`. The
-Flower-like contract is ``fit(params, config) -> (update, num_examples, metrics)``.
+Node side (after Ren et al. 2023, "TinyMetaFed: Efficient Federated Meta-Learning for TinyML",
+arXiv:2307.06822): a node receives the meta-weights and
 
-Server side: the mean of the dequantized dense deltas, summed in a fixed order in float64, is
-applied as a Reptile step ``theta += lr * mean_delta`` (Nichol et al. 2018) with plain float32
-numpy operations, so every machine computes the same bits. Aggregation is a swappable callable.
+* reconstructs its head locally (partial local reconstruction, FedRecon: Singhal et al. 2021): a
+  closed-form ridge fit whose sufficient statistics accumulate online, one sample at a time;
+  the head is never sent and the server's head is never updated;
+* adapts with the shared :func:`adapt` (its settings, including gradient clipping against
+  over-adaptation, come from :class:`~chainml.meta.adapt.AdaptConfig`; ``online=True`` makes
+  every gradient step use one sample);
+* reports the top-P% of its body update as an int8 :class:`SparseUpdate`. The update is the
+  Reptile delta ``phi - theta`` or, as in FedMeta (Chen et al. 2018, arXiv:1802.07876), the
+  negative first-order or second-order MAML meta-gradient of its query loss.
+
+The Flower-like contract is ``MetaClient.fit(params, config) -> (update, num_examples,
+metrics)``. Server side: the mean of the dequantized dense deltas, summed in a fixed order in
+float64, is applied with plain SGD (``theta += lr * delta``, the Reptile outer step) or with
+server Adam (FedAdam, Reddi et al. 2021), using only element-wise float32 numpy operations, so
+every machine computes the same bits. The aggregation rule is a swappable callable.
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ from typing import Literal
 
 import numpy as np
 import torch
-from torch.func import grad
+from torch.func import grad, vmap
 
 from chainml.errors import MetaLearningError
 from chainml.meta.adapt import AdaptConfig, adapt, loss_fn
@@ -33,12 +42,12 @@ from chainml.meta.sparse import (
     sparsify,
     unflatten_body,
 )
-from chainml.meta.tasks import Task, TaskFamily
+from chainml.meta.tasks import Task, TaskFamily, stack_episodes
 from chainml.meta.tasks.base import task_rng
 
 
 def _default_node_adapt() -> AdaptConfig:
-    return AdaptConfig(steps=10, inner_lr=0.02, online=True)
+    return AdaptConfig(steps=1, inner_lr=0.01, head_refit="ridge", max_grad_norm=1.0)
 
 
 @dataclass(frozen=True)
@@ -50,7 +59,7 @@ class NodeConfig:
     queries: int = 10
     top_fraction: float = 0.1
     granularity: Granularity = "param"
-    rule: Literal["reptile", "fomaml"] = "reptile"
+    rule: Literal["reptile", "fomaml", "maml"] = "maml"
     round: int = 0
 
 
@@ -71,31 +80,65 @@ def to_params(params: Mapping[str, torch.Tensor | np.ndarray], spec: ModelSpec) 
     return out
 
 
-def node_step(model: Model, params: Mapping[str, torch.Tensor], task: Task,
-              config: NodeConfig) -> NodeResult:  # fmt: skip
-    """One node's round: adapt online on this round's local samples, send the sparse int8 delta
-    of the body. The adapted head is discarded: every round the head is reconstructed locally
-    from the global head (FedRecon-style, Singhal et al. 2021), so it is never sent.
+def node_steps(
+    model: Model, params: Mapping[str, torch.Tensor], tasks: Sequence[Task], config: NodeConfig
+) -> list[NodeResult]:
+    """Several nodes' rounds at once (``vmap`` over nodes); each result equals what
+    :func:`node_step` computes for that node alone, up to float rounding of batched kernels.
 
-    Metrics are measured on this round's held-out query samples, before and after adaptation.
+    Metrics are query-set losses right after head reconstruction (``loss_before``) and after
+    adaptation (``loss_after``), on samples the update did not adapt on.
     """
     spec = model.spec
     theta = to_params(params, spec)
-    ep = task.episode(config.shots, config.queries, draw=config.round)
-    phi = adapt(model, theta, ep.x_support, ep.y_support, config.adapt)
-    if config.rule == "reptile":
-        delta = flatten_body(phi, spec) - flatten_body(theta, spec)
-    else:  # first-order MAML: the negative query gradient at the adapted weights
-        g = grad(lambda p: loss_fn(model, p, ep.x_query, ep.y_query))(phi)
-        delta = -flatten_body(g, spec)
-    update = sparsify(delta, spec.arch_id, config.top_fraction, config.granularity)
-    with torch.no_grad():
-        before = float(loss_fn(model, theta, ep.x_query, ep.y_query))
-        after = float(loss_fn(model, phi, ep.x_query, ep.y_query))
-    n = int(ep.x_support.shape[0])
-    metrics = {"loss_before": before, "loss_after": after, "num_samples": float(n),
-               "bytes": float(update.nbytes())}  # fmt: skip
-    return NodeResult(update, n, metrics)
+    ep = stack_episodes([t.episode(config.shots, config.queries, draw=config.round) for t in tasks])
+    body = [p.name for p in spec.body]
+
+    def one(
+        p: Params, xs: torch.Tensor, ys: torch.Tensor, xq: torch.Tensor, yq: torch.Tensor
+    ) -> tuple[Params, torch.Tensor, torch.Tensor]:
+        def outer(q: Params) -> tuple[torch.Tensor, tuple[Params, torch.Tensor]]:
+            phi = adapt(model, q, xs, ys, config.adapt)
+            loss = loss_fn(model, phi, xq, yq)
+            return loss, (phi, loss)
+
+        if config.rule == "maml":
+            g, (phi, after) = grad(outer, has_aux=True)(p)
+            delta = {k: -g[k] for k in body}
+        else:
+            phi = adapt(model, p, xs, ys, config.adapt)
+            after = loss_fn(model, phi, xq, yq)
+            if config.rule == "reptile":
+                delta = {k: phi[k] - p[k] for k in body}
+            else:
+                g = grad(lambda q: loss_fn(model, q, xq, yq))(phi)
+                delta = {k: -g[k] for k in body}
+        start = adapt(model, p, xs, ys, replace(config.adapt, steps=0))
+        return delta, loss_fn(model, start, xq, yq), after
+
+    deltas, before, after = vmap(one, in_dims=(None, 0, 0, 0, 0))(
+        theta, ep.x_support, ep.y_support, ep.x_query, ep.y_query
+    )
+    n = int(ep.x_support.shape[1])
+    results = []
+    for i in range(len(tasks)):
+        flat = flatten_body({k: v[i] for k, v in deltas.items()}, spec)
+        update = sparsify(flat, spec.arch_id, config.top_fraction, config.granularity)
+        metrics = {
+            "loss_before": float(before[i]),
+            "loss_after": float(after[i]),
+            "num_samples": float(n),
+            "bytes": float(update.nbytes()),
+        }
+        results.append(NodeResult(update, n, metrics))
+    return results
+
+
+def node_step(
+    model: Model, params: Mapping[str, torch.Tensor], task: Task, config: NodeConfig
+) -> NodeResult:
+    """One node's round (see :func:`node_steps`): what a simulated device runs."""
+    return node_steps(model, params, [task], config)[0]
 
 
 class MetaClient:
@@ -105,8 +148,9 @@ class MetaClient:
         self.model = get_model(arch_id)
         self.task = family.task(seed, node_index, "train")
 
-    def fit(self, params: Mapping[str, torch.Tensor | np.ndarray],
-            config: NodeConfig) -> tuple[SparseUpdate, int, dict[str, float]]:  # fmt: skip
+    def fit(
+        self, params: Mapping[str, torch.Tensor | np.ndarray], config: NodeConfig
+    ) -> tuple[SparseUpdate, int, dict[str, float]]:
         r = node_step(self.model, params, self.task, config)
         return r.update, r.num_examples, r.metrics
 
@@ -114,8 +158,9 @@ class MetaClient:
 Aggregator = Callable[[Sequence[np.ndarray], Sequence[int]], np.ndarray]
 
 
-def mean_aggregate(deltas: Sequence[np.ndarray], num_examples: Sequence[int] | None = None,
-                   weighted: bool = False) -> np.ndarray:  # fmt: skip
+def mean_aggregate(
+    deltas: Sequence[np.ndarray], num_examples: Sequence[int] | None = None, weighted: bool = False
+) -> np.ndarray:
     """Mean of dense deltas, accumulated in float64 in the given order, returned as float32.
 
     Element-wise IEEE additions in a fixed order give the same bits on every machine (unlike
@@ -131,8 +176,9 @@ def mean_aggregate(deltas: Sequence[np.ndarray], num_examples: Sequence[int] | N
     return (acc / np.float64(sum(w))).astype(np.float32)
 
 
-def apply_update(meta_params: Mapping[str, torch.Tensor], arch_id: str, delta: np.ndarray,
-                 server_lr: float = 1.0) -> Params:  # fmt: skip
+def apply_update(
+    meta_params: Mapping[str, torch.Tensor], arch_id: str, delta: np.ndarray, server_lr: float = 1.0
+) -> Params:
     """Server step ``body += server_lr * delta`` in float32 (head unchanged); pure function."""
     spec = get_model(arch_id).spec
     theta = to_params(meta_params, spec)
@@ -141,8 +187,9 @@ def apply_update(meta_params: Mapping[str, torch.Tensor], arch_id: str, delta: n
         raise MetaLearningError(
             f"delta must be float32{flat.shape}, got {delta.dtype}{delta.shape}"
         )
-    new_flat = np.add(flat, np.multiply(np.float32(server_lr), delta, dtype=np.float32),
-                      dtype=np.float32)  # fmt: skip
+    new_flat = np.add(
+        flat, np.multiply(np.float32(server_lr), delta, dtype=np.float32), dtype=np.float32
+    )
     body = unflatten_body(new_flat, spec)
     return {
         k: torch.from_numpy(body[k].copy()) if k in body else v.clone() for k, v in theta.items()
@@ -163,8 +210,14 @@ class AdamState:
         return cls(np.zeros(size, np.float32), np.zeros(size, np.float32))
 
 
-def adam_step(delta: np.ndarray, state: AdamState, lr: float, b1: float = 0.9,
-              b2: float = 0.999, eps: float = 1e-8) -> tuple[np.ndarray, AdamState]:  # fmt: skip
+def adam_step(
+    delta: np.ndarray,
+    state: AdamState,
+    lr: float,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+) -> tuple[np.ndarray, AdamState]:
     """Adam on the aggregated delta (a pseudo-gradient pointing uphill of ``-delta``).
 
     Pure and bit-reproducible: only element-wise float32 numpy operations, each correctly
@@ -227,9 +280,13 @@ class FederatedResult:
         return self.dense_bytes_per_node_round / self.bytes_per_node_round
 
 
-def simulate_federated(family: TaskFamily, arch_id: str, config: FederatedConfig,
-                       init: Mapping[str, torch.Tensor] | None = None,
-                       aggregate: Aggregator = mean_aggregate) -> FederatedResult:  # fmt: skip
+def simulate_federated(
+    family: TaskFamily,
+    arch_id: str,
+    config: FederatedConfig,
+    init: Mapping[str, torch.Tensor] | None = None,
+    aggregate: Aggregator = mean_aggregate,
+) -> FederatedResult:
     """In-process federated meta-training (no chain, no IPFS): node steps, aggregate, apply."""
     model = get_model(arch_id)
     params = to_params(init, model.spec) if init is not None else model.init(config.init_seed)
@@ -238,10 +295,8 @@ def simulate_federated(family: TaskFamily, arch_id: str, config: FederatedConfig
     t0 = time.perf_counter()
     for r in range(config.rounds):
         node_cfg = replace(config.node, round=r)
-        results = [
-            node_step(model, params, family.task(config.seed, i, "train"), node_cfg)
-            for i in config.participants(r)
-        ]
+        tasks = [family.task(config.seed, i, "train") for i in config.participants(r)]
+        results = node_steps(model, params, tasks, node_cfg)
         dense = [res.update.to_dense() for res in results]
         delta = aggregate(dense, [res.num_examples for res in results])
         lr = config.server_lr_at(r)
@@ -249,12 +304,14 @@ def simulate_federated(family: TaskFamily, arch_id: str, config: FederatedConfig
             delta, adam = adam_step(delta, adam, lr)
             lr = 1.0
         params = apply_update(params, arch_id, delta, lr)
-        history.append(RoundStats(
-            r,
-            float(np.mean([res.metrics["loss_before"] for res in results])),
-            float(np.mean([res.metrics["loss_after"] for res in results])),
-            float(np.mean([res.metrics["bytes"] for res in results])),
-        ))  # fmt: skip
+        history.append(
+            RoundStats(
+                r,
+                float(np.mean([res.metrics["loss_before"] for res in results])),
+                float(np.mean([res.metrics["loss_after"] for res in results])),
+                float(np.mean([res.metrics["bytes"] for res in results])),
+            )
+        )
     wall = time.perf_counter() - t0
     mean_bytes = float(np.mean([h.bytes_per_node for h in history])) if history else 0.0
     return FederatedResult(params, history, wall, mean_bytes, dense_update_bytes(arch_id))

@@ -39,13 +39,20 @@ class MAMLConfig:
             raise MetaLearningError(f"invalid MAML config: {self}")
 
 
-def meta_loss(model: Model, params: Params, batch_x_s: torch.Tensor, batch_y_s: torch.Tensor,
-              batch_x_q: torch.Tensor, batch_y_q: torch.Tensor,
-              config: AdaptConfig) -> torch.Tensor:  # fmt: skip
+def meta_loss(
+    model: Model,
+    params: Params,
+    batch_x_s: torch.Tensor,
+    batch_y_s: torch.Tensor,
+    batch_x_q: torch.Tensor,
+    batch_y_q: torch.Tensor,
+    config: AdaptConfig,
+) -> torch.Tensor:
     """Mean post-adaptation query loss over a stacked meta-batch (differentiable in params)."""
 
-    def task_loss(p: Params, xs: torch.Tensor, ys: torch.Tensor, xq: torch.Tensor,
-                  yq: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    def task_loss(
+        p: Params, xs: torch.Tensor, ys: torch.Tensor, xq: torch.Tensor, yq: torch.Tensor
+    ) -> torch.Tensor:
         return loss_fn(model, adapt(model, p, xs, ys, config), xq, yq)
 
     losses = vmap(task_loss, in_dims=(None, 0, 0, 0, 0))(
@@ -54,9 +61,13 @@ def meta_loss(model: Model, params: Params, batch_x_s: torch.Tensor, batch_y_s: 
     return losses.mean()
 
 
-def train_maml(family: TaskFamily, arch_id: str, config: MAMLConfig,
-               init: Mapping[str, torch.Tensor] | None = None,
-               callback: Callable[[int, float], None] | None = None) -> TrainResult:  # fmt: skip
+def train_maml(
+    family: TaskFamily,
+    arch_id: str,
+    config: MAMLConfig,
+    init: Mapping[str, torch.Tensor] | None = None,
+    callback: Callable[[int, float], None] | None = None,
+) -> TrainResult:
     """Meta-train with (FO)MAML; ``config.adapt.steps == 0`` gives joint training."""
     model = get_model(arch_id)
     start = dict(init) if init is not None else model.init(config.init_seed)
@@ -74,8 +85,9 @@ def train_maml(family: TaskFamily, arch_id: str, config: MAMLConfig,
             y = torch.cat([ep.y_support, ep.y_query], dim=1).flatten(0, 1)
             loss = loss_fn(model, params, x, y)
         else:
-            loss = meta_loss(model, params, ep.x_support, ep.y_support, ep.x_query, ep.y_query,
-                             config.adapt)  # fmt: skip
+            loss = meta_loss(
+                model, params, ep.x_support, ep.y_support, ep.x_query, ep.y_query, config.adapt
+            )
         loss.backward()
         opt.step()
         losses.append(float(loss.detach()))
@@ -85,8 +97,12 @@ def train_maml(family: TaskFamily, arch_id: str, config: MAMLConfig,
     return TrainResult(out, config.iterations, time.perf_counter() - t0, losses)
 
 
-def train_fomaml(family: TaskFamily, arch_id: str, config: MAMLConfig,
-                 init: Mapping[str, torch.Tensor] | None = None) -> TrainResult:  # fmt: skip
+def train_fomaml(
+    family: TaskFamily,
+    arch_id: str,
+    config: MAMLConfig,
+    init: Mapping[str, torch.Tensor] | None = None,
+) -> TrainResult:
     """First-order MAML: the same loop with detached inner gradients."""
     cfg = replace(config, adapt=replace(config.adapt, first_order=True))
     return train_maml(family, arch_id, cfg, init)

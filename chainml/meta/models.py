@@ -18,6 +18,7 @@ Resource estimates (documented approximations, CMSIS-NN conventions):
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -58,7 +59,7 @@ class TinyNet(nn.Module):
 
 def _mlp(sizes: list[int], out: int) -> TinyNet:
     layers: list[nn.Module] = []
-    for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+    for a, b in itertools.pairwise(sizes):
         layers += [nn.Linear(a, b), nn.ReLU()]
     return TinyNet(nn.Sequential(*layers), nn.Linear(sizes[-1], out))
 
@@ -151,7 +152,7 @@ class ModelSpec:
     @property
     def ram_inference_bytes(self) -> int:
         a = self.activations
-        return max(x + y for x, y in zip(a[:-1], a[1:], strict=True))
+        return max(x + y for x, y in itertools.pairwise(a))
 
     def ram_adapt_bytes(self, batch: int = 1) -> int:
         """float32 weights + gradients + stored activations for ``batch`` samples."""
@@ -162,8 +163,9 @@ class ModelSpec:
         """One online (batch-1) adaptation step, as TinyMetaFed devices run it."""
         return self.ram_adapt_bytes(1)
 
-    def check_budget(self, ram_bytes: int = MCU_RAM_BYTES, flash_bytes: int = MCU_FLASH_BYTES,
-                     batch: int = 1) -> None:  # fmt: skip
+    def check_budget(
+        self, ram_bytes: int = MCU_RAM_BYTES, flash_bytes: int = MCU_FLASH_BYTES, batch: int = 1
+    ) -> None:
         """Raise :class:`BudgetError` if the model does not fit the device."""
         need = {
             "flash": (self.flash_bytes_int8, flash_bytes),
@@ -186,8 +188,9 @@ class ModelSpec:
         for p in self.params:
             t = params[p.name]
             if tuple(t.shape) != p.shape or t.dtype != torch.float32:
+                got = f"{t.dtype}{tuple(t.shape)}"
                 raise MetaLearningError(
-                    f"{self.arch_id}: {p.name} must be float32{p.shape}, got {t.dtype}{tuple(t.shape)}"
+                    f"{self.arch_id}: {p.name} must be float32{p.shape}, got {got}"
                 )
 
 
@@ -235,8 +238,9 @@ def _make_spec(arch: Architecture, module: TinyNet) -> ModelSpec:
         h.remove()
     params = tuple(ParamSpec(n, tuple(p.shape)) for n, p in module.named_parameters())
     head = tuple(n for n, _ in module.named_parameters() if n.startswith("head."))
-    return ModelSpec(arch.arch_id, arch.input_shape, out.shape[-1], arch.loss, params, head,
-                     tuple(sizes))  # fmt: skip
+    return ModelSpec(
+        arch.arch_id, arch.input_shape, out.shape[-1], arch.loss, params, head, tuple(sizes)
+    )
 
 
 @cache

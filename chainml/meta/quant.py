@@ -69,15 +69,13 @@ def quantize_tensor(x: np.ndarray | torch.Tensor, per_channel: bool = False) -> 
 
 def dequantize_tensor(q: QuantizedTensor) -> np.ndarray:
     """float32 reconstruction ``q * scale``."""
-    if q.per_channel:
-        s = q.scales.reshape((-1,) + (1,) * (q.values.ndim - 1))
-    else:
-        s = q.scales[0]
+    s = q.scales.reshape((-1,) + (1,) * (q.values.ndim - 1)) if q.per_channel else q.scales[0]
     return (q.values.astype(np.float32) * s).astype(np.float32)
 
 
-def quantize_params(params: Mapping[str, torch.Tensor],
-                    per_channel: bool = True) -> dict[str, QuantizedTensor]:  # fmt: skip
+def quantize_params(
+    params: Mapping[str, torch.Tensor], per_channel: bool = True
+) -> dict[str, QuantizedTensor]:
     """int8 weights for flashing to a device (one entry per parameter, spec order kept)."""
     return {k: quantize_tensor(v, per_channel) for k, v in params.items()}
 

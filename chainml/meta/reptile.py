@@ -40,8 +40,12 @@ class ReptileConfig:
         return self.outer_lr + (self.outer_lr_final - self.outer_lr) * frac
 
 
-def train_reptile(family: TaskFamily, arch_id: str, config: ReptileConfig,
-                  init: Mapping[str, torch.Tensor] | None = None) -> TrainResult:  # fmt: skip
+def train_reptile(
+    family: TaskFamily,
+    arch_id: str,
+    config: ReptileConfig,
+    init: Mapping[str, torch.Tensor] | None = None,
+) -> TrainResult:
     """Meta-train with Reptile; support and query samples are both used for adaptation."""
     model = get_model(arch_id)
     params = {k: v.detach().clone() for k, v in (init or model.init(config.init_seed)).items()}

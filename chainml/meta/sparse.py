@@ -133,8 +133,13 @@ class SparseUpdate:
             arrays["indices"] = self.indices
         else:
             raise MetaLearningError(f"unknown encoding {encoding!r}")
-        meta = {"format": FORMAT, "arch_id": self.arch_id, "size": self.size,
-                "granularity": self.granularity, "encoding": encoding}  # fmt: skip
+        meta = {
+            "format": FORMAT,
+            "arch_id": self.arch_id,
+            "size": self.size,
+            "granularity": self.granularity,
+            "encoding": encoding,
+        }
         return arrays, meta
 
     @classmethod
@@ -154,8 +159,14 @@ class SparseUpdate:
                 indices = np.flatnonzero(bits[:size]).astype(np.int32)
             else:
                 indices = np.asarray(arrays["indices"])
-            return cls(str(meta["arch_id"]), size, indices, np.asarray(arrays["values"]),
-                       np.asarray(arrays["scales"]), meta["granularity"])  # fmt: skip
+            return cls(
+                str(meta["arch_id"]),
+                size,
+                indices,
+                np.asarray(arrays["values"]),
+                np.asarray(arrays["scales"]),
+                meta["granularity"],
+            )
         except KeyError as exc:
             raise MetaLearningError(f"sparse update payload lacks {exc}") from exc
 
@@ -165,8 +176,9 @@ class SparseUpdate:
         return int(sum(a.nbytes for a in arrays.values()))
 
 
-def sparsify(delta: np.ndarray, arch_id: str, fraction: float,
-             granularity: Granularity = "param") -> SparseUpdate:  # fmt: skip
+def sparsify(
+    delta: np.ndarray, arch_id: str, fraction: float, granularity: Granularity = "param"
+) -> SparseUpdate:
     """Top-``fraction`` coordinates of a flat body delta, quantized to int8."""
     spec = model_spec(arch_id)
     delta = np.asarray(delta, dtype=np.float32)
@@ -177,8 +189,11 @@ def sparsify(delta: np.ndarray, arch_id: str, fraction: float,
     idx = top_k_indices(delta, top_k_count(spec.body_size, fraction))
     chosen = delta[idx]
     n_seg = 1 if granularity == "update" else len(spec.body)
-    seg = (np.zeros(len(idx), dtype=np.int64) if granularity == "update"
-           else np.searchsorted(body_offsets(spec), idx, side="right") - 1)  # fmt: skip
+    seg = (
+        np.zeros(len(idx), dtype=np.int64)
+        if granularity == "update"
+        else np.searchsorted(body_offsets(spec), idx, side="right") - 1
+    )
     amax = np.zeros(n_seg, dtype=np.float32)
     np.maximum.at(amax, seg, np.abs(chosen))
     scales = np.where(amax > 0, amax / np.float32(QMAX), np.float32(1.0)).astype(np.float32)

@@ -1,105 +1,887 @@
-"""A flat, crash- and concurrency-safe on-disk block store, keyed by sha2-256 digest.
+"""A log-structured, crash- and concurrency-safe block store shared by many processes.
 
-Hundreds of processes share one directory, so every block is written to a private temporary
-file and published with ``os.replace``: readers see a whole block or none, and two writers of
-the same block (same bytes, by construction) simply race to publish identical files. Blocks
-are keyed by digest alone, as in Kubo, so a raw CID and a dag-pb CID of the same bytes share
-one file. Nothing here hashes: verification belongs to the readers (``unixfs``).
+Layout (format 1): ``<root>/packs/<stem>.pack``, append-only logs of 64-byte-headed records::
+
+    file header   magic and format version
+    BLOCK         header, then the block's bytes; flag PINNED pins it too (a small put)
+    BLOCKS        header, a table of (digest, length) per block, then their bytes back to
+                  back (a large file's leaves are its content, readable in one ``pread``)
+    PIN / UNPIN   header only: the latest one for a CID (by stamp) wins across processes
+    TOUCH         header only: content re-put, so a gc's grace period covers it again
+
+A header is ``crc32 u32 | kind u8 | codec u8 | flags u16 | a u64 | b u64 | stamp u64 |
+digest 32s`` (little endian), the CRC covering the other 60 bytes (for BLOCKS the digest
+field holds the CRC of the table). ``stamp`` is wall-clock nanoseconds, kept monotonic per
+process and above every stamp it has seen. A writer allocates disk space ahead of its pack
+(``fallocate`` keeping the size), so readers, which trust the size, never see it.
+
+Every writing process appends to a pack of its own, holding an exclusive ``flock`` on it,
+so no two processes ever append to the same pack; a pack whose writer died (the kernel drops
+its lock) is adopted by the next writer, which first cuts off any torn tail (a pack damaged
+in any other way is left alone). A put is one ``writev`` of one record (children before
+parents, the root last) plus its pin. A record counts only once it is entirely inside the
+file with a valid header: the kernel extends a file only over bytes already copied, so a
+reader never sees a block whose bytes are not all there, nor a root before its children,
+even if the writer is killed mid-write. With ``fsync`` every put is on disk before it
+returns, and a multi-block object's root is written only once the rest is.
+
+Readers keep an in-memory index (digest -> pack, offset, length) and scan packs for new
+records only when a lookup misses (or for ``pins()``), so a hit costs one ``pread``.
+Nothing here hashes: verification belongs to the readers (``embedded`` / ``unixfs``).
+
+``gc`` holds ``<root>/gc.lock`` exclusively; a put that reuses blocks already stored and an
+explicit pin hold it shared, so a gc never deletes blocks under them. A gc compacts only
+packs no live writer holds, copying what stays into a new pack before deleting the old ones
+(readers that still have them open keep reading them until they look again).
+
+A store written before format 1 (``<root>/blocks/<2 hex>/<64 hex>`` files and
+``<root>/pins/<cid>``) stays readable: its blocks and pins are used when the packs miss, and
+``gc`` removes the unreachable ones; new writes always go to packs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
-from collections.abc import Iterable
+import struct
+import sys
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
-from chainml.errors import StorageError
-from chainml.storage.cid import canonical_bytes, cid_str, split_cid_bytes
+from chainml.errors import IntegrityError, StorageError
+from chainml.storage.cid import RAW, canonical_bytes, cid_str, make_cid_bytes, split_cid_bytes
 
-_TMP_PREFIX = ".tmp-"
+PACKS_DIR = "packs"
+LEGACY_BLOCKS_DIR = "blocks"
+GC_LOCK = "gc.lock"
+_PACK = ".pack"
+_NEW = ".new-"
+_TMP_PREFIX = ".tmp-"  # temporaries of the pre-pack layout
+
+_BODY = struct.Struct("<BBHQQQ32s")
+_CRC = struct.Struct("<I")
+_HEAD = struct.Struct("<IBBHQQQ32s")
+HEAD_SIZE = _HEAD.size  # 64
+_ROW = struct.Struct("<32sQ")
+FILE_HEADER, BLOCK, PIN, UNPIN, TOUCH, BLOCKS = 0, 1, 2, 3, 4, 5
+PINNED = 1
+"""Flag of a BLOCK record that also pins its block (``codec`` then is the CID's codec)."""
+_MAGIC = b"chainml-embedded-pack".ljust(32, b"\0")
+FORMAT_VERSION = 1
+
+PACK_ROLL_BYTES = 1 << 30
+"""A writer starts a new pack once its pack reaches this size."""
+STALE_NEW_SECONDS = 60.0
+"""A half-created pack (``.new-*``) this old and unlocked was left by a dead writer."""
+PREALLOCATE_BYTES = 8 << 20
+"""Disk space a writer allocates ahead past the end of its pack (the size stays put): an
+append into allocated blocks skips ext4's per-page delayed-allocation bookkeeping, about a
+quarter of the cost of writing a 10 KB record."""
+_SCAN_CHUNK = 1 << 16
+_IOV_MAX = 1024
+_OPEN_FLAGS = getattr(os, "O_CLOEXEC", 0)
+_APPEND_FLAGS = os.O_RDWR | os.O_APPEND | _OPEN_FLAGS
 
 
 class BlockNotFoundError(StorageError):
     """A block is not in the local store."""
 
 
+def encode_head(kind: int, codec: int, a: int, b: int, stamp: int, digest: bytes) -> bytes:
+    body = _BODY.pack(kind, codec, 0, a, b, stamp, digest)
+    return _CRC.pack(zlib.crc32(body)) + body
+
+
+_FILE_HEAD = encode_head(FILE_HEADER, 0, FORMAT_VERSION, 0, 0, _MAGIC)
+
+
+time_ns = time.time_ns
+"""The clock of every stamp (a module attribute, so tests can turn it back)."""
+
+
+_fork_generation = 0
+"""Bumped in every forked child: a writer opened before a fork belongs to the parent."""
+
+
+def _after_fork_in_child() -> None:
+    global _fork_generation
+    _fork_generation += 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class _Pack:
+    """A pack as a reader sees it: a read-only descriptor and how far it is scanned."""
+
+    __slots__ = ("fd", "name", "scanned")
+
+    def __init__(self, name: str, fd: int) -> None:
+        self.name = name
+        self.fd = fd
+        self.scanned = HEAD_SIZE
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+
+class _Writer:
+    """This process's own pack: the locked append descriptor and where the next record goes."""
+
+    __slots__ = ("end", "fd", "generation", "name", "pack", "reserved")
+
+    def __init__(self, name: str, fd: int, end: int, pack: _Pack) -> None:
+        self.name = name
+        self.generation = _fork_generation
+        self.fd = fd  # holds the exclusive flock
+        self.end = end
+        self.reserved = end
+        self.pack = pack
+
+    def reserve(self, size: int) -> None:
+        """Allocate disk space past the end for the next ``size`` bytes or more."""
+        length = max(size, PREALLOCATE_BYTES)
+        if _preallocate(self.fd, self.end, length):
+            self.reserved = self.end + length
+        else:
+            self.reserved = 1 << 62  # not supported here: never try again
+
+    def close(self) -> None:
+        """Give back the unused preallocation and the pack (its lock goes with the fd)."""
+        if self.generation != _fork_generation:
+            self.abandon()  # a forked child's copy: the pack is still its parent's
+            return
+        if self.end < self.reserved < 1 << 62:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self.fd, self.end)
+        self.abandon()
+
+    def abandon(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+
+Location = tuple[_Pack, int, int, int]
+"""``(pack, offset, length, stamp)``."""
+Entry = tuple[int, int, int, int, int, bytes]
+"""``(kind, codec, offset, length, stamp, digest)``; ``offset`` is the record's for pins."""
+
+
 class BlockStore:
-    """Blocks as files ``<root>/<2 hex>/<64 hex>`` of their sha2-256 digest."""
+    """Blocks keyed by sha2-256 digest in append-only packs, plus the pin log (see module)."""
 
     def __init__(self, root: str | os.PathLike[str], *, fsync: bool = False) -> None:
-        """``fsync=True`` makes every block durable before it is published (slower)."""
+        """``root`` is the store directory; ``fsync=True`` makes every put durable before
+        it returns (slower)."""
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._root = str(self.root)
+        self._dir = str(self.root / PACKS_DIR)
+        try:
+            os.makedirs(self._dir, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create the embedded store at {self.root}: {exc}") from exc
+        legacy = self.root / LEGACY_BLOCKS_DIR
+        self._legacy = str(legacy) if legacy.is_dir() else None
         self._fsync = fsync
+        self._lock = threading.RLock()
+        self._loc: dict[bytes, Location] = {}
+        self._packs: dict[str, _Pack] = {}
+        self._pins: dict[bytes, tuple[tuple[int, str, int], int]] = {}
+        self._clock = 0
+        self._writer: _Writer | None = None
+        self._gc_fd: int | None = None
+        self._gc_generation = -1
+        self.refresh()
 
-    def path(self, cid: bytes) -> str:
-        """Where the block of ``cid`` lives (as ``str``: this is on the hot path)."""
-        digest = split_cid_bytes(cid)[1].hex()
-        return f"{self._root}/{digest[:2]}/{digest}"
-
-    def has(self, cid: bytes) -> bool:
-        return os.path.exists(self.path(cid))
+    # ------------------------------------------------------------------ reading
 
     def get(self, cid: bytes) -> bytes:
         """The stored bytes (unverified) or ``BlockNotFoundError`` naming the CID."""
+        loc = self._loc.get(cid[-32:])
+        if loc is not None:
+            try:
+                data = os.pread(loc[0].fd, loc[2], loc[1])
+            except OSError:
+                return self._get_slow(cid)
+            if len(data) == loc[2]:
+                return data
+            self._truncated(cid, loc)
+        return self._get_slow(cid)
+
+    def _get_slow(self, cid: bytes) -> bytes:
+        loc = self.locate(cid)
+        if loc is None:
+            return self._legacy_get(cid)
+        data = os.pread(loc[0].fd, loc[2], loc[1])
+        if len(data) != loc[2]:
+            self._truncated(cid, loc)
+        return data
+
+    def _truncated(self, cid: bytes, loc: Location) -> None:
+        raise IntegrityError(
+            f"block {cid_str(canonical_bytes(cid))} is corrupt: pack {loc[0].name}{_PACK} "
+            f"under {self._dir} is shorter than its records say"
+        )
+
+    def locate(self, cid: bytes) -> Location | None:
+        """Where the block is in a pack (looking for new records on a miss), or ``None`` if
+        it is only in the pre-pack layout; ``BlockNotFoundError`` if it is nowhere."""
+        digest = split_cid_bytes(cid)[1]
+        loc = self._loc.get(digest)
+        if loc is None:
+            self.refresh()
+            loc = self._loc.get(digest)
+        if loc is None and not self._legacy_has(cid):
+            raise self._not_found(cid)
+        return loc
+
+    def block_file(self, cid: bytes) -> tuple[str, int, int]:
+        """``(pack path, offset, length)`` of a block's bytes (for tools and tests)."""
+        loc = self.locate(cid)
+        if loc is None:
+            return self._legacy_path(cid), 0, os.path.getsize(self._legacy_path(cid))
+        return os.path.join(self._dir, loc[0].name + _PACK), loc[1], loc[2]
+
+    def pack_names(self) -> list[str]:
+        """The packs in the store directory (file names)."""
+        return sorted(n for n in os.listdir(self._dir) if n.endswith(_PACK) and n[0] != ".")
+
+    def read_many(self, cids: Sequence[bytes]) -> tuple[list[bytes], list[memoryview]]:
+        """The blocks of ``cids`` (unverified) as views into as few reads as possible: blocks
+        stored back to back (a file's leaves, as a put writes them) come from one ``pread``.
+        Returns the buffers read and one view per CID, in order."""
+        buffers: list[bytes] = []
+        views: list[memoryview] = []
+        run: list[tuple[bytes, Location]] = []
+
+        def flush() -> None:
+            pack, start = run[0][1][0], run[0][1][1]
+            end = run[-1][1][1] + run[-1][1][2]
+            data = _pread_exact(pack.fd, end - start, start)
+            if len(data) != end - start:
+                for cid, loc in run:
+                    if loc[1] + loc[2] > start + len(data):
+                        self._truncated(cid, loc)
+            buffers.append(data)
+            view = memoryview(data)
+            views.extend(view[loc[1] - start : loc[1] - start + loc[2]] for _, loc in run)
+            run.clear()
+
+        for cid in cids:
+            loc = self._loc.get(cid[-32:]) or self.locate(cid)
+            if loc is None:  # pre-pack layout
+                if run:
+                    flush()
+                data = self._legacy_get(cid)
+                buffers.append(data)
+                views.append(memoryview(data))
+                continue
+            if run:
+                last = run[-1][1]
+                if last[0] is not loc[0] or last[1] + last[2] != loc[1]:
+                    flush()
+            run.append((cid, loc))
+        if run:
+            flush()
+        return buffers, views
+
+    def has(self, cid: bytes) -> bool:
+        digest = split_cid_bytes(cid)[1]
+        if digest in self._loc:
+            return True
+        self.refresh()
+        return digest in self._loc or self._legacy_has(cid)
+
+    def _not_found(self, cid: bytes) -> BlockNotFoundError:
+        return BlockNotFoundError(
+            f"{cid_str(canonical_bytes(cid))} is not in the embedded store at {self.root} "
+            "(add it, or import a CAR that contains it)"
+        )
+
+    # ------------------------------------------------------------------ the index
+
+    def refresh(self) -> None:
+        """Index the records other processes appended since the last look."""
+        with self._lock:
+            try:
+                names = os.listdir(self._dir)
+            except FileNotFoundError:
+                names = []
+            listed = set()
+            for name in names:
+                if name.endswith(_PACK) and not name.startswith("."):
+                    stem = name[: -len(_PACK)]
+                    listed.add(stem)
+                    if stem not in self._packs:
+                        self._discover(stem)
+            for pack in list(self._packs.values()):
+                if pack.name not in listed:
+                    self._forget(pack)
+                else:
+                    self._scan_pack(pack)
+
+    def _discover(self, stem: str) -> _Pack | None:
+        path = os.path.join(self._dir, stem + _PACK)
         try:
-            with open(self.path(cid), "rb", buffering=0) as handle:
-                return handle.read()
+            fd = os.open(path, os.O_RDONLY | _OPEN_FLAGS)
         except FileNotFoundError:
-            raise BlockNotFoundError(
-                f"{cid_str(canonical_bytes(cid))} is not in the embedded store at {self.root} "
-                "(add it, or import a CAR that contains it)"
-            ) from None
+            return None  # deleted by a gc meanwhile
+        header = os.pread(fd, HEAD_SIZE, 0)
+        if header != _FILE_HEAD:
+            os.close(fd)
+            _check_file_head(header, path)
+            return None
+        pack = self._packs[stem] = _Pack(stem, fd)
+        return pack
+
+    def _forget(self, pack: _Pack) -> None:
+        """A gc deleted this pack after copying what it kept to another one."""
+        del self._packs[pack.name]
+        self._loc = {d: loc for d, loc in self._loc.items() if loc[0] is not pack}
+        pack.close()
+
+    def _scan_pack(self, pack: _Pack) -> None:
+        size = os.fstat(pack.fd).st_size
+        if size <= pack.scanned:
+            return
+        entries, end = _scan(pack.fd, pack.scanned, size)
+        self._apply(pack, entries)
+        pack.scanned = end
+
+    def _apply(self, pack: _Pack, entries: list[Entry]) -> None:
+        loc = self._loc
+        pins = self._pins
+        clock = self._clock
+        for kind, codec, offset, size, stamp, digest in entries:
+            if stamp > clock:
+                clock = stamp
+            if kind == BLOCK:
+                loc[digest] = (pack, offset, size, stamp)
+            elif kind == TOUCH:
+                old = loc.get(digest)
+                if old is not None and old[3] < stamp:
+                    loc[digest] = (old[0], old[1], old[2], stamp)
+            elif kind in (PIN, UNPIN):
+                key = (stamp, pack.name, offset)
+                cid = make_cid_bytes(codec, digest)
+                current = pins.get(cid)
+                if current is None or current[0] < key:
+                    pins[cid] = (key, kind)
+        self._clock = clock
+
+    def _tick(self) -> int:
+        stamp = time_ns()
+        if stamp <= self._clock:
+            stamp = self._clock + 1
+        self._clock = stamp
+        return stamp
+
+    # ------------------------------------------------------------------ writing
 
     def put(self, cid: bytes, data: bytes | memoryview) -> None:
-        """Publish a block atomically; a complete existing copy is left alone."""
-        path = self.path(cid)
-        try:
-            if os.stat(path).st_size == len(data):
-                os.utime(path)  # fresh again: a concurrent gc's grace period now covers it
-                return
-        except FileNotFoundError:
-            pass
-        shard = os.path.dirname(path)
-        tmp = f"{shard}/{_TMP_PREFIX}{os.getpid()}-{os.urandom(6).hex()}"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-        try:
-            fd = os.open(tmp, flags, 0o644)
-        except FileNotFoundError:
-            os.makedirs(shard, exist_ok=True)
-            fd = os.open(tmp, flags, 0o644)
-        try:
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                if self._fsync:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
-        except BaseException as exc:
-            _unlink_quietly(tmp)
-            if isinstance(exc, OSError):
-                raise StorageError(
-                    f"cannot write block {cid_str(canonical_bytes(cid))} under {self.root}: {exc}"
-                ) from exc
-            raise
+        """Store one block; a copy already here is reused (see ``put_dag``)."""
+        self.put_dag(((cid, data),))
 
     def put_many(self, blocks: Iterable[tuple[bytes, bytes | memoryview]]) -> None:
-        for cid, data in blocks:
-            self.put(cid, data)
+        """Store blocks; list children before parents (they become visible in order)."""
+        self.put_dag(list(blocks))
+
+    def put_block(self, cid: bytes, digest: bytes, data: bytes | memoryview, pin: bool) -> None:
+        """``put_dag(((cid, data),), cid if pin else None)`` for a raw CID and its digest: the
+        hot path for small objects, one ``writev`` of a header (carrying the pin) and bytes.
+
+        Only the block's location is noted here; the pin (like every record of this pack)
+        is indexed by the next ``refresh``, which every pin query starts with.
+        """
+        if digest in self._loc:
+            self.put_dag(((cid, data),), cid if pin else None)
+            return
+        size = len(data)
+        with self._lock:
+            writer = self._writer
+            if writer is None or writer.generation != _fork_generation:
+                writer = self._open_writer()
+            stamp = time_ns()
+            if stamp <= self._clock:
+                stamp = self._clock + 1
+            self._clock = stamp
+            start = writer.end
+            if start + size + HEAD_SIZE > writer.reserved:
+                writer.reserve(size + HEAD_SIZE)
+            body = _BODY.pack(BLOCK, cid[1], PINNED if pin else 0, size, 0, stamp, digest)
+            parts = (_CRC.pack(zlib.crc32(body)), body, data)
+            try:
+                written = os.writev(writer.fd, parts)
+                if written != size + HEAD_SIZE:
+                    _finish_write(writer.fd, parts, written)
+                if self._fsync:
+                    os.fsync(writer.fd)
+            except BaseException as exc:
+                self._failed(writer, exc)
+            self._loc[digest] = (writer.pack, start + HEAD_SIZE, size, stamp)
+            writer.end = end = start + HEAD_SIZE + size
+            if end >= PACK_ROLL_BYTES:
+                self._drop_writer()
+
+    def put_dag(
+        self, blocks: Sequence[tuple[bytes, bytes | memoryview]], pin: bytes | None = None
+    ) -> None:
+        """Store blocks, children before parents (the root last), then pin ``pin`` if given.
+
+        New blocks go into one record of this process's pack, written with one ``writev``
+        together with the pin, so the root is visible only once everything below it is.
+        Blocks already in the store are not written again; they get a ``TOUCH`` (gc grace)
+        instead, under the shared gc lock so no gc can delete them meanwhile. With ``fsync``
+        the root goes in a record of its own, written once the rest is on disk.
+        """
+        known = self._loc
+        if any(cid[-32:] in known for cid, _ in blocks):
+            with self.gc_shared():
+                self.refresh()  # under the lock no gc runs: what is indexed now stays
+                self._append_dag(blocks, pin, reuse=True)
+            return
+        self._append_dag(blocks, pin, reuse=False)
+
+    def _append_dag(
+        self, blocks: Sequence[tuple[bytes, bytes | memoryview]], pin: bytes | None, reuse: bool
+    ) -> None:
+        if self._fsync and len(blocks) > 1:
+            with self._lock:
+                self._append(blocks[:-1], None, reuse=reuse)  # fsynced before the root
+                self._append(blocks[-1:], pin, reuse=reuse)
+            return
+        self._append(blocks, pin, reuse=reuse)
+
+    def _append(
+        self,
+        blocks: Sequence[tuple[bytes, bytes | memoryview]],
+        pin: bytes | None,
+        *,
+        reuse: bool,
+        stamp: int | None = None,
+    ) -> None:
+        with self._lock:
+            writer = self._writer
+            if writer is None or writer.generation != _fork_generation:
+                writer = self._open_writer()
+            stamp = self._tick() if stamp is None else stamp
+            known = self._loc
+            rows: list[bytes] = []
+            data: list[bytes | memoryview] = []
+            sizes: list[int] = []
+            digests: list[bytes] = []
+            touches: list[bytes] = []
+            seen: set[bytes] = set()
+            for cid, block in blocks:
+                digest = cid[-32:]
+                if digest in seen:
+                    continue
+                seen.add(digest)
+                size = len(block)
+                old = known.get(digest) if reuse else None
+                if old is not None and old[2] == size:
+                    touches.append(encode_head(TOUCH, 0, 0, 0, stamp, digest))
+                    continue
+                rows.append(_ROW.pack(digest, size))
+                data.append(block)
+                sizes.append(size)
+                digests.append(digest)
+            parts: list[bytes | memoryview] = []
+            start = writer.end
+            body_at = start
+            if data:
+                table = b"".join(rows)
+                crc = zlib.crc32(table).to_bytes(4, "little").ljust(32, b"\0")
+                parts += (encode_head(BLOCKS, 0, len(data), sum(sizes), stamp, crc), table)
+                parts += data
+                body_at = start + HEAD_SIZE + len(table)
+            parts += touches
+            pin_head = None
+            if pin is not None:
+                codec, pin_digest = split_cid_bytes(pin)
+                pin_head = encode_head(PIN, codec, 0, 0, stamp, pin_digest)
+                parts.append(pin_head)
+            total = sum(len(part) for part in parts)
+            if start + total > writer.reserved:
+                writer.reserve(total)
+            try:
+                _write_all(writer.fd, parts, total)
+                if self._fsync:
+                    os.fsync(writer.fd)
+            except BaseException as exc:
+                self._failed(writer, exc)
+            pack = writer.pack
+            offset = body_at
+            for digest, size in zip(digests, sizes, strict=True):
+                known[digest] = (pack, offset, size, stamp)
+                offset += size
+            for head in touches:
+                digest = head[-32:]
+                old = known[digest]
+                known[digest] = (old[0], old[1], old[2], stamp)
+            writer.end = start + total
+            if writer.end >= PACK_ROLL_BYTES:
+                self._drop_writer()
+
+    def _log(self, kind: int, cid: bytes, stamp: int | None = None) -> None:
+        """Append one pin, unpin or touch record."""
+        with self._lock:
+            writer = self._writer
+            if writer is None or writer.generation != _fork_generation:
+                writer = self._open_writer()
+            stamp = self._tick() if stamp is None else stamp
+            codec, digest = split_cid_bytes(cid)
+            head = encode_head(kind, codec, 0, 0, stamp, digest)
+            try:
+                _write_all(writer.fd, (head,), HEAD_SIZE)
+                if self._fsync:
+                    os.fsync(writer.fd)
+            except BaseException as exc:
+                self._failed(writer, exc)
+            writer.end += HEAD_SIZE
+
+    def _failed(self, writer: _Writer, exc: BaseException) -> None:
+        """Cut off what a failed write left (or abandon the pack: whoever adopts it next
+        cuts the torn tail off), then raise."""
+        try:
+            os.ftruncate(writer.fd, writer.end)
+        except OSError:
+            self._drop_writer()
+        if isinstance(exc, OSError):
+            raise StorageError(f"cannot write to the embedded store at {self.root}: {exc}") from exc
+        raise exc
+
+    def _drop_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()  # releases the lock: the pack can be adopted or compacted
+
+    def _open_writer(self, *, adopt: bool = True) -> _Writer:
+        """Adopt a pack no live process writes (cutting off a torn tail) or start one."""
+        if self._writer is not None:
+            if self._writer.generation == _fork_generation:
+                return self._writer
+            self._writer.abandon()  # a forked child: the parent keeps its lock and its pack
+            self._writer = None
+        try:
+            writer = (self._adopt() if adopt else None) or self._create()
+        except OSError as exc:
+            raise StorageError(f"cannot write to the embedded store at {self.root}: {exc}") from exc
+        self._writer = writer
+        return writer
+
+    def _adopt(self) -> _Writer | None:
+        for name in sorted(os.listdir(self._dir)):
+            if not name.endswith(_PACK) or name.startswith("."):
+                continue
+            stem = name[: -len(_PACK)]
+            fd = _lock_pack(os.path.join(self._dir, name), _APPEND_FLAGS)
+            if fd is None:
+                continue
+            size = os.fstat(fd).st_size
+            if size >= PACK_ROLL_BYTES or os.pread(fd, HEAD_SIZE, 0) != _FILE_HEAD:
+                os.close(fd)
+                continue
+            _, end = _scan(fd, HEAD_SIZE, size)
+            if not _torn_or_clean(fd, end, size):
+                os.close(fd)  # damaged, not torn: keep it as it is, write elsewhere
+                continue
+            # cut off the torn tail of a writer that was killed (and its preallocation)
+            os.ftruncate(fd, end)
+            pack = self._packs.get(stem) or self._discover(stem)
+            if pack is None:
+                os.close(fd)
+                continue
+            self._scan_pack(pack)
+            return _Writer(stem, fd, end, pack)
+        return None
+
+    def _create(self) -> _Writer:
+        """A new pack: created under a hidden name, locked, given its header, then renamed
+        into view (so no reader or adopter ever sees it empty or unlocked)."""
+        for _ in range(5):
+            stem = f"{time.time_ns():x}-{os.getpid()}-{os.urandom(4).hex()}"
+            path = os.path.join(self._dir, stem + _PACK)
+            tmp = os.path.join(self._dir, f"{_NEW}{stem}{_PACK}")
+            fd = os.open(tmp, _APPEND_FLAGS | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                os.write(fd, _FILE_HEAD)
+                if self._fsync:
+                    os.fsync(fd)
+                os.rename(tmp, path)  # now readers, adopters and gc can see it
+                if self._fsync:
+                    _fsync_dir(self._dir)
+            except (BlockingIOError, FileNotFoundError):
+                # someone took it for a dead writer's leftover (only possible with clocks
+                # far off): leave it to them and start over under another name
+                os.close(fd)
+                continue
+            except BaseException:
+                os.close(fd)
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+            pack = self._discover(stem)
+            if pack is None:  # only if someone deleted it this very instant
+                os.close(fd)
+                continue
+            return _Writer(stem, fd, HEAD_SIZE, pack)
+        raise StorageError(f"cannot create a pack under {self._dir}: it keeps vanishing")
+
+    # ------------------------------------------------------------------ pins
+
+    def pin(self, cid: bytes) -> None:
+        self._log(PIN, cid)
+
+    def unpin(self, cid: bytes) -> bool:
+        """Unpin; returns whether it was pinned."""
+        self.refresh()
+        cid = canonical_bytes(cid)
+        state = self._pins.get(cid)
+        if state is None or state[1] != PIN:
+            return False
+        self._log(UNPIN, cid)
+        return True
+
+    def pins(self) -> list[bytes]:
+        """Pinned roots (binary CIDv1), after reading what other processes logged."""
+        self.refresh()
+        return [cid for cid, (_, kind) in self._pins.items() if kind == PIN]
+
+    def is_pinned(self, cid: bytes) -> bool:
+        self.refresh()
+        state = self._pins.get(canonical_bytes(cid))
+        return state is not None and state[1] == PIN
+
+    # ------------------------------------------------------------------ gc
+
+    @contextlib.contextmanager
+    def gc_shared(self) -> Iterator[None]:
+        """Hold off any gc (in any process) while blocks already stored are being reused."""
+        with self._gc_lock(fcntl.LOCK_SH):
+            yield
+
+    @contextlib.contextmanager
+    def gc_exclusive(self) -> Iterator[None]:
+        """Be the only gc, with no put or pin reusing stored blocks, in any process."""
+        with self._gc_lock(fcntl.LOCK_EX):
+            yield
+
+    @contextlib.contextmanager
+    def _gc_lock(self, mode: int) -> Iterator[None]:
+        # The thread lock comes first, always: the flock belongs to one shared descriptor,
+        # so threads of this process must not take it over from one another.
+        with self._lock:
+            fd = self._gc_lock_fd()
+            fcntl.flock(fd, mode)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _gc_lock_fd(self) -> int:
+        if self._gc_fd is None or self._gc_generation != _fork_generation:
+            path = str(self.root / GC_LOCK)
+            try:
+                self._gc_fd = os.open(path, os.O_RDWR | os.O_CREAT | _OPEN_FLAGS, 0o644)
+            except OSError as exc:
+                raise StorageError(f"cannot open the gc lock {path}: {exc}") from exc
+            self._gc_generation = _fork_generation
+        return self._gc_fd
 
     def collect(self, live: set[bytes], older_than: float) -> int:
-        """Delete blocks whose digest is not in ``live`` and whose mtime is before
-        ``older_than`` (a Unix time); returns how many were deleted."""
+        """Delete blocks whose digest is not in ``live`` and whose newest record (write or
+        re-put) is before ``older_than`` (a Unix time); returns how many.
+
+        Call under ``gc_exclusive``. Only packs no live writer holds are compacted (this
+        store's own pack is released first): what stays is copied into a new pack, with the
+        pins and unpins that still matter, before the old packs are deleted.
+        """
+        cutoff = int(older_than * 1e9)
+        with self._lock:
+            self._drop_writer()
+            held: dict[str, int] = {}
+            try:
+                return self._compact(live, cutoff, held) + self._collect_legacy(live, older_than)
+            finally:
+                for fd in held.values():
+                    os.close(fd)
+                for pack in self._packs.values():
+                    pack.close()
+                self._packs.clear()
+                self._loc.clear()
+                self._pins.clear()
+                self.refresh()
+
+    def _compact(self, live: set[bytes], cutoff: int, held: dict[str, int]) -> int:
+        others: dict[str, int] = {}
+        try:
+            for name in os.listdir(self._dir):
+                if name.startswith(_NEW):
+                    self._remove_stale_new(name)
+                if not name.endswith(_PACK) or name.startswith("."):
+                    continue
+                path = os.path.join(self._dir, name)
+                fd = _lock_pack(path, os.O_RDONLY | _OPEN_FLAGS)
+                if fd is not None:
+                    held[name[: -len(_PACK)]] = fd
+                    continue
+                with contextlib.suppress(FileNotFoundError):  # a live writer holds it
+                    others[name[: -len(_PACK)]] = os.open(path, os.O_RDONLY | _OPEN_FLAGS)
+            newest: dict[bytes, int] = {}
+            where: dict[bytes, tuple[str, int, int]] = {}
+            elsewhere: set[bytes] = set()
+            pin_state: dict[bytes, tuple[tuple[int, str, int], int, bool]] = {}
+            pinned_elsewhere: set[bytes] = set()
+            held_touches: dict[bytes, int] = {}
+            scans = []
+            for stem, fd in list(held.items()):
+                size = os.fstat(fd).st_size
+                entries, end = _scan(fd, HEAD_SIZE, size)
+                if os.pread(fd, HEAD_SIZE, 0) == _FILE_HEAD and _torn_or_clean(fd, end, size):
+                    scans.append((stem, entries, True))
+                else:  # foreign or damaged: never compacted nor deleted by a gc
+                    others[stem] = held.pop(stem)
+            for stem, fd in others.items():
+                if os.pread(fd, HEAD_SIZE, 0) == _FILE_HEAD:
+                    scans.append((stem, _scan(fd, HEAD_SIZE, os.fstat(fd).st_size)[0], False))
+            for stem, entries, is_held in scans:
+                for kind, codec, offset, size, stamp, digest in entries:
+                    if kind in (BLOCK, TOUCH):
+                        if stamp > newest.get(digest, -1):
+                            newest[digest] = stamp
+                        if kind == BLOCK:
+                            if not is_held:
+                                elsewhere.add(digest)
+                            elif digest not in where:
+                                where[digest] = (stem, offset, size)
+                        elif is_held and stamp > held_touches.get(digest, -1):
+                            held_touches[digest] = stamp
+                    elif kind in (PIN, UNPIN):
+                        cid = make_cid_bytes(codec, digest)
+                        if not is_held:
+                            pinned_elsewhere.add(cid)
+                        key = (stamp, stem, offset)
+                        current = pin_state.get(cid)
+                        if current is None or current[0] < key:
+                            pin_state[cid] = (key, kind, is_held)
+        finally:
+            for fd in others.values():
+                os.close(fd)
+
+        doomed = [d for d in where if d not in elsewhere]
+        keep = [d for d in doomed if d in live or newest[d] >= cutoff]
+        carry = [
+            (cid, key[0], kind)
+            for cid, (key, kind, is_held) in pin_state.items()
+            if is_held and (kind == PIN or cid in pinned_elsewhere)
+        ]
+        # a recent re-put of a block that stays in a live writer's pack keeps protecting it
+        carry += [
+            (make_cid_bytes(RAW, digest), stamp, TOUCH)
+            for digest, stamp in held_touches.items()
+            if digest in elsewhere and stamp >= cutoff
+        ]
+        if keep or carry:
+            self._open_writer(adopt=False)
+            # blocks put together (same stamp) are copied together, so a file's leaves stay
+            # back to back and every copy keeps its stamp (its gc grace is not reset)
+            batch: list[tuple[bytes, bytes]] = []
+            batch_bytes = 0
+            batch_stamp = -1
+            for digest in keep:
+                stem, offset, size = where[digest]
+                if batch and (newest[digest] != batch_stamp or batch_bytes >= 64 << 20):
+                    self._append(batch, None, reuse=False, stamp=batch_stamp)
+                    batch, batch_bytes = [], 0
+                data = _pread_exact(held[stem], size, offset)
+                if len(data) != size:
+                    raise IntegrityError(
+                        f"pack {stem}{_PACK} under {self._dir} is shorter than its records say"
+                    )
+                batch.append((digest, data))
+                batch_bytes += size
+                batch_stamp = newest[digest]
+            if batch:
+                self._append(batch, None, reuse=False, stamp=batch_stamp)
+            for cid, stamp, kind in carry:
+                self._log(kind, cid, stamp)
+            if self._writer is not None:
+                os.fsync(self._writer.fd)  # the copies are durable before the originals go
+            self._drop_writer()
+        for stem in held:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(self._dir, stem + _PACK))
+        return len(doomed) - len(keep)
+
+    def _remove_stale_new(self, name: str) -> bool:
+        """Delete a half-created pack whose creator died: unlocked and not brand new (a
+        creator locks its file right after creating it, but not in the same instant)."""
+        path = os.path.join(self._dir, name)
+        try:
+            if os.stat(path).st_mtime > time.time() - STALE_NEW_SECONDS:
+                return False
+        except FileNotFoundError:
+            return False
+        fd = _lock_pack(path, os.O_RDONLY | _OPEN_FLAGS)
+        if fd is None:
+            return False  # being created right now (or already gone)
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(self._dir, name))
+            return True
+        finally:
+            os.close(fd)
+
+    def remove_stale_temporaries(self) -> int:
+        """Delete half-created packs (and pre-pack temporaries) of dead writers."""
         removed = 0
-        for shard in self.root.iterdir():
+        for name in os.listdir(self._dir):
+            if name.startswith(_NEW) and self._remove_stale_new(name):
+                removed += 1
+        if self._legacy is not None:
+            for shard in os.scandir(self._legacy):
+                if not shard.is_dir():
+                    continue
+                for entry in os.scandir(shard.path):
+                    if entry.name.startswith(_TMP_PREFIX) and not _owner_alive(entry.name):
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(entry.path)
+                        removed += 1
+        return removed
+
+    # ------------------------------------------------------------------ pre-pack layout
+
+    def _legacy_path(self, cid: bytes) -> str:
+        digest = split_cid_bytes(cid)[1].hex()
+        return f"{self._legacy}/{digest[:2]}/{digest}"
+
+    def _legacy_get(self, cid: bytes) -> bytes:
+        if self._legacy is not None:
+            try:
+                with open(self._legacy_path(cid), "rb", buffering=0) as handle:
+                    return handle.read()
+            except FileNotFoundError:
+                pass
+        raise self._not_found(cid)
+
+    def _legacy_has(self, cid: bytes) -> bool:
+        return self._legacy is not None and os.path.exists(self._legacy_path(cid))
+
+    def _collect_legacy(self, live: set[bytes], older_than: float) -> int:
+        if self._legacy is None:
+            return 0
+        removed = 0
+        for shard in os.scandir(self._legacy):
             if not shard.is_dir():
                 continue
-            for entry in os.scandir(shard):
+            for entry in os.scandir(shard.path):
                 if entry.name.startswith(_TMP_PREFIX):
                     continue
                 try:
@@ -112,17 +894,207 @@ class BlockStore:
                     continue
         return removed
 
-    def remove_stale_temporaries(self) -> int:
-        """Delete temporaries left by crashed writers of this host; returns how many."""
-        removed = 0
-        for shard in self.root.iterdir():
-            if not shard.is_dir():
-                continue
-            for entry in shard.iterdir():
-                if entry.name.startswith(_TMP_PREFIX) and not _owner_alive(entry.name):
-                    _unlink_quietly(str(entry))
-                    removed += 1
-        return removed
+    # ------------------------------------------------------------------ lifetime
+
+    def release(self) -> None:
+        """Give up this store's pack (and its lock) so another writer may adopt it; the
+        next put opens or adopts one again."""
+        with self._lock:
+            self._drop_writer()
+
+    def close(self) -> None:
+        """Release this store's pack (and its lock) and every descriptor it holds."""
+        with self._lock:
+            self._drop_writer()
+            for pack in self._packs.values():
+                pack.close()
+            self._packs.clear()
+            self._loc.clear()
+            self._pins.clear()
+            if self._gc_fd is not None and self._gc_generation == _fork_generation:
+                os.close(self._gc_fd)
+            self._gc_fd = None
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+
+
+def _scan(fd: int, start: int, size: int) -> tuple[list[Entry], int]:
+    """The entries of the complete, intact records in ``[start, size)`` of a pack, and
+    where they end: at a torn tail, a bad header or ``size``."""
+    entries: list[Entry] = []
+    pos = start
+    buf = b""
+    buf_at = start
+    unpack = _HEAD.unpack_from
+    crc32 = zlib.crc32
+    while pos + HEAD_SIZE <= size:
+        at = pos - buf_at
+        if at < 0 or at + HEAD_SIZE > len(buf):
+            buf = os.pread(fd, min(_SCAN_CHUNK, size - pos), pos)
+            buf_at, at = pos, 0
+            if len(buf) < HEAD_SIZE:
+                break
+        crc, kind, codec, flags, a, b, stamp, digest = unpack(buf, at)
+        if crc32(memoryview(buf)[at + 4 : at + HEAD_SIZE]) != crc:
+            break
+        if kind == BLOCK:
+            end = pos + HEAD_SIZE + a
+            if end > size:
+                break
+            entries.append((BLOCK, 0, pos + HEAD_SIZE, a, stamp, digest))
+            if flags & PINNED:
+                entries.append((PIN, codec, pos, 0, stamp, digest))
+        elif kind == BLOCKS:
+            table_size = _ROW.size * a
+            end = pos + HEAD_SIZE + table_size + b
+            if end > size:
+                break
+            table_at = at + HEAD_SIZE
+            if table_at + table_size <= len(buf):
+                table = buf[table_at : table_at + table_size]
+            else:
+                table = os.pread(fd, table_size, pos + HEAD_SIZE)
+            if len(table) != table_size or crc32(table).to_bytes(4, "little") != digest[:4]:
+                break
+            offset = pos + HEAD_SIZE + table_size
+            for block_digest, length in _ROW.iter_unpack(table):
+                entries.append((BLOCK, 0, offset, length, stamp, block_digest))
+                offset += length
+            if offset != end:
+                break
+        elif kind in (PIN, UNPIN, TOUCH):
+            end = pos + HEAD_SIZE
+            entries.append((kind, codec, pos, 0, stamp, digest))
+        else:
+            break
+        pos = end
+    return entries, pos
+
+
+def _fallocate_keep_size() -> Callable[[int, int, int], bool] | None:
+    """``fallocate(fd, FALLOC_FL_KEEP_SIZE, offset, length)`` from libc, if there is one."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        function = ctypes.CDLL(None, use_errno=True).fallocate
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong]
+    function.restype = ctypes.c_int
+
+    def preallocate(fd: int, offset: int, length: int) -> bool:
+        return function(fd, 1, offset, length) == 0  # 1 = FALLOC_FL_KEEP_SIZE
+
+    return preallocate
+
+
+_FALLOCATE = _fallocate_keep_size()
+
+
+def _preallocate(fd: int, offset: int, length: int) -> bool:
+    """Allocate blocks past the end of a file without changing its size (readers, which
+    trust the size, see nothing); ``False`` if the system or filesystem cannot."""
+    return _FALLOCATE is not None and _FALLOCATE(fd, offset, length)
+
+
+def _torn_or_clean(fd: int, end: int, size: int) -> bool:
+    """Whether what follows the last good record (ending at ``end``) is nothing, or the
+    start of one record that was still being written: a header cut short, or a complete
+    header whose record runs past the end of the file. Anything else is damage."""
+    if end >= size or size - end < HEAD_SIZE:
+        return True
+    head = os.pread(fd, HEAD_SIZE, end)
+    crc, kind, _, _, a, b, _, _ = _HEAD.unpack(head)
+    if zlib.crc32(head[4:]) != crc:
+        return False
+    if kind == BLOCK:
+        return end + HEAD_SIZE + a > size
+    if kind == BLOCKS:
+        return end + HEAD_SIZE + _ROW.size * a + b > size
+    return False
+
+
+def _lock_pack(path: str, flags: int) -> int | None:
+    """Open ``path`` holding its exclusive lock, or ``None`` if someone holds it or it is
+    gone (a gc may delete it between the open and the lock: the inode is checked)."""
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.stat(path).st_ino != os.fstat(fd).st_ino:
+            raise FileNotFoundError
+    except (BlockingIOError, FileNotFoundError):
+        os.close(fd)
+        return None
+    return fd
+
+
+def _check_file_head(header: bytes, path: str) -> None:
+    if len(header) < HEAD_SIZE:
+        return  # a foreign or truncated file: ignore it
+    _, kind, _, _, version, _, _, magic = _HEAD.unpack(header)
+    if kind == FILE_HEADER and magic == _MAGIC and version != FORMAT_VERSION:
+        raise StorageError(
+            f"{path} uses embedded store format {version}, but this chainml reads format "
+            f"{FORMAT_VERSION}: upgrade chainml or use another data directory"
+        )
+
+
+def _write_all(fd: int, parts: Sequence[bytes | memoryview], total: int) -> None:
+    """Write every part, in order, whatever each ``writev`` manages."""
+    if len(parts) <= _IOV_MAX:
+        written = os.writev(fd, parts)
+        if written != total:
+            _finish_write(fd, parts, written)
+        return
+    for i in range(0, len(parts), _IOV_MAX):
+        batch = parts[i : i + _IOV_MAX]
+        written = os.writev(fd, batch)
+        expected = sum(len(part) for part in batch)
+        if written != expected:
+            _finish_write(fd, batch, written)
+
+
+def _finish_write(fd: int, parts: Sequence[bytes | memoryview], written: int) -> None:
+    """Complete a short ``writev`` (a signal, a full disk, over 2 GiB) piece by piece."""
+    for part in parts:
+        if written >= len(part):
+            written -= len(part)
+            continue
+        view = memoryview(part)[written:]
+        written = 0
+        while view:
+            view = view[os.write(fd, view) :]
+
+
+def _pread_exact(fd: int, size: int, offset: int) -> bytes:
+    """``os.pread`` that keeps reading past short reads (over 2 GiB, signals)."""
+    data = os.pread(fd, size, offset)
+    if len(data) == size or not data:
+        return data
+    parts = [data]
+    got = len(data)
+    while got < size:
+        more = os.pread(fd, size - got, offset + got)
+        if not more:
+            break
+        parts.append(more)
+        got += len(more)
+    return b"".join(parts)
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | _OPEN_FLAGS)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _owner_alive(name: str) -> bool:
@@ -134,8 +1106,3 @@ def _owner_alive(name: str) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _unlink_quietly(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)

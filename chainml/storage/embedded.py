@@ -1,11 +1,18 @@
 """The default backend: a persistent block store in the data directory, no daemon needed.
 
 It writes exactly the blocks ``ipfs add --cid-version=1 --raw-leaves`` would, so its CIDs
-and CAR exports are interchangeable with a real Kubo node.
+and CAR exports are interchangeable with a real Kubo node. Blocks and pins live in
+append-only packs, one per writing process (``blockstore``): a put is one hash pass and one
+``writev`` (a small object's header carries its pin), a get is one ``pread`` per run of
+blocks stored together (a whole file, usually) plus verifying every block against its CID.
+Any number of processes may share the directory; a writer killed mid-put leaves a torn tail
+that readers ignore and the next writer cuts off.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import time
 from pathlib import Path
@@ -25,6 +32,7 @@ from chainml.storage.cid import (
     to_cid_bytes,
     verify_block,
 )
+from chainml.storage.fastcid import cid_binary, cid_object, cid_object_v1
 from chainml.storage.limits import check_object_size, parse_max_object_size
 from chainml.storage.parallel import map_for
 from chainml.storage.pins import PinSet
@@ -39,9 +47,12 @@ from chainml.storage.unixfs import (
     plan_leaves,
 )
 
+_RAW_PREFIX = bytes((1, RAW, 0x12, 0x20))
+_sha256 = hashlib.sha256
+
 
 class EmbeddedStore:
-    """``Store`` on local disk: ``<root>/blocks`` (one file per block) and ``<root>/pins``."""
+    """``Store`` on local disk: append-only packs of blocks and pins under ``<root>/packs``."""
 
     def __init__(
         self,
@@ -53,33 +64,38 @@ class EmbeddedStore:
         """``fsync=True`` trades speed for durability across power loss (reads always verify)."""
         self.root = Path(root_dir)
         self.max_object_size = parse_max_object_size(max_object_size)
-        self.blocks = BlockStore(self.root / "blocks", fsync=fsync)
-        self.pins = PinSet(self.root / "pins")
+        self.blocks = BlockStore(self.root, fsync=fsync)
+        self.pins = PinSet(self.blocks)
 
     def __repr__(self) -> str:
         return f"EmbeddedStore({str(self.root)!r})"
 
     def put(self, data: bytes, *, pin: bool = True) -> CID:
-        check_object_size(len(data), self.max_object_size)
-        count = len(data) // CHUNK_SIZE + 1
-        root, blocks = build_file(data, map_fn=map_for(count))
-        *below, top = blocks
-        for _ in map_for(count)(lambda block: self.blocks.put(*block), below):
-            pass
-        self.blocks.put(*top)  # the root goes last: once it is visible, its DAG is complete
-        if pin:
-            self.pins.add(root)
-        return cid_from_bytes(root)
+        size = len(data)
+        if size > self.max_object_size:
+            check_object_size(size, self.max_object_size)
+        if size <= CHUNK_SIZE:  # one raw block: one hash, one writev
+            digest = _sha256(data).digest()
+            cid = _RAW_PREFIX + digest
+            self.blocks.put_block(cid, digest, data, pin)
+            return cid_object_v1(cid)
+        root, blocks = build_file(data, map_fn=map_for(size // CHUNK_SIZE + 1))
+        # leaves first (they are the content, back to back), the root last
+        self.blocks.put_dag(list(blocks), root if pin else None)
+        return cid_object(root)
 
     def get(self, cid: CIDLike) -> bytes:
-        root = to_cid_bytes(cid)
-        if split_cid_bytes(root)[0] == RAW:
+        root = cid_binary(cid)
+        if root[1] == RAW:
             block = self.blocks.get(root)
-            check_object_size(len(block), self.max_object_size, f"object {cid_str(root)}")
-            verify_block(root, block)
+            if len(block) > self.max_object_size:
+                check_object_size(len(block), self.max_object_size, f"object {cid_str(root)}")
+            if _sha256(block).digest() != root[4:]:
+                verify_block(root, block)  # raises, naming the CID
             return block
         size = file_size(root, self.blocks.get)
-        check_object_size(size, self.max_object_size, f"object {cid_str(root)}")
+        if size > self.max_object_size:
+            check_object_size(size, self.max_object_size, f"object {cid_str(root)}")
         plan = plan_leaves(root, self.blocks.get, size)
         if plan is None:  # a CIDv0-era DAG whose interior nodes carry data: read in order
             data = b"".join(iter_file(root, self.blocks.get, self.max_object_size))
@@ -90,54 +106,62 @@ class EmbeddedStore:
         return data
 
     def _read_leaves(self, root: bytes, leaves: list[Leaf]) -> bytes:
-        """Read and verify raw leaves (on several cores if large), then join them once.
+        """Read raw leaves in as few ``pread`` calls as possible, verify each against its CID
+        (on several cores if large), and return the content with at most one copy.
 
-        Each leaf is hashed right after it is read, while it is still in cache; joining the
-        pieces costs one copy, which is cheaper than filling a zeroed ``bytearray``.
+        A file put here has its leaves back to back in one pack, so the whole content is one
+        read and that very buffer is returned; anything else is joined once.
         """
+        buffers, views = self.blocks.read_many([leaf.cid for leaf in leaves])
 
-        def load(leaf: Leaf) -> bytes:
-            block = self.blocks.get(leaf.cid)
+        def check(index: int) -> None:
+            leaf, block = leaves[index], views[index]
             if len(block) != leaf.size:
                 raise IntegrityError(
                     f"block {cid_str(leaf.cid)} is corrupt: {len(block)} bytes, its parent "
                     f"{cid_str(root)} announces {leaf.size}"
                 )
             verify_block(leaf.cid, block)
-            return block
 
-        return b"".join(map_for(len(leaves))(load, leaves))
+        for _ in map_for(len(leaves))(check, range(len(leaves))):
+            pass
+        if len(buffers) == 1 and len(buffers[0]) == sum(len(v) for v in views):
+            return buffers[0]
+        return b"".join(views)
 
     def has(self, cid: CIDLike) -> bool:
-        return self.blocks.has(to_cid_bytes(cid))
+        return self.blocks.has(cid_binary(cid))
 
     def pin(self, cid: CIDLike) -> None:
         root = to_cid_bytes(cid)
-        for _ in iter_dag_blocks(root, self.blocks.get):
-            pass  # a pin promises the whole DAG is here and intact
-        self.pins.add(root)
+        with self.blocks.gc_shared():  # no gc may delete the DAG between the check and the pin
+            for _ in iter_dag_blocks(root, self.blocks.get):
+                pass  # a pin promises the whole DAG is here and intact
+            self.pins.add(root)
 
     def unpin(self, cid: CIDLike) -> None:
         self.pins.remove(to_cid_bytes(cid))
 
     def pinned(self) -> list[CID]:
-        return [cid_from_bytes(root) for root in self.pins.list()]
+        return [cid_object(root) for root in self.pins.list()]
 
     def gc(self, *, grace_seconds: float = 300.0) -> int:
         """Delete blocks no pin reaches; returns how many. Like ``ipfs repo gc``.
 
-        Other processes may be putting objects meanwhile: they write blocks before pinning
-        the root, and re-putting existing content refreshes its blocks' mtime. So blocks
-        younger than ``grace_seconds`` are always kept; use 0 only when no one else writes.
-        If a pinned DAG is incomplete, this raises before deleting anything.
+        Other processes may be putting objects meanwhile: new blocks go to packs their
+        writers hold (never compacted while held), and putting or pinning content already
+        here holds off a gc. Blocks written or re-put within ``grace_seconds`` are kept too,
+        as unpinned content someone may be about to pin. If a pinned DAG is incomplete, this
+        raises before deleting anything.
         """
-        started = time.time()
-        live = {
-            split_cid_bytes(cid)[1]
-            for root in self.pins.list()
-            for cid in iter_dag_cids(root, self.blocks.get)
-        }
-        return self.blocks.collect(live, older_than=started - grace_seconds)
+        with self.blocks.gc_exclusive():
+            started = time.time()
+            live = {
+                split_cid_bytes(cid)[1]
+                for root in self.pins.list()
+                for cid in iter_dag_cids(root, self.blocks.get)
+            }
+            return self.blocks.collect(live, older_than=started - grace_seconds)
 
     def export_car(self, cid: CIDLike, path: str | os.PathLike[str]) -> None:
         root = to_cid_bytes(cid)
@@ -157,11 +181,15 @@ class EmbeddedStore:
         try:
             with open(path, "rb") as source:
                 roots, blocks = read_car(source, self.max_object_size)
+                verified = []
                 for cid, data in blocks:
                     verify_block(cid, data)
-                    self.blocks.put(cid, data)
+                    verified.append((cid, data))
         except OSError as exc:
             raise StorageError(f"cannot read CAR file {path}: {exc}") from exc
+        # a CAR lists parents before children: store it reversed, so every block becomes
+        # visible only after the blocks below it
+        self.blocks.put_many(reversed(verified))
         result = []
         for root in roots:
             canonical = canonical_bytes(root)
@@ -170,4 +198,11 @@ class EmbeddedStore:
         return result
 
     def close(self) -> None:
-        """Nothing to release: every operation opens and closes its own files."""
+        """Release this process's pack (so another writer may adopt it) and descriptors."""
+        self.blocks.close()
+
+    def __del__(self) -> None:
+        # The block store may outlive this object for a while (the DAG readers' closures
+        # form reference cycles), but its pack should be free for the next writer now.
+        with contextlib.suppress(Exception):
+            self.blocks.release()

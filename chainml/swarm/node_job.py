@@ -9,7 +9,7 @@ exact same update and CID. A device that cannot do the round reports why; it nev
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Literal
@@ -79,11 +79,13 @@ class NodeOutcome:
 def node_config(
     *, shots: int, queries: int, steps: int, inner_lr: float, top_fraction: float, round_id: int
 ) -> NodeConfig:
-    """The TinyMetaFed node step the swarm runs (online adaptation, head re-fit, top-P int8)."""
+    """The TinyMetaFed node step the swarm runs: online Reptile adaptation (every setting spelled
+    out, so a change of the engine's defaults cannot silently change the protocol), the head kept
+    local, the top-P% of the body delta sent as int8."""
     adapt = AdaptConfig(steps=steps, inner_lr=inner_lr, online=True, max_grad_norm=MAX_GRAD_NORM)
-    return replace(
-        NodeConfig(), adapt=adapt, shots=shots, queries=queries, top_fraction=top_fraction,
-        round=round_id,
+    return NodeConfig(
+        adapt=adapt, shots=shots, queries=queries, top_fraction=top_fraction, granularity="param",
+        rule="reptile", round=round_id,
     )  # fmt: skip
 
 

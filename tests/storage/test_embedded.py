@@ -1,18 +1,38 @@
-"""The embedded store: persistence, pins, verified reads, limits and concurrent use."""
+"""The embedded store: persistence, pins, verified reads, limits, crashes and concurrent use."""
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import multiprocessing
 import os
+import random
+import signal
 import time
+import traceback
 from pathlib import Path
 
 import pytest
 
 from chainml.errors import IntegrityError, StorageError
-from chainml.storage.blockstore import BlockNotFoundError
-from chainml.storage.cid import cid_str, to_cid_bytes
+from chainml.storage import blockstore
+from chainml.storage.blockstore import (
+    HEAD_SIZE,
+    PACKS_DIR,
+    BlockNotFoundError,
+    BlockStore,
+    encode_head,
+)
+from chainml.storage.cid import (
+    DAG_PB,
+    RAW,
+    cid_from_bytes,
+    cid_str,
+    make_cid_bytes,
+    to_cid_bytes,
+)
 from chainml.storage.embedded import EmbeddedStore
+from chainml.storage.fastcid import cid_binary, cid_object, cid_object_v1
 from chainml.storage.limits import ObjectTooLargeError
 from chainml.storage.unixfs import CHUNK_SIZE, build_file
 from tests.storage.samples import MIB, payload
@@ -20,20 +40,40 @@ from tests.storage.samples import MIB, payload
 MISSING = "bafkreibnoelefnzgwbcacyt4vh52ymxvzbjq7mmqhtcnwarfq4lzegsiqe"
 
 
-def block_path(store: EmbeddedStore, cid) -> Path:
-    return Path(store.blocks.path(to_cid_bytes(cid)))
+def blocks_of(data: bytes) -> list[tuple[bytes, bytes]]:
+    _, blocks = build_file(data)
+    return [(cid, bytes(block)) for cid, block in blocks]
 
 
 def leaf_cids(data: bytes) -> list[bytes]:
-    _, blocks = build_file(data)
-    return [cid for cid, block in blocks if cid[1] == 0x55]
+    return [cid for cid, _ in blocks_of(data) if cid[1] == RAW]
+
+
+def damage_in_place(store: EmbeddedStore, cid, change) -> None:
+    """Rewrite a stored block's bytes on disk (same length), as bit rot or tampering would."""
+    path, offset, length = store.blocks.block_file(to_cid_bytes(cid))
+    with open(path, "r+b") as handle:
+        handle.seek(offset)
+        old = handle.read(length)
+        new = change(bytearray(old))
+        assert len(new) == length
+        handle.seek(offset)
+        handle.write(bytes(new))
+
+
+def pack_paths(root: Path) -> list[Path]:
+    return sorted(p for p in (root / PACKS_DIR).iterdir() if p.name.endswith(".pack"))
 
 
 def test_content_survives_reopening_the_store(tmp_path: Path):
     data = payload(3 * CHUNK_SIZE + 5)
-    cid = EmbeddedStore(tmp_path).put(data)
+    small = payload(5000)
+    store = EmbeddedStore(tmp_path)
+    cid, small_cid = store.put(data), store.put(small)
+    store.close()
     assert EmbeddedStore(tmp_path).get(cid) == data
-    assert EmbeddedStore(tmp_path).pinned() == [cid]
+    assert EmbeddedStore(tmp_path).get(small_cid) == small
+    assert set(EmbeddedStore(tmp_path).pinned()) == {cid, small_cid}
 
 
 def test_put_pins_by_default_and_unpin_is_idempotent(embedded: EmbeddedStore):
@@ -46,6 +86,18 @@ def test_put_pins_by_default_and_unpin_is_idempotent(embedded: EmbeddedStore):
     embedded.unpin(pinned)
     assert embedded.pinned() == [loose]
     assert embedded.has(pinned)  # unpinning does not delete content
+    embedded.pin(pinned)
+    assert set(EmbeddedStore(embedded.root).pinned()) == {pinned, loose}
+
+
+def test_pins_and_unpins_from_other_processes_are_seen(tmp_path: Path):
+    one, two = EmbeddedStore(tmp_path), EmbeddedStore(tmp_path)
+    cid = one.put(b"shared")
+    assert two.pinned() == [cid]
+    two.unpin(cid)
+    assert one.pinned() == []
+    one.pin(cid)
+    assert two.pinned() == [cid]
 
 
 def test_has_reports_presence(embedded: EmbeddedStore):
@@ -61,46 +113,44 @@ def test_missing_cid_raises_a_clear_error_naming_it(embedded: EmbeddedStore):
 
 def test_pin_of_an_incomplete_dag_fails_naming_the_missing_block(embedded: EmbeddedStore):
     data = payload(2 * CHUNK_SIZE)
-    cid = embedded.put(data, pin=False)
+    root = build_file(data)[0]
     second = leaf_cids(data)[1]
-    os.unlink(embedded.blocks.path(second))
+    embedded.blocks.put_many((c, b) for c, b in blocks_of(data) if c != second)
     with pytest.raises(BlockNotFoundError, match=cid_str(second)):
-        embedded.pin(cid)
+        embedded.pin(root)
     assert embedded.pinned() == []
 
 
 def test_corrupt_raw_block_is_detected_and_named(embedded: EmbeddedStore):
     cid = embedded.put(b"the original content")
-    path = block_path(embedded, cid)
-    path.write_bytes(b"the tampered content")
+    damage_in_place(embedded, cid, lambda _: b"the tampered content")
     with pytest.raises(IntegrityError, match=f"{cid}.*corrupt"):
         embedded.get(cid)
+    with pytest.raises(IntegrityError, match=f"{cid}.*corrupt"):
+        EmbeddedStore(embedded.root).get(cid)
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "substitute"])
-def test_corrupt_leaf_of_a_large_object_is_detected_and_named(embedded: EmbeddedStore, damage):
+def test_corrupt_leaf_of_a_large_object_is_detected_and_named(tmp_path: Path, damage):
     data = payload(20 * CHUNK_SIZE + 7)
-    cid = embedded.put(data)
     victim = leaf_cids(data)[13]
-    path = Path(embedded.blocks.path(victim))
-    block = bytearray(path.read_bytes())
-    if damage == "flip":
-        block[1000] ^= 0x01
-    elif damage == "truncate":
-        del block[-1]
+    store = EmbeddedStore(tmp_path)
+    if damage == "truncate":  # a store that holds a short copy of the leaf
+        store.blocks.put_many((c, b[:-1] if c == victim else b) for c, b in blocks_of(data))
+        cid = cid_from_bytes(build_file(data)[0])
     else:
-        block = bytearray(payload(CHUNK_SIZE, seed=99))
-    path.write_bytes(bytes(block))
+        cid = store.put(data)
+        if damage == "flip":
+            damage_in_place(store, victim, lambda b: b[:1000] + bytes([b[1000] ^ 1]) + b[1001:])
+        else:
+            damage_in_place(store, victim, lambda _: payload(CHUNK_SIZE, seed=99))
     with pytest.raises(IntegrityError, match=cid_str(victim)):
-        embedded.get(cid)
+        store.get(cid)
 
 
 def test_corrupt_interior_node_is_detected(embedded: EmbeddedStore):
     cid = embedded.put(payload(3 * CHUNK_SIZE))
-    path = block_path(embedded, cid)
-    node = bytearray(path.read_bytes())
-    node[-1] ^= 0x01
-    path.write_bytes(bytes(node))
+    damage_in_place(embedded, cid, lambda b: b[:-1] + bytes([b[-1] ^ 1]))
     with pytest.raises(IntegrityError, match=str(cid)):
         embedded.get(cid)
 
@@ -110,17 +160,16 @@ def test_oversized_put_is_refused_before_writing(tmp_path: Path):
     with pytest.raises(ObjectTooLargeError, match="maximum object size"):
         store.put(payload(MIB + 1))
     assert store.pinned() == []
-    assert not any(p.is_file() for p in (tmp_path / "blocks").rglob("*"))
+    assert pack_paths(tmp_path) == []
 
 
 def test_oversized_get_is_refused_from_the_root_alone(tmp_path: Path):
     data = payload(4 * MIB)
-    cid = EmbeddedStore(tmp_path).put(data)
-    for leaf in leaf_cids(data):
-        os.unlink(EmbeddedStore(tmp_path).blocks.path(leaf))
+    root, node = blocks_of(data)[-1]
+    EmbeddedStore(tmp_path).blocks.put(root, node)  # the root only: no leaf is here
     small = EmbeddedStore(tmp_path, max_object_size=MIB)
-    with pytest.raises(ObjectTooLargeError, match=str(cid)):
-        small.get(cid)  # would be BlockNotFoundError if it had read any leaf
+    with pytest.raises(ObjectTooLargeError, match=cid_str(root)):
+        small.get(root)  # would be BlockNotFoundError if it had read any leaf
 
 
 def test_max_object_size_comes_from_the_environment(tmp_path, monkeypatch):
@@ -129,20 +178,65 @@ def test_max_object_size_comes_from_the_environment(tmp_path, monkeypatch):
         EmbeddedStore(tmp_path).put(b"eleven byte")
 
 
-def test_a_failed_write_leaves_no_block_visible(embedded: EmbeddedStore, monkeypatch):
-    data = b"never fully written"
-    cid = to_cid_bytes(embedded.put(b"warm up the shard dirs"))
+@pytest.mark.parametrize("size", [100, 3 * CHUNK_SIZE])
+def test_a_failed_write_leaves_no_block_visible(embedded: EmbeddedStore, monkeypatch, size):
+    kept = embedded.put(b"written before the disk filled up")
+    (pack,) = pack_paths(embedded.root)
+    before = pack.stat().st_size
+    data = payload(size, seed=3)
 
-    def broken_write(fd: int, view) -> int:
-        raise OSError(28, "No space left on device")
+    def disk_full(fd: int, buffers) -> int:
+        os.write(fd, bytes(buffers[0])[:10])  # a few bytes get through, then it fails
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(os, "write", broken_write)
+    monkeypatch.setattr(os, "writev", disk_full)
     with pytest.raises(StorageError, match="No space left"):
         embedded.put(data)
     monkeypatch.undo()
-    assert not embedded.has(build_file(data)[0])
-    blocks_dir = Path(embedded.blocks.path(cid)).parent.parent
-    assert not list(blocks_dir.rglob(".tmp-*"))
+    root = build_file(data)[0]
+    assert not embedded.has(root)
+    assert pack.stat().st_size == before  # the partial record was cut off again
+    assert EmbeddedStore(embedded.root).get(embedded.put(data)) == data
+    assert EmbeddedStore(embedded.root).get(kept) == b"written before the disk filled up"
+
+
+def test_a_torn_record_at_the_end_of_a_pack_is_ignored_then_cut_off(tmp_path: Path):
+    store = EmbeddedStore(tmp_path)
+    kept = store.put(b"complete")
+    store.close()
+    (pack,) = pack_paths(tmp_path)
+    good_size = pack.stat().st_size
+    digest = bytes(32)
+    with open(pack, "ab") as handle:  # a header announcing 5000 bytes, and 100 of them
+        handle.write(encode_head(blockstore.BLOCK, RAW, 5000, 0, 1, digest) + bytes(100))
+    reader = EmbeddedStore(tmp_path)
+    assert reader.get(kept) == b"complete"
+    assert reader.pinned() == [kept]
+    assert not reader.has(make_cid_bytes(RAW, digest))
+    cid = reader.put(b"after the crash")  # the writer adopts the pack and cuts the tail
+    assert pack_paths(tmp_path) == [pack]
+    assert pack.stat().st_size == good_size + HEAD_SIZE + len(b"after the crash")
+    assert EmbeddedStore(tmp_path).get(cid) == b"after the crash"
+
+
+def test_a_damaged_record_ends_the_pack_which_is_then_left_alone(tmp_path: Path):
+    store = EmbeddedStore(tmp_path)
+    first = store.put(b"first")
+    store.close()
+    (pack,) = pack_paths(tmp_path)
+    with open(pack, "ab") as handle:
+        head = bytearray(encode_head(blockstore.BLOCK, RAW, 6, 0, 1, bytes(32)))
+        head[10] ^= 0xFF  # a bad CRC
+        handle.write(bytes(head) + b"second")
+    reopened = EmbeddedStore(tmp_path)
+    assert reopened.get(first) == b"first"
+    assert reopened.pinned() == [first]
+    damaged_size = pack.stat().st_size
+    later = reopened.put(b"later")  # damage, not a torn write: that pack is left alone
+    assert len(pack_paths(tmp_path)) == 2
+    reopened.gc(grace_seconds=0)
+    assert pack.stat().st_size == damaged_size
+    assert reopened.get(first) == b"first" and reopened.get(later) == b"later"
 
 
 def _worker(root: str, worker: int, rounds: int) -> list[tuple[str, int]]:
@@ -171,7 +265,193 @@ def test_concurrent_processes_share_one_store_safely(tmp_path: Path):
     for cid, size in expected.items():
         assert len(store.get(cid)) == size
     assert {cid_str(c) for c in store.pinned()} >= set(expected)
-    assert not list(Path(root).rglob(".tmp-*"))
+    names = os.listdir(Path(root) / PACKS_DIR)
+    assert not [n for n in names if n.startswith(".")]
+    assert len(names) <= 4  # at most one pack per process that ever wrote at once
+
+
+def _writer(root: str, seed: int, rounds: int, done: str) -> None:
+    try:
+        store = EmbeddedStore(root)
+        rng = random.Random(seed)
+        for i in range(rounds):
+            size = rng.choice([rng.randint(1_000, 50_000), 2 * CHUNK_SIZE + rng.randint(1, 999)])
+            store.put(payload(size, seed=seed * 1000 + i))
+            if i % 7 == 0:
+                store.put(payload(40_000, seed=1))  # content every writer shares
+    except BaseException:
+        Path(done).write_text(traceback.format_exc())
+        raise
+    Path(done).write_text("ok")
+
+
+def _writers_report(done: list[str]) -> str:
+    return "\n".join(Path(d).read_text() if Path(d).exists() else f"{d}: no report" for d in done)
+
+
+def _read_everything_visible(store: EmbeddedStore) -> int:
+    """Every pinned root must be complete and intact the moment it is visible."""
+    count = 0
+    for cid in store.pinned():
+        store.get(cid)
+        count += 1
+    return count
+
+
+def test_readers_never_see_a_partial_object_while_writers_write(tmp_path: Path):
+    root = str(tmp_path / "shared")
+    ctx = multiprocessing.get_context("spawn")
+    writers = [
+        ctx.Process(target=_writer, args=(root, seed, 40, str(tmp_path / f"done{seed}")))
+        for seed in range(3)
+    ]
+    reader = EmbeddedStore(root)
+    for process in writers:
+        process.start()
+    looks = 0
+    try:
+        while any(process.is_alive() for process in writers):
+            looks += 1
+            _read_everything_visible(reader)
+    finally:
+        for process in writers:
+            process.join(60)
+    assert all(process.exitcode == 0 for process in writers), _writers_report(
+        [str(tmp_path / f"done{seed}") for seed in range(3)]
+    )
+    assert looks > 1
+    assert _read_everything_visible(EmbeddedStore(root)) == 3 * 40 + 1
+
+
+def test_gc_alongside_writers_never_loses_their_objects(tmp_path: Path):
+    root = str(tmp_path / "shared")
+    EmbeddedStore(root).put(payload(40_000, seed=1))  # shared content, in a pack gc can take
+    ctx = multiprocessing.get_context("spawn")
+    done = [str(tmp_path / f"done{seed}") for seed in range(2)]
+    writers = [ctx.Process(target=_writer, args=(root, s, 30, done[s])) for s in range(2)]
+    for process in writers:
+        process.start()
+    runs = 0
+    try:
+        while any(process.is_alive() for process in writers):
+            runs += EmbeddedStore(root).gc(grace_seconds=0) >= 0
+    finally:
+        for process in writers:
+            process.join(60)
+    assert [process.exitcode for process in writers] == [0, 0], _writers_report(done)
+    assert runs > 0
+    store = EmbeddedStore(root)
+    assert _read_everything_visible(store) == 2 * 30 + 1
+    store.gc(grace_seconds=0)
+    assert _read_everything_visible(EmbeddedStore(root)) == 2 * 30 + 1
+
+
+def _put_then_die_mid_write(root: str, data: bytes, fraction: float) -> None:
+    store = EmbeddedStore(root)
+    store.put(b"put before the crash")
+    real = os.writev
+
+    def dying_writev(fd: int, buffers) -> int:
+        joined = b"".join(bytes(b) for b in buffers)
+        os.write(fd, joined[: int(len(joined) * fraction)])
+        os.kill(os.getpid(), signal.SIGKILL)
+        return real(fd, buffers)  # never reached
+
+    os.writev = dying_writev
+    store.put(data)
+
+
+@pytest.mark.parametrize(
+    ("size", "fraction"),
+    [(20_000, 0.01), (20_000, 0.5), (20_000, 0.999), (5 * CHUNK_SIZE + 3, 0.5)],
+)
+def test_a_writer_killed_mid_put_leaves_a_consistent_store(tmp_path: Path, size, fraction):
+    root = str(tmp_path / "store")
+    data = payload(size, seed=21)
+    process = multiprocessing.get_context("spawn").Process(
+        target=_put_then_die_mid_write, args=(root, data, fraction)
+    )
+    process.start()
+    process.join(60)
+    assert process.exitcode == -signal.SIGKILL
+    store = EmbeddedStore(root)
+    (before,) = store.pinned()
+    assert store.get(before) == b"put before the crash"
+    assert not store.has(build_file(data)[0])
+    cid = store.put(data)  # adopts the dead writer's pack, cutting off its torn tail
+    assert len(pack_paths(Path(root))) == 1
+    reopened = EmbeddedStore(root)
+    assert reopened.get(cid) == data
+    assert set(reopened.pinned()) == {before, cid}
+
+
+def _put_forever(root: str, log: str, ready: str) -> None:
+    store = EmbeddedStore(root)
+    rng = random.Random(os.getpid())
+    Path(ready).touch()
+    with open(log, "a", buffering=1) as out:
+        for i in range(10**9):
+            size = rng.choice([rng.randint(1, 60_000), rng.randint(CHUNK_SIZE, 12 * CHUNK_SIZE)])
+            cid = store.put(payload(size, seed=i + rng.randint(0, 10**6)), pin=i % 3 != 0)
+            out.write(f"{cid} {size}\n")  # only once put returned
+
+
+def test_sigkill_at_random_moments_never_breaks_the_store(tmp_path: Path):
+    root = str(tmp_path / "store")
+    log = tmp_path / "returned.txt"
+    ctx = multiprocessing.get_context("spawn")
+    rng = random.Random(5)
+    for attempt in range(6):
+        ready = tmp_path / f"ready{attempt}"
+        process = ctx.Process(target=_put_forever, args=(root, str(log), str(ready)))
+        process.start()
+        while not ready.exists() and process.is_alive():
+            time.sleep(0.01)
+        time.sleep(0.05 + rng.random() * 0.4)
+        os.kill(process.pid, signal.SIGKILL)
+        process.join(30)
+        store = EmbeddedStore(root)
+        for cid in store.pinned():  # a pinned root is always a complete, intact DAG
+            store.get(cid)
+        store.close()
+    store = EmbeddedStore(root)
+    returned = [line.split() for line in log.read_text().splitlines() if line.strip()]
+    assert len(returned) > 20
+    for cid, size in returned:  # everything a put returned is durable and intact
+        assert len(store.get(cid)) == int(size)
+    assert len(pack_paths(Path(root))) == 1  # every new writer adopted the dead one's pack
+
+
+def test_a_forked_child_writes_to_a_pack_of_its_own(tmp_path: Path):
+    store = EmbeddedStore(tmp_path)
+    parent = store.put(b"from the parent")
+    process = multiprocessing.get_context("fork").Process(
+        target=lambda: store.put(b"from the child")
+    )
+    process.start()
+    process.join(30)
+    assert process.exitcode == 0
+    again = store.put(b"the parent again")
+    assert len(pack_paths(tmp_path)) == 2
+    reopened = EmbeddedStore(tmp_path)
+    assert reopened.get(parent) == b"from the parent"
+    assert reopened.get(again) == b"the parent again"
+    assert reopened.get(cid_from_bytes(build_file(b"from the child")[0])) == b"from the child"
+
+
+def _put_one(root: str, text: str) -> str:
+    return str(EmbeddedStore(root).put(text.encode()))
+
+
+def test_later_processes_reuse_the_pack_of_earlier_ones(tmp_path: Path):
+    ctx = multiprocessing.get_context("spawn")
+    cids = []
+    for i in range(3):
+        with ctx.Pool(1) as pool:
+            cids.append(pool.apply(_put_one, (str(tmp_path), f"object {i}")))
+    assert len(pack_paths(tmp_path)) == 1
+    store = EmbeddedStore(tmp_path)
+    assert [store.get(c) for c in cids] == [b"object 0", b"object 1", b"object 2"]
 
 
 def test_a_thousand_small_updates_round_trip_quickly(embedded: EmbeddedStore):
@@ -184,15 +464,22 @@ def test_a_thousand_small_updates_round_trip_quickly(embedded: EmbeddedStore):
     assert elapsed < 6.0, f"1,000 puts + gets took {elapsed:.2f} s"
 
 
-def test_stale_temporaries_of_dead_writers_are_removed(embedded: EmbeddedStore):
-    cid = embedded.put(b"x")
-    shard = Path(embedded.blocks.path(to_cid_bytes(cid))).parent
-    dead = shard / ".tmp-999999999-deadbeef"
-    dead.write_bytes(b"half a blo")
-    mine = shard / f".tmp-{os.getpid()}-cafe"
-    mine.write_bytes(b"in progress")
-    assert embedded.blocks.remove_stale_temporaries() == 1
-    assert not dead.exists() and mine.exists()
+def test_stale_half_created_packs_of_dead_writers_are_removed(embedded: EmbeddedStore):
+    embedded.put(b"x")
+    packs = embedded.root / PACKS_DIR
+    dead = packs / ".new-dead.pack"
+    dead.write_bytes(b"half a hea")
+    alive = packs / ".new-alive.pack"
+    alive.write_bytes(b"")
+    young = packs / ".new-young.pack"  # just created: its creator is about to lock it
+    young.write_bytes(b"")
+    old = time.time() - 3600
+    for path in (dead, alive):
+        os.utime(path, (old, old))
+    with open(alive, "rb") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # its creator is still at work
+        assert embedded.blocks.remove_stale_temporaries() == 1
+        assert not dead.exists() and alive.exists() and young.exists()
 
 
 def test_gc_deletes_only_what_no_pin_reaches(embedded: EmbeddedStore):
@@ -204,25 +491,187 @@ def test_gc_deletes_only_what_no_pin_reaches(embedded: EmbeddedStore):
     assert embedded.gc(grace_seconds=0) == 4  # three leaves and the root of `gone`
     assert embedded.get(kept) == kept_data
     assert not embedded.has(gone)
+    assert EmbeddedStore(embedded.root).pinned() == [kept]
 
 
-def test_re_putting_content_protects_it_from_a_concurrent_gc(embedded: EmbeddedStore):
+def test_gc_gives_the_space_back(embedded: EmbeddedStore):
+    cids = [embedded.put(payload(MIB, seed=i)) for i in range(4)]
+    for cid in cids[1:]:
+        embedded.unpin(cid)
+    size = sum(p.stat().st_size for p in pack_paths(embedded.root))
+    assert embedded.gc(grace_seconds=0) == 3 * 5
+    after = sum(p.stat().st_size for p in pack_paths(embedded.root))
+    assert after < size / 3
+    assert embedded.get(cids[0]) == payload(MIB, seed=0)
+    for cid in cids[:1]:
+        embedded.unpin(cid)
+    embedded.gc(grace_seconds=0)
+    assert pack_paths(embedded.root) == []  # nothing left to keep: no pack at all
+
+
+def test_gc_keeps_unpins_that_still_override_a_live_writers_pin(tmp_path: Path):
+    writer = EmbeddedStore(tmp_path)  # stays alive: gc must leave its pack alone
+    cid = writer.put(b"pinned by a live writer")
+    other = EmbeddedStore(tmp_path)
+    other.unpin(cid)
+    other.gc(grace_seconds=3600)  # compacts `other`'s pack, which holds the unpin
+    assert EmbeddedStore(tmp_path).pinned() == []
+    assert writer.pinned() == []
+
+
+def test_re_putting_content_protects_it_from_a_concurrent_gc(embedded, monkeypatch):
     data = payload(2 * CHUNK_SIZE, seed=43)
+    hour_ago = time.time_ns() - 3600 * 10**9
+    monkeypatch.setattr(blockstore, "time_ns", lambda: hour_ago)
     cid = embedded.put(data, pin=False)
-    old = time.time() - 3600
-    for path in (embedded.root / "blocks").rglob("*"):
-        if path.is_file():
-            os.utime(path, (old, old))
+    small = embedded.put(b"small, old and unpinned", pin=False)
+    monkeypatch.undo()
     embedded.put(data, pin=False)  # another process is about to pin it
-    assert embedded.gc(grace_seconds=60) == 0
+    assert embedded.gc(grace_seconds=60) == 1  # only the small object
     assert embedded.get(cid) == data
+    assert not embedded.has(small)
 
 
 def test_gc_refuses_to_run_on_an_incomplete_pinned_dag(embedded: EmbeddedStore):
     data = payload(2 * CHUNK_SIZE, seed=44)
-    cid = embedded.put(data)
+    *leaves, (root, _) = blocks_of(data)
+    embedded.blocks.put_many(leaves)
+    embedded.blocks.pin(root)  # pinned, but its root block never arrived
     loose = embedded.put(b"unpinned", pin=False)
-    os.unlink(block_path(embedded, cid))
-    with pytest.raises(BlockNotFoundError, match=str(cid)):
+    with pytest.raises(BlockNotFoundError, match=cid_str(root)):
         embedded.gc(grace_seconds=0)
     assert embedded.has(loose)
+
+
+def test_a_store_in_the_old_one_file_per_block_layout_is_still_readable(tmp_path: Path):
+    big, small = payload(3 * CHUNK_SIZE, seed=51), b"an old small object"
+    gone = payload(1000, seed=52)
+    for data in (big, small, gone):
+        for cid, block in blocks_of(data):
+            digest = cid[4:].hex()
+            shard = tmp_path / "blocks" / digest[:2]
+            shard.mkdir(parents=True, exist_ok=True)
+            (shard / digest).write_bytes(block)
+    (tmp_path / "pins").mkdir()
+    for data in (big, small):
+        (tmp_path / "pins" / cid_str(build_file(data)[0])).touch()
+    store = EmbeddedStore(tmp_path)
+    big_cid, small_cid = (cid_from_bytes(build_file(d)[0]) for d in (big, small))
+    assert store.get(big_cid) == big and store.get(small_cid) == small
+    assert set(store.pinned()) == {big_cid, small_cid}
+    new = store.put(b"new content goes to a pack")
+    assert set(store.pinned()) == {big_cid, small_cid, new}
+    store.unpin(small_cid)
+    assert not (tmp_path / "pins" / str(small_cid)).exists()
+    assert store.gc(grace_seconds=0) == 2  # the old small object and the unpinned one
+    assert not store.has(small_cid)
+    assert EmbeddedStore(tmp_path).get(big_cid) == big
+
+
+def test_a_store_of_a_newer_format_is_refused_naming_the_file(tmp_path: Path):
+    packs = tmp_path / PACKS_DIR
+    packs.mkdir()
+    magic = blockstore._MAGIC
+    (packs / "future.pack").write_bytes(encode_head(blockstore.FILE_HEADER, 0, 2, 0, 0, magic))
+    with pytest.raises(StorageError, match=r"future\.pack.*format 2"):
+        EmbeddedStore(tmp_path)
+
+
+def test_fsync_mode_round_trips(tmp_path: Path):
+    store = EmbeddedStore(tmp_path, fsync=True)
+    small, big = payload(1000, seed=61), payload(2 * CHUNK_SIZE + 1, seed=62)
+    cids = [store.put(small), store.put(big)]
+    store.close()
+    assert [EmbeddedStore(tmp_path).get(c) for c in cids] == [small, big]
+
+
+def test_preallocated_space_is_never_visible_and_is_given_back(tmp_path: Path):
+    store = EmbeddedStore(tmp_path)
+    cid = store.put(b"tiny")
+    (pack,) = pack_paths(tmp_path)
+    assert pack.stat().st_size == 2 * HEAD_SIZE + 4  # file header, record header, bytes
+    store.close()
+    assert pack.stat().st_blocks * 512 < 1 << 20
+    assert EmbeddedStore(tmp_path).get(cid) == b"tiny"
+
+
+@pytest.mark.parametrize("codec", [RAW, DAG_PB])
+def test_fast_cid_conversions_match_multiformats(codec: int):
+    raw = make_cid_bytes(codec, payload(32, seed=codec))
+    fast, slow = cid_object(raw), cid_from_bytes(raw)
+    assert fast == slow and hash(fast) == hash(slow) and str(fast) == str(slow)
+    assert cid_object_v1(raw) == slow
+    assert bytes(fast) == raw
+    assert cid_binary(fast) == cid_binary(slow) == cid_binary(str(slow)) == raw
+    assert cid_binary(slow.set(base="base58btc")) == raw
+    assert to_cid_bytes(fast) == raw
+
+
+def test_block_store_alone_keeps_blocks_by_digest(tmp_path: Path):
+    store = BlockStore(tmp_path)
+    raw = make_cid_bytes(RAW, payload(32, seed=1))
+    store.put(raw, b"not verified here")
+    assert store.get(raw) == b"not verified here"
+    assert BlockStore(tmp_path).get(make_cid_bytes(DAG_PB, raw[4:])) == b"not verified here"
+
+
+def test_threads_share_one_store(embedded: EmbeddedStore):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def work(seed: int) -> list[tuple[object, bytes]]:
+        done = []
+        for i in range(30):
+            data = payload(1_000 + 997 * i + (3 * CHUNK_SIZE if i % 10 == 0 else 0), seed=seed)
+            done.append((embedded.put(data), data))
+            embedded.put(payload(5_000, seed=0))  # all threads re-put this one
+        return done
+
+    with ThreadPoolExecutor(6) as pool:
+        results = [item for part in pool.map(work, range(6)) for item in part]
+    reopened = EmbeddedStore(embedded.root)
+    for cid, data in results:
+        assert embedded.get(cid) == data and reopened.get(cid) == data
+    assert len(reopened.pinned()) == 6 * 30 + 1
+
+
+def _gc_then_die(root: str, when: str) -> None:
+    store = EmbeddedStore(root)
+    real_unlink, real_writev = os.unlink, os.writev
+
+    def die() -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    if when == "copying":  # half of the first copy written, then killed
+        os.writev = lambda fd, parts: (
+            os.write(fd, b"".join(bytes(p) for p in parts)[:1000]),
+            die(),
+        )[0]
+    else:  # the copies are written, one old pack is deleted, then killed
+        os.unlink = lambda path: (real_unlink(path), die())[0]
+    store.gc(grace_seconds=0)
+    os.unlink, os.writev = real_unlink, real_writev
+
+
+@pytest.mark.parametrize("when", ["copying", "deleting"])
+def test_a_gc_killed_mid_way_loses_nothing(tmp_path: Path, when: str):
+    root = tmp_path / "store"
+    kept = {}
+    stores = [EmbeddedStore(root) for _ in range(3)]
+    for i, store in enumerate(stores):  # three packs, then none held by a live writer
+        for size in (3000, 2 * CHUNK_SIZE + 1):
+            data = payload(size, seed=10 * i + size % 7)
+            kept[store.put(data)] = data
+        store.put(payload(500, seed=i), pin=False)  # garbage
+    assert len(pack_paths(root)) == 3
+    for store in stores:
+        store.close()
+    process = multiprocessing.get_context("spawn").Process(target=_gc_then_die, args=(root, when))
+    process.start()
+    process.join(60)
+    assert process.exitcode == -signal.SIGKILL
+    store = EmbeddedStore(root)
+    assert set(store.pinned()) == set(kept)
+    for cid, data in kept.items():
+        assert store.get(cid) == data
+    store.gc(grace_seconds=0)
+    assert [EmbeddedStore(root).get(cid) for cid in kept] == list(kept.values())

@@ -1,4 +1,4 @@
-"""Registry of task families by name: ``sine``, ``meter``, ``vibration``, ``coldchain``, ``digits``."""
+"""Registry of task families: ``sine``, ``meter``, ``vibration``, ``coldchain``, ``digits``."""
 
 from __future__ import annotations
 

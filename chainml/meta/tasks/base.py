@@ -50,7 +50,7 @@ def task_rng(*entropy: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(e) for e in entropy]))
 
 
-class Task(ABC):
+class Task:
     """One node's local data distribution, with its own seeded sample stream.
 
     Subclasses implement :meth:`sample` (regression) or :meth:`sample_class` (classification).

@@ -16,8 +16,8 @@ Signal model: reefer compressor cycling (0.3-1.0 degC amplitude, 20-45 minute pe
 per-shipment sensor offset (sd 0.3 degC) and noise (0.05-0.2 degC), 0.1 degC logger resolution
 (typical of USB/BLE data loggers), door openings (short +1.5-5 degC spikes that recover within
 5-10 minutes and are *not* excursions), near-misses that approach or briefly cross the limit,
-and true excursions (reefer failure or a warm dock: a ramp of 0.1-0.6 degC per reading to
-0.5-4 degC above the limit).
+and true excursions (reefer failure or a warm dock: a ramp over 10-40 minutes to 0.5-4 degC
+above the limit).
 """
 
 from __future__ import annotations
@@ -39,8 +39,12 @@ PRODUCTS = (
 
 
 def longest_run_above(x: np.ndarray, limit: float) -> np.ndarray:
-    """Longest run of consecutive readings strictly above ``limit``, per row."""
-    above = x > limit
+    """Longest run of consecutive readings strictly above ``limit``, per row.
+
+    Readings and limit are compared on the logger's 0.1 degC grid (as integers), so float
+    round-off (e.g. after a float32 round trip) can never flip a label.
+    """
+    above = np.rint(np.asarray(x) * 10.0).astype(np.int64) > round(limit * 10)
     run = np.zeros(x.shape[0], dtype=np.int64)
     best = np.zeros(x.shape[0], dtype=np.int64)
     for j in range(x.shape[1]):
@@ -50,14 +54,15 @@ def longest_run_above(x: np.ndarray, limit: float) -> np.ndarray:
 
 
 class ColdChainTask(Task):
-    def __init__(self, family: TaskFamily, seed: int, index: int, split: Split,
-                 p: dict[str, float]) -> None:  # fmt: skip
+    def __init__(
+        self, family: TaskFamily, seed: int, index: int, split: Split, p: dict[str, float]
+    ) -> None:
         super().__init__(family, seed, index, split)
         self.p = p
 
     def label(self, readings_c: np.ndarray) -> np.ndarray:
         """The compliance rule on readings in degC: 1 if an excursion occurred."""
-        allowed = int(round(self.p["allowed_min"] / STEP_MIN))
+        allowed = round(self.p["allowed_min"] / STEP_MIN)
         return (longest_run_above(readings_c, self.p["limit"]) >= allowed).astype(np.int64)
 
     def _candidates(self, rng: np.random.Generator, n: int, excursion: bool) -> np.ndarray:
@@ -78,9 +83,12 @@ class ColdChainTask(Task):
         if excursion:
             over = rng.uniform(0.5, 4.0, (n, 1))
         else:  # near misses: stay below, or cross only briefly
-            over = np.where(rng.random((n, 1)) < 0.5, -rng.uniform(0.2, 1.5, (n, 1)),
-                            rng.uniform(0.3, 2.0, (n, 1)))  # fmt: skip
-        rate = rng.uniform(0.1, 0.6, (n, 1))
+            over = np.where(
+                rng.random((n, 1)) < 0.5,
+                -rng.uniform(0.2, 1.5, (n, 1)),
+                rng.uniform(0.3, 2.0, (n, 1)),
+            )
+        rate = (headroom + np.abs(over)) / rng.uniform(2.0, 8.0, (n, 1))  # reach peak in 2-8 reads
         start = rng.integers(-8, WINDOW - 2, (n, 1))
         length = rng.integers(2, WINDOW + 8, (n, 1))
         ramp = np.clip((t - start) * rate, 0.0, headroom + over)

@@ -35,15 +35,16 @@ def _pools() -> dict[str, list[np.ndarray]]:
     for digit in range(10):
         idx = np.flatnonzero(data.target == digit)
         idx = idx[rng.permutation(len(idx))]
-        cut = int(round(TRAIN_FRACTION * len(idx)))
+        cut = round(TRAIN_FRACTION * len(idx))
         pools["train"].append(x[np.sort(idx[:cut])])
         pools["eval"].append(x[np.sort(idx[cut:])])
     return pools
 
 
 class DigitsTask(Task):
-    def __init__(self, family: TaskFamily, seed: int, index: int, split: Split,
-                 digits: np.ndarray) -> None:  # fmt: skip
+    def __init__(
+        self, family: TaskFamily, seed: int, index: int, split: Split, digits: np.ndarray
+    ) -> None:
         super().__init__(family, seed, index, split)
         self.digits = digits  # digits[label] = the digit shown for that label
 

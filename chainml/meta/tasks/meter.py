@@ -35,8 +35,9 @@ def _bump(h: np.ndarray, centre: float | np.ndarray, width: float) -> np.ndarray
 
 
 class MeterTask(Task):
-    def __init__(self, family: TaskFamily, seed: int, index: int, split: Split,
-                 p: dict[str, float]) -> None:  # fmt: skip
+    def __init__(
+        self, family: TaskFamily, seed: int, index: int, split: Split, p: dict[str, float]
+    ) -> None:
         super().__init__(family, seed, index, split)
         self.p = p
 

@@ -13,8 +13,9 @@ from chainml.meta.tasks.base import Split, Task, TaskFamily
 
 
 class SineTask(Task):
-    def __init__(self, family: TaskFamily, seed: int, index: int, split: Split, amp: float,
-                 phase: float) -> None:  # fmt: skip
+    def __init__(
+        self, family: TaskFamily, seed: int, index: int, split: Split, amp: float, phase: float
+    ) -> None:
         super().__init__(family, seed, index, split)
         self.amplitude = amp
         self.phase = phase

@@ -6,7 +6,8 @@ the ADXL345 or LIS3DH at that output data rate), shape ``(1, 128)`` in g. Each m
 * A shaft speed of 15-40 Hz (900-2,400 rpm, typical 2- and 4-pole induction motors) that
   jitters +-2% between windows, with 1x/2x/3x harmonics for unbalance, misalignment and
   looseness at machine-specific amplitudes.
-* In half of the machines a benign gear-mesh tone at ``z * f_r`` (15-40 teeth).
+* In half of the machines a benign gear-mesh tone at ``z * f_r`` (15-40 teeth); tones above
+  the 1,280 Hz Nyquist frequency fold back, as without an anti-aliasing filter.
 * White sensor noise at a machine-specific level (0.05-0.4 g).
 * A rolling-element bearing with 7-13 balls and ball/pitch diameter ratio ``d/D`` in 0.15-0.3.
   Faults follow the standard kinematics (Randall & Antoni 2011, "Rolling element bearing
@@ -33,8 +34,9 @@ WINDOW = 128
 
 
 class VibrationTask(Task):
-    def __init__(self, family: TaskFamily, seed: int, index: int, split: Split,
-                 p: dict[str, float]) -> None:  # fmt: skip
+    def __init__(
+        self, family: TaskFamily, seed: int, index: int, split: Split, p: dict[str, float]
+    ) -> None:
         super().__init__(family, seed, index, split)
         self.p = p
 
