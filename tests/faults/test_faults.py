@@ -11,9 +11,10 @@ import pytest
 
 from chainml.chain.client import Ledger
 from chainml.cli.main import main
-from chainml.errors import StorageError
+from chainml.errors import IntegrityError, StorageError
 from chainml.services.chain import LocalChain
 from chainml.services.process import free_port
+from chainml.storage.store import open_store
 from chainml.swarm.config import SwarmConfig
 from tests.swarm.conftest import SwarmEnv
 
@@ -102,3 +103,48 @@ def test_corrupt_state_file_is_refused(tmp_path: Path) -> None:
     chain.anvil_state.write_text(chain.anvil_state.read_text()[:100])
     with pytest.raises(Exception, match="corrupt"):
         chain.up()
+
+
+def test_corrupt_bytes_in_storage_exclude_that_update_and_the_round_finalizes(
+    make_env: Callable[[str], SwarmEnv],
+) -> None:
+    from chainml.swarm.evidence import gather_round
+    from chainml.swarm.executor import InlineExecutor
+    from chainml.swarm.orchestrator import RoundTimes, Swarm
+    from chainml.swarm.services import connect
+
+    env = make_env("corrupt")
+    services = connect(env.rpc_url, env.data_dir, "embedded", task="sine", seed=0)
+    swarm = Swarm(
+        SwarmConfig(nodes=6, rounds=1, mode="relayed"),
+        services,
+        env.data_dir / "run",
+        InlineExecutor(),
+    )
+    swarm.ensure_registered()
+    round_id = swarm.current_or_new_round()
+    swarm.commit_phase(round_id, RoundTimes())
+    victim = gather_round(services.ledger, services.store, round_id).updates[0]
+    payload = services.store.get(victim.update_cid)
+    # Flip one byte of that update wherever the store keeps it on disk (any layout).
+    flipped = 0
+    for path in (env.data_dir / "ipfs-embedded").rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            at = data.find(payload)
+            if at >= 0:
+                corrupt = bytearray(data)
+                corrupt[at + len(payload) // 2] ^= 0xFF
+                path.write_bytes(bytes(corrupt))
+                flipped += 1
+    assert flipped == 1
+    fresh = open_store("embedded", env.data_dir)  # a reader that never saw the good bytes
+    with pytest.raises(IntegrityError, match=victim.update_cid):
+        fresh.get(victim.update_cid)
+    services.store = fresh
+    swarm.s.store = fresh
+    swarm.aggregator.store = fresh
+    swarm.drive(round_id)
+    rows = swarm.log.completed_rounds()
+    assert rows[round_id]["status"] == "finalized"
+    assert rows[round_id]["included"] == 5 and rows[round_id]["excluded"] == 1

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from chainml.paths import PROJECT_ROOT
 
@@ -39,3 +41,22 @@ def test_solcx_compiles_with_no_network() -> None:
     result = run_without_network(sys.executable, "-c", COMPILE_PROBE)
     assert result.returncode == 0, result.stderr
     assert "compiled" in result.stdout
+
+
+def test_brownie_compile_works_with_no_network(tmp_path: Path) -> None:
+    """`brownie compile` (through the same adapter) compiles the contracts/ offline."""
+    from chainml.toolchain import use_project_solc
+
+    binary = use_project_solc()
+    home = tmp_path / "home"
+    home.mkdir()
+    env_args = [
+        "env",
+        f"HOME={home}",
+        f"SOLCX_BINARY_PATH={binary.parent}",
+        f"PATH={os.environ['PATH']}",
+    ]
+    brownie = str(Path(sys.executable).with_name("brownie"))
+    result = run_without_network(*env_args, brownie, "compile", "--all")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "ChainMLLedger" in result.stdout and "Compiling contracts" in result.stdout
