@@ -29,21 +29,24 @@ setup: $(PY_STAMP) $(NPM_STAMP) $(SOLC_STAMP) browser
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser:
 	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; else \
-	  echo "installing chromium and chromium-driver (Debian packages)"; \
+	  echo "[setup 4/4] chromium + chromium-driver (Debian) for the report's browser test"; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; \
 	fi
 
 $(PY_STAMP): pyproject.toml requirements.lock
+	@echo "[setup 1/4] Python packages into $(VENV) (pinned by requirements.lock)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade-strategy only-if-needed -c requirements.lock -e '.[dev]'
-	@touch $@
+	$(PY) -m pip install --progress-bar on --upgrade-strategy only-if-needed -c requirements.lock -e '.[dev]' | grep -v -E '^(Requirement already satisfied|  Using cached|WARNING: Location)' || true
+	@$(PY) -c "import chainml, torch, brownie" && touch $@
 
 $(NPM_STAMP): package.json package-lock.json
+	@echo "[setup 2/4] npm packages into node_modules (pinned by package-lock.json)"
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 $(SOLC_STAMP): $(PY_STAMP) $(NPM_STAMP) node/solc-adapter.js chainml/toolchain.py
+	@echo "[setup 3/4] solc-js adapter for py-solc-x and brownie"
 	$(PY) -m chainml.toolchain
 	@touch $@
 
