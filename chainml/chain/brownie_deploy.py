@@ -9,10 +9,13 @@ listened, and we check first that something does).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -72,6 +75,41 @@ def brownie_env(data_dir: Path, rpc_url: str, engine: str) -> dict[str, str]:
     return env
 
 
+def brownie_project_dir() -> Path:
+    """The directory to run brownie in: the checkout, or a mirror when its path has a dot.
+
+    brownie imports a script under a module name made from its absolute path
+    (``/a/b/scripts/deploy.py`` becomes ``a.b.scripts.deploy``), so any dot in the checkout's
+    path (``/tmp/ci.x1/repo``) breaks ``brownie run``. In that case the brownie project files
+    are mirrored into a dot-free directory whose ``build/`` links back to the checkout's, so
+    the compile cache and deployment records stay in one place.
+    """
+    build = PROJECT_ROOT / "build" / "brownie"
+    build.mkdir(parents=True, exist_ok=True)  # brownie creates its subfolders, not these
+    if not any("." in part for part in PROJECT_ROOT.parts[1:]):
+        return PROJECT_ROOT
+    digest = hashlib.sha256(str(PROJECT_ROOT).encode()).hexdigest()[:12]
+    mirror = Path(tempfile.gettempdir()) / f"chainml-brownie-{digest}"
+    if any("." in part for part in mirror.parts[1:]):
+        raise ConfigError(
+            f"brownie cannot run scripts from {PROJECT_ROOT} (a dot in the path) and the temp "
+            f"dir {mirror.parent} has one too; set TMPDIR to a path without dots"
+        )
+    mirror.mkdir(parents=True, exist_ok=True)
+    for name in ("contracts", "scripts"):
+        target = mirror / name
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(PROJECT_ROOT / name, target)
+    shutil.copy2(PROJECT_ROOT / "brownie-config.yaml", mirror / "brownie-config.yaml")
+    link = mirror / "build"
+    if not link.is_symlink():
+        if link.exists():
+            shutil.rmtree(link)
+        link.symlink_to(PROJECT_ROOT / "build", target_is_directory=True)
+    return mirror
+
+
 def run_brownie(args: list[str], data_dir: Path, rpc_url: str, timeout: float = 900) -> str:
     """Run ``brownie <args>`` in the project root against ``rpc_url``; returns its stdout."""
     engine = client_engine(rpc_url)
@@ -81,7 +119,7 @@ def run_brownie(args: list[str], data_dir: Path, rpc_url: str, timeout: float = 
     try:
         proc = subprocess.run(
             cmd,
-            cwd=PROJECT_ROOT,
+            cwd=brownie_project_dir(),
             env=env,
             capture_output=True,
             text=True,

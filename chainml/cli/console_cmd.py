@@ -9,10 +9,14 @@ from typing import Annotated
 
 import typer
 
-from chainml.chain.brownie_deploy import NETWORK_ID, brownie_env, client_engine
+from chainml.chain.brownie_deploy import (
+    NETWORK_ID,
+    brownie_env,
+    brownie_project_dir,
+    client_engine,
+)
 from chainml.cli.context import cli_context
 from chainml.cli.deploy_cmd import local_rpc_url
-from chainml.paths import PROJECT_ROOT
 
 
 def console(
@@ -26,6 +30,6 @@ def console(
     url = rpc_url or local_rpc_url(data_dir)
     env = brownie_env(data_dir, url, client_engine(url))
     brownie = str(Path(sys.executable).with_name("brownie"))
-    os.chdir(PROJECT_ROOT)
+    os.chdir(brownie_project_dir())
     argv = [brownie, "run", "scripts/console.py", "--network", NETWORK_ID, "--interactive"]
     os.execve(brownie, argv, env)

@@ -18,12 +18,12 @@ COMPILE_PROBE = (
 )
 
 
-def run_without_network(*argv: str) -> subprocess.CompletedProcess[str]:
+def run_without_network(*argv: str, cwd: Path = PROJECT_ROOT) -> subprocess.CompletedProcess[str]:
     unshare = shutil.which("unshare")
     assert unshare, "util-linux `unshare` is needed to prove compiling works with no network"
     return subprocess.run(
         [unshare, "--user", "--map-root-user", "--net", *argv],
-        cwd=PROJECT_ROOT,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=300,
@@ -45,6 +45,7 @@ def test_solcx_compiles_with_no_network() -> None:
 
 def test_brownie_compile_works_with_no_network(tmp_path: Path) -> None:
     """`brownie compile` (through the same adapter) compiles the contracts/ offline."""
+    from chainml.chain.brownie_deploy import brownie_project_dir
     from chainml.toolchain import use_project_solc
 
     binary = use_project_solc()
@@ -57,6 +58,6 @@ def test_brownie_compile_works_with_no_network(tmp_path: Path) -> None:
         f"PATH={os.environ['PATH']}",
     ]
     brownie = str(Path(sys.executable).with_name("brownie"))
-    result = run_without_network(*env_args, brownie, "compile", "--all")
+    result = run_without_network(*env_args, brownie, "compile", "--all", cwd=brownie_project_dir())
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "ChainMLLedger" in result.stdout and "Compiling contracts" in result.stdout
