@@ -95,7 +95,7 @@ def brownie_project_dir() -> Path:
             f"brownie cannot run scripts from {PROJECT_ROOT} (a dot in the path) and the temp "
             f"dir {mirror.parent} has one too; set TMPDIR to a path without dots"
         )
-    mirror.mkdir(parents=True, exist_ok=True)
+    (mirror / "tests").mkdir(parents=True, exist_ok=True)  # parent of brownie's tests folder
     for name in ("contracts", "scripts"):
         target = mirror / name
         if target.exists():
