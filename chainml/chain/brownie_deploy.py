@@ -102,11 +102,12 @@ def brownie_project_dir() -> Path:
             shutil.rmtree(target)
         shutil.copytree(PROJECT_ROOT / name, target)
     shutil.copy2(PROJECT_ROOT / "brownie-config.yaml", mirror / "brownie-config.yaml")
-    link = mirror / "build"
-    if not link.is_symlink():
-        if link.exists():
-            shutil.rmtree(link)
-        link.symlink_to(PROJECT_ROOT / "build", target_is_directory=True)
+    for name, target in (("build", PROJECT_ROOT / "build"), ("node_modules", node_modules())):
+        link = mirror / name
+        if not link.is_symlink():
+            if link.exists():
+                shutil.rmtree(link)
+            link.symlink_to(target, target_is_directory=True)
     return mirror
 
 

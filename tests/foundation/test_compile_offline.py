@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from chainml.paths import PROJECT_ROOT
+from chainml.paths import PROJECT_ROOT, node_modules
 
 COMPILE_PROBE = (
     "from tests.foundation.probe import compile_probe;"
@@ -55,6 +55,7 @@ def test_brownie_compile_works_with_no_network(tmp_path: Path) -> None:
         "env",
         f"HOME={home}",
         f"SOLCX_BINARY_PATH={binary.parent}",
+        f"CHAINML_NODE_MODULES={node_modules()}",
         f"PATH={os.environ['PATH']}",
     ]
     brownie = str(Path(sys.executable).with_name("brownie"))
