@@ -111,10 +111,16 @@ def brownie_project_dir() -> Path:
     return mirror
 
 
-def run_brownie(args: list[str], data_dir: Path, rpc_url: str, timeout: float = 900) -> str:
+def run_brownie(
+    args: list[str],
+    data_dir: Path,
+    rpc_url: str,
+    timeout: float = 900,
+    extra_env: dict[str, str] | None = None,
+) -> str:
     """Run ``brownie <args>`` in the project root against ``rpc_url``; returns its stdout."""
     engine = client_engine(rpc_url)
-    env = brownie_env(data_dir, rpc_url, engine)
+    env = brownie_env(data_dir, rpc_url, engine) | (extra_env or {})
     brownie = Path(sys.executable).with_name("brownie")
     cmd = [str(brownie), *args]
     try:
@@ -139,9 +145,10 @@ def run_deploy_script(rpc_url: str, data_dir: Path, params_file: Path | None = N
     """Deploy with ``brownie run scripts/deploy.py`` and return the deployments it wrote."""
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    if params_file is not None:
-        os.environ["CHAINML_DEPLOY_PARAMS"] = str(Path(params_file).resolve())
-    run_brownie(["run", "scripts/deploy.py", "--network", NETWORK_ID], data_dir, rpc_url)
+    extra = {"CHAINML_DEPLOY_PARAMS": str(Path(params_file).resolve())} if params_file else {}
+    run_brownie(
+        ["run", "scripts/deploy.py", "--network", NETWORK_ID], data_dir, rpc_url, extra_env=extra
+    )
     deployments = load_deployments(deployments_path(data_dir))
     if deployments is None:
         raise ChainError(f"the deploy script ran but wrote no {deployments_path(data_dir)}")
