@@ -429,7 +429,7 @@ def report(results: dict[str, Any], wall: float, quick: bool) -> dict[str, Any]:
     passed = all(v["pass"] for v in checks.values() if "pass" in v)
     return {
         "bench": "meta",
-        "quick": quick,
+        "mode": "quick" if quick else "full",
         "wall_time_s": wall,
         "all_pass": passed,
         "checks": checks,

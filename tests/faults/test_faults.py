@@ -148,3 +148,23 @@ def test_corrupt_bytes_in_storage_exclude_that_update_and_the_round_finalizes(
     rows = swarm.log.completed_rounds()
     assert rows[round_id]["status"] == "finalized"
     assert rows[round_id]["included"] == 5 and rows[round_id]["excluded"] == 1
+
+
+@pytest.mark.slow
+def test_ipfs_node_that_never_answers_times_out_with_a_clear_error(
+    make_env: Callable[[str], SwarmEnv],
+) -> None:
+    import socket
+    import time
+
+    env = make_env("ipfs-slow")
+    with socket.socket() as listener:  # accepts connections, never answers: a hung node
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        started = time.monotonic()
+        with pytest.raises(StorageError, match="did not answer"):
+            env.run(
+                SwarmConfig(nodes=3, rounds=1, mode="relayed"),
+                ipfs=f"http://127.0.0.1:{listener.getsockname()[1]}",
+            )
+        assert time.monotonic() - started < 90

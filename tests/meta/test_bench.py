@@ -22,7 +22,7 @@ def test_quick_bench_prints_tables_then_json() -> None:
     )
     lines = out.stdout.strip().splitlines()
     summary = json.loads(lines[-1])
-    assert summary["quick"] is True and "sine_maml_mse_10" in summary["checks"]
+    assert summary["mode"] == "quick" and "sine_maml_mse_10" in summary["checks"]
     assert "federated_compression" in summary["checks"]
     assert summary["checks"]["federated_compression"]["pass"] is True
     assert "== Sine 5-shot MSE" in out.stdout
