@@ -214,6 +214,7 @@ def fault_anvil_restart() -> dict[str, Any]:
         info = e.chain.info()
         assert info is not None
         os.kill(info.pid, signal.SIGKILL)
+        os.waitpid(info.pid, 0)  # Anvil is our child: reap it, so it is surely gone
         e.url = e.chain.up().url
         after = e.versions()
         rows = e.run(config(rounds=2), name="after-restart")

@@ -86,6 +86,7 @@ def test_anvil_killed_and_restarted_from_state_loses_no_version(
     info = chain.info()
     assert info is not None
     os.kill(info.pid, signal.SIGKILL)
+    os.waitpid(info.pid, 0)  # Anvil is our child: reap it, so it is surely gone
     restarted = chain.up()
     assert restarted.pid != info.pid
     env.rpc_url = restarted.url
