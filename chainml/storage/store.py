@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from functools import cache
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -118,3 +119,10 @@ def open_store(
         timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
         max_object_size=max_object_size,
     )
+
+
+@cache
+def shared_store(spec: str, data_dir: str) -> Store:
+    """One handle per (backend, data dir) for this process: worker processes serve many jobs
+    (devices, validators) and should not reopen the store for each one."""
+    return open_store(spec, Path(data_dir))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Literal
 
 from eth_account import Account
@@ -25,7 +24,7 @@ from chainml.meta.federated import NodeConfig, node_step
 from chainml.meta.models import Params, get_model
 from chainml.meta.tasks import Task, TaskFamily, get_family
 from chainml.storage.cid import cid_str, cid_to_onchain
-from chainml.storage.store import Store, open_store
+from chainml.storage.store import Store, shared_store
 from chainml.swarm.attacks import LabelFlippedTask, poison_update
 from chainml.swarm.payloads import decode_weights, encode_update
 
@@ -90,11 +89,6 @@ def node_config(
 
 
 @cache
-def _store(spec: str, data_dir: str) -> Store:
-    return open_store(spec, Path(data_dir))
-
-
-@cache
 def _family(name: str) -> TaskFamily:
     return get_family(name)
 
@@ -135,7 +129,7 @@ def run_node(job: NodeJob) -> NodeOutcome:
         return NodeOutcome(job.index, address, "refused", error=str(exc))
     try:
         t0 = time.perf_counter()
-        store = _store(job.store_spec, job.data_dir)
+        store = shared_store(job.store_spec, job.data_dir)
         params = _weights(store, job.weights_cid, job.arch_id)
         t1 = time.perf_counter()
         model = get_model(job.arch_id)

@@ -18,7 +18,7 @@ from chainml.chain.client import Ledger
 from chainml.chain.types import cid_from_struct
 from chainml.errors import ChainMLError
 from chainml.storage.cid import onchain_to_str
-from chainml.storage.store import Store, open_store
+from chainml.storage.store import shared_store
 from chainml.swarm.evidence import gather_round
 from chainml.swarm.recompute import compute_aggregate
 
@@ -49,17 +49,10 @@ def _ledger(rpc_url: str, ledger_address: str, voting_address: str) -> Ledger:
     return Ledger(w3, ledger_address, voting_address)
 
 
-@cache
-def _store(spec: str, data_dir: str) -> Store:
-    from pathlib import Path
-
-    return open_store(spec, Path(data_dir))
-
-
 def review(job: ReviewJob) -> Review:
     """Approve only if the recomputed aggregate and node lists match the proposal exactly."""
     ledger = _ledger(job.rpc_url, job.ledger_address, job.voting_address)
-    store = _store(job.store_spec, job.data_dir)
+    store = shared_store(job.store_spec, job.data_dir)
     proposal = ledger.proposal(job.proposal_id)
     try:
         evidence = gather_round(ledger, store, int(proposal["round"]), job.from_block)
