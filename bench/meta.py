@@ -4,8 +4,9 @@
     python bench/meta.py --quick    # a smoke run with tiny budgets (targets are not expected)
 
 Sections: model footprints; sine 5-shot MAML reproduction against Finn et al. (2017, App. C,
-Table 2) with the pretrained baseline; federated TinyMetaFed-style sine with top-10% int8
-updates, side by side with centralised MAML; each sensor family and digits (meta-learned vs
+Table 2) with the pretrained baseline; the swarm's federated recipe (``simulate_federated``: the
+same node step, aggregation rule and server step as the swarm) with top-10% int8 updates, side
+by side with centralised MAML; each sensor family and digits (meta-learned vs
 from-scratch vs FedAvg/pretrained initialisations); wall times and node-step cost. The sections
 run in two worker processes (one per core), each with one torch thread: the models are tiny,
 so intra-op threading only adds overhead.
@@ -27,6 +28,7 @@ PAPER_MAML = {1: 0.67, 5: 0.38, 10: 0.35}
 PAPER_PRETRAINED = {1: 2.41, 5: 2.23, 10: 2.19}
 BAND = 0.15
 FED_TARGET_MSE10 = 0.50
+FED_TARGET_DEVICE = 0.10
 FED_TARGET_COMPRESSION = 10.0
 
 
@@ -41,7 +43,7 @@ class Budget:
     family_eval_tasks: int
 
 
-FULL = Budget(20_000, 10_000, 2_000, 100, 2_000, 1_000, 300)
+FULL = Budget(20_000, 10_000, 1_000, 50, 2_000, 1_000, 300)
 QUICK = Budget(200, 100, 20, 10, 40, 100, 100)
 
 
@@ -124,56 +126,54 @@ def job_sine_maml(b: Budget) -> dict[str, Any]:
 
 
 def job_sine_federated(b: Budget) -> dict[str, Any]:
+    """The swarm's recipe, run in-process: the same node step, aggregation rule and server
+    step (``simulate_federated``), scored by both protocols; bytes are real wire bytes."""
     _setup()
-    from chainml.meta.adapt import AdaptConfig
+    from chainml.aggregate.strategies import Contribution, strategy_for_recipe
     from chainml.meta.evaluate import evaluate
-    from chainml.meta.federated import FederatedConfig, NodeConfig, simulate_federated
+    from chainml.meta.federated import simulate_federated
+    from chainml.meta.protocols import MAML_INNER_LR, MAML_SHOTS, score
     from chainml.meta.tasks import get_family
+    from chainml.swarm.config import SwarmConfig
+    from chainml.swarm.node_job import COMMITMENT_WIRE_BYTES
 
     fam = get_family("sine")
-    # Head reconstruction (ridge, online-accumulable) + one MAML step with gradient clipping
-    # against over-adaptation; the same settings are used to evaluate the federated model.
-    device_adapt = AdaptConfig(
-        steps=1, inner_lr=0.01, head_refit="ridge", ridge_lambda=1.0, max_grad_norm=1.0
+    recipe = SwarmConfig().recipe()
+    rule = strategy_for_recipe(recipe)
+
+    def aggregate(dense: list[Any], counts: list[int]) -> Any:
+        pairs = enumerate(zip(dense, counts, strict=True))
+        contributions = [Contribution(f"0x{i:040x}", d, n) for i, (d, n) in pairs]
+        return rule.aggregate(contributions).delta
+
+    res = simulate_federated(
+        fam, "mlp-sine", recipe, rounds=b.fed_rounds, nodes=b.fed_nodes, aggregate=aggregate
     )
-    node = NodeConfig(
-        adapt=device_adapt,
-        shots=10,
-        queries=10,
-        top_fraction=0.1,
-        granularity="param",
-        rule="maml",
-    )
-    cfg = FederatedConfig(
-        rounds=b.fed_rounds,
-        nodes_per_round=b.fed_nodes,
-        population=1_000_000,
-        node=node,
-        server_lr=2e-3,
-        server_optimizer="adam",
-        seed=0,
-    )
-    res = simulate_federated(fam, "mlp-sine", cfg)
+    payload = res.bytes_per_node_round + COMMITMENT_WIRE_BYTES
+    scores = score(res.params, fam, recipe, n_tasks=b.eval_tasks)
     out: dict[str, Any] = {
         "rounds": b.fed_rounds,
-        "nodes_per_round": b.fed_nodes,
-        "node_rule": node.rule,
-        "device_adapt": str(device_adapt),
-        "server": "adam lr 2e-3",
-        "top_fraction": node.top_fraction,
+        "nodes": b.fed_nodes,
+        "recipe": recipe.to_json(),
         "train_s": res.wall_time_s,
-        "bytes_per_node_round": res.bytes_per_node_round,
+        "bytes_per_node_round": payload,
+        "update_bytes": res.bytes_per_node_round,
+        "commitment_bytes": COMMITMENT_WIRE_BYTES,
         "dense_float32_bytes": res.dense_bytes_per_node_round,
-        "compression": res.compression,
+        "compression": res.dense_bytes_per_node_round / payload,
+        "device_protocol": scores.device,
+        "device_protocol_ci95": scores.device_ci95,
     }
+    from chainml.meta.adapt import AdaptConfig
+
     for q in (False, True):
         ev = evaluate(
             res.params,
             fam,
             n_tasks=b.eval_tasks,
-            shots=5,
+            shots=MAML_SHOTS,
             steps=STEPS,
-            adapt_config=device_adapt,
+            adapt_config=AdaptConfig(inner_lr=MAML_INNER_LR),
             quantized=q,
         )
         out["federated" + ("_int8" if q else "")] = _eval_dict(ev)
@@ -262,22 +262,21 @@ def job_node_cost() -> dict[str, Any]:
 
     fam, model = get_family("sine"), get_model("mlp-sine")
     params = model.init(0)
-    out = {}
-    for rule in ("reptile", "maml"):
-        cfg = NodeConfig(rule=rule)
-        times = []
-        for i in range(60):
-            t0 = time.perf_counter()
-            node_step(model, params, fam.task(0, i), cfg)
-            times.append(time.perf_counter() - t0)
-        tasks = [fam.task(0, i) for i in range(100)]
+    cfg = NodeConfig(round=1)
+    times = []
+    for i in range(60):
         t0 = time.perf_counter()
-        node_steps(model, params, tasks, cfg)
-        out[rule] = {
+        node_step(model, params, fam.task(0, i), cfg)
+        times.append(time.perf_counter() - t0)
+    tasks = [fam.task(0, i) for i in range(100)]
+    t0 = time.perf_counter()
+    node_steps(model, params, tasks, cfg)
+    return {
+        "recipe": {
             "single_node_ms_median": 1e3 * statistics.median(times[10:]),
             "batched_ms_per_node": 1e3 * (time.perf_counter() - t0) / len(tasks),
         }
-    return out
+    }
 
 
 def _fmt_row(cells: list[Any], widths: list[int]) -> str:
@@ -357,6 +356,11 @@ def report(results: dict[str, Any], wall: float, quick: bool) -> dict[str, Any]:
         "target_max": FED_TARGET_MSE10,
         "pass": f["federated_int8"]["10"]["loss"] <= FED_TARGET_MSE10,
     }
+    checks["federated_device_protocol"] = {
+        "value": f["device_protocol"],
+        "target_max": FED_TARGET_DEVICE,
+        "pass": f["device_protocol"] <= FED_TARGET_DEVICE,
+    }
     checks["federated_compression"] = {
         "value": f["compression"],
         "target_min": FED_TARGET_COMPRESSION,
@@ -373,7 +377,7 @@ def report(results: dict[str, Any], wall: float, quick: bool) -> dict[str, Any]:
             [
                 "training",
                 f"{s['maml_iterations']} it x 25 tasks",
-                f"{f['rounds']} rounds x {f['nodes_per_round']} nodes",
+                f"{f['rounds']} rounds x {f['nodes']} nodes",
             ],
             ["wall time (s)", f"{s['maml_train_s']:.0f}", f"{f['train_s']:.0f}"],
             [

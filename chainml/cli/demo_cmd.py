@@ -1,18 +1,21 @@
 """``chainml demo`` (what ``make demo`` runs): the whole product on one machine, end to end.
 
 Local chain + offline IPFS node up, contracts deployed by the brownie script with the task's
-seeded genesis weights, a 50-node sine swarm for 10 rounds in batched mode, a summary table,
-``chainml verify``, the HTML report, and the final weights copied to the IPFS node under the
-same CID. Rerunning it resumes or, when finished, just shows the results again.
+seeded genesis weights, a 50-node sine swarm in batched mode, a summary table, the final version
+against the genesis under both evaluation protocols on 1,000 held-out tasks, ``chainml verify``,
+the HTML report, and the final weights copied to the IPFS node under the same CID. Rerunning it
+resumes or, when finished, just shows the results again.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from multiformats import CID
+from rich.table import Table
 from web3 import Web3
 
 from chainml.chain.brownie_deploy import run_deploy_script
@@ -26,10 +29,12 @@ from chainml.services.chain import LocalChain
 from chainml.services.ipfs import LocalIpfsNode
 from chainml.services.process import HOST
 from chainml.storage.cid import cid_str, cid_to_onchain
-from chainml.storage.store import open_store
+from chainml.storage.store import Store, open_store
 from chainml.swarm.config import SwarmConfig
+from chainml.swarm.payloads import decode_version
 from chainml.swarm.services import DEFAULT_VALIDATORS, genesis_weights
 
+DEMO_ROUNDS = 30
 DEMO_CHAIN_PORT = 8545
 DEMO_IPFS_PORT = 5001
 
@@ -48,7 +53,7 @@ def _port_or_free(port: int) -> int | None:
 def demo(
     ctx: typer.Context,
     nodes: Annotated[int, typer.Option(help="Simulated devices.")] = 50,
-    rounds: Annotated[int, typer.Option(help="Rounds.")] = 10,
+    rounds: Annotated[int, typer.Option(help="Rounds.")] = DEMO_ROUNDS,
     workers: Annotated[int, typer.Option(help="Worker processes for the devices.")] = 2,
 ) -> None:
     """Run the full local demo: chain, IPFS, brownie deploy, swarm, verify, report."""
@@ -63,7 +68,7 @@ def demo(
     console.print(f"ipfs:  js-ipfs RPC API at {ipfs.api_url} (pid {ipfs.pid})", highlight=False)
 
     store = open_store("embedded", data_dir)
-    weights, _ = genesis_weights(config.task, config.seed)
+    weights, _ = genesis_weights(config.task, config.seed, config.recipe())
     genesis = store.put(weights)
     deployed = load_deployments(deployments_path(data_dir))
     w3 = Web3(Web3.HTTPProvider(chain.url))
@@ -91,7 +96,8 @@ def demo(
         config, data_dir=data_dir, run_dir=run_dir, rpc_url=chain.url, ipfs="embedded",
         workers=workers,
     )  # fmt: skip
-    print_summary(rows)
+    print_summary(rows, every=5)
+    _learning_table(store, genesis, rows)
     verify(ctx, rpc_url=chain.url, deployments=None, ipfs="embedded")
 
     final = rows[-1]["aggregate_cid"] if rows and rows[-1]["aggregate_cid"] else None
@@ -104,6 +110,29 @@ def demo(
         "`make down` stops the chain and the IPFS node.",
         highlight=False,
     )
+
+
+def _learning_table(store: Store, genesis: CID | str, rows: list[dict[str, Any]]) -> None:
+    """Genesis against the final version, both protocols, on 1,000 fresh held-out tasks."""
+    from chainml.meta.protocols import REPORT_TASKS, score
+    from chainml.meta.tasks import get_family
+
+    finalized = [r for r in rows if r.get("aggregate_cid")]
+    if not finalized:
+        return
+    family = get_family("sine")
+    table = Table(title=f"learning: {REPORT_TASKS:,} held-out sine tasks (mean ± 95% CI)")
+    for column in ("weights", "MAML k=0", "k=1", "k=5", "k=10", "device protocol"):
+        table.add_column(column, justify="right")
+    for label, cid in (
+        ("genesis", genesis),
+        (f"v{finalized[-1]['version']}", finalized[-1]["aggregate_cid"]),
+    ):
+        version = decode_version(store.get(cid))
+        s = score(version.params, family, version.recipe)
+        cells = [f"{s.maml[k]:.3f} ± {s.maml_ci95[k]:.3f}" for k in (0, 1, 5, 10)]
+        table.add_row(label, *cells, f"{s.device:.3f} ± {s.device_ci95:.3f}")
+    console.print(table)
 
 
 def _copy_to_ipfs_node(data_dir: Path, cid: str, api_url: str) -> None:

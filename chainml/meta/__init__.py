@@ -1,5 +1,6 @@
 """The meta-learning engine: task families, tiny models, one adaptation routine, MAML / FOMAML /
-Reptile trainers, the TinyMetaFed-style node step, int8 and sparse updates, and evaluation.
+Reptile trainers, the one federated recipe (node step, server step), int8 and sparse updates,
+and evaluation.
 
 Nothing here knows about chains, IPFS or processes: the swarm layers call these pure functions.
 """
@@ -7,18 +8,17 @@ Nothing here knows about chains, IPFS or processes: the swarm layers call these 
 from chainml.meta.adapt import AdaptConfig, accuracy, adapt, loss_fn, refit_head
 from chainml.meta.evaluate import EvalResult, StepResult, evaluate, mean_ci95
 from chainml.meta.federated import (
-    AdamState,
-    FederatedConfig,
     FederatedResult,
     MetaClient,
     NodeConfig,
     NodeResult,
     RoundStats,
+    ServerState,
     adam_step,
-    apply_update,
     mean_aggregate,
     node_step,
     node_steps,
+    server_step,
     simulate_federated,
 )
 from chainml.meta.maml import MAMLConfig, scratch_init, train_fomaml, train_joint, train_maml
@@ -42,14 +42,17 @@ from chainml.meta.quant import (
     quantize_params,
     quantize_tensor,
 )
+from chainml.meta.recipe import Recipe
 from chainml.meta.reptile import ReptileConfig, train_reptile
 from chainml.meta.sparse import (
     SparseUpdate,
+    decode_sparse,
     dense_update_bytes,
-    flatten_body,
+    encode_sparse,
+    flatten_params,
     sparsify,
     top_k_indices,
-    unflatten_body,
+    unflatten_params,
 )
 from chainml.meta.tasks import FAMILIES, Episode, Task, TaskFamily, get_family, stack_episodes
 from chainml.meta.training import TaskSampling, TrainResult
@@ -59,11 +62,9 @@ __all__ = [
     "FAMILIES",
     "MCU_FLASH_BYTES",
     "MCU_RAM_BYTES",
-    "AdamState",
     "AdaptConfig",
     "Episode",
     "EvalResult",
-    "FederatedConfig",
     "FederatedResult",
     "MAMLConfig",
     "MetaClient",
@@ -74,8 +75,10 @@ __all__ = [
     "ParamSpec",
     "Params",
     "QuantizedTensor",
+    "Recipe",
     "ReptileConfig",
     "RoundStats",
+    "ServerState",
     "SparseUpdate",
     "StepResult",
     "Task",
@@ -85,14 +88,15 @@ __all__ = [
     "accuracy",
     "adam_step",
     "adapt",
-    "apply_update",
+    "decode_sparse",
     "dense_update_bytes",
     "dequantize_params",
     "dequantize_tensor",
+    "encode_sparse",
     "evaluate",
     "fake_quant",
     "fake_quant_params",
-    "flatten_body",
+    "flatten_params",
     "get_family",
     "get_model",
     "loss_fn",
@@ -105,6 +109,7 @@ __all__ = [
     "quantize_tensor",
     "refit_head",
     "scratch_init",
+    "server_step",
     "simulate_federated",
     "sparsify",
     "stack_episodes",
@@ -113,5 +118,5 @@ __all__ = [
     "train_joint",
     "train_maml",
     "train_reptile",
-    "unflatten_body",
+    "unflatten_params",
 ]

@@ -1,65 +1,52 @@
-"""TinyMetaFed-style federated meta-learning: the node step, aggregation and a simulation.
+"""Federated meta-learning with the one :class:`~chainml.meta.recipe.Recipe`: node and server step.
 
-Node side (after Ren et al. 2023, "TinyMetaFed: Efficient Federated Meta-Learning for TinyML",
-arXiv:2307.06822): a node receives the meta-weights and
+Node side (TinyMetaFed, Ren et al. 2023, with FedMeta's meta-gradient, Chen et al. 2018): a node
+receives the meta-weights, draws this round's local samples from its own task, and computes minus
+the gradient of the recipe's objective (MAML loss after the protocol's inner loop, plus the loss
+after a closed-form ridge head re-fit). It reports the top-P% of that direction as an int8
+:class:`SparseUpdate` over all parameters. The Flower-like contract is
+``MetaClient.fit(params, config) -> (update, num_examples, metrics)``.
 
-* reconstructs its head locally (partial local reconstruction, FedRecon: Singhal et al. 2021): a
-  closed-form ridge fit whose sufficient statistics accumulate online, one sample at a time;
-  the head is never sent and the server's head is never updated;
-* adapts with the shared :func:`adapt` (its settings, including gradient clipping against
-  over-adaptation, come from :class:`~chainml.meta.adapt.AdaptConfig`; ``online=True`` makes
-  every gradient step use one sample);
-* reports the top-P% of its body update as an int8 :class:`SparseUpdate`. The update is the
-  Reptile delta ``phi - theta`` or, as in FedMeta (Chen et al. 2018, arXiv:1802.07876), the
-  negative first-order or second-order MAML meta-gradient of its query loss.
+Server side: the aggregate of the dequantized directions goes through :func:`server_step`, Adam
+(FedAdam, Reddi et al. 2021) or SGD, using only element-wise float32 numpy operations, so every
+machine computes the same bits. Its state (:class:`ServerState`) is stored with each version.
 
-The Flower-like contract is ``MetaClient.fit(params, config) -> (update, num_examples,
-metrics)``. Server side: the mean of the dequantized dense deltas, summed in a fixed order in
-float64, is applied with plain SGD (``theta += lr * delta``, the Reptile outer step) or with
-server Adam (FedAdam, Reddi et al. 2021), using only element-wise float32 numpy operations, so
-every machine computes the same bits. The aggregation rule is a swappable callable.
+:func:`simulate_federated` runs the same node step, aggregate and server step in one process
+(no chain, no IPFS); the swarm runs exactly these functions through the ledger.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Literal
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch.func import grad, vmap
 
 from chainml.errors import MetaLearningError
-from chainml.meta.adapt import AdaptConfig, adapt, loss_fn
+from chainml.meta.adapt import AdaptConfig, adapt, loss_fn, refit_head
 from chainml.meta.models import Model, ModelSpec, Params, get_model
+from chainml.meta.recipe import Recipe
 from chainml.meta.sparse import (
-    Granularity,
     SparseUpdate,
     dense_update_bytes,
-    flatten_body,
+    flatten_params,
     sparsify,
-    unflatten_body,
+    unflatten_params,
 )
 from chainml.meta.tasks import Task, TaskFamily, stack_episodes
-from chainml.meta.tasks.base import task_rng
 
-
-def _default_node_adapt() -> AdaptConfig:
-    return AdaptConfig(steps=1, inner_lr=0.01, head_refit="ridge", max_grad_norm=1.0)
+DEVICE_MAX_GRAD_NORM = 1.0
 
 
 @dataclass(frozen=True)
 class NodeConfig:
-    """What a node does in one round; ``round`` selects its local data draw."""
+    """What a node does in one round: the recipe, and the round that selects its data draw."""
 
-    adapt: AdaptConfig = field(default_factory=_default_node_adapt)
-    shots: int = 10
-    queries: int = 10
-    top_fraction: float = 0.1
-    granularity: Granularity = "param"
-    rule: Literal["reptile", "fomaml", "maml"] = "maml"
+    recipe: Recipe = field(default_factory=Recipe)
     round: int = 0
 
 
@@ -80,53 +67,100 @@ def to_params(params: Mapping[str, torch.Tensor | np.ndarray], spec: ModelSpec) 
     return out
 
 
+def maml_adapt_config(recipe: Recipe) -> AdaptConfig:
+    """The recipe's inner loop: plain full-batch SGD on every parameter (the MAML protocol's)."""
+    return AdaptConfig(steps=recipe.inner_steps, inner_lr=recipe.inner_lr)
+
+
+def device_adapt_config(recipe: Recipe, steps: int = 0) -> AdaptConfig:
+    """What a deployed device runs: the ridge head re-fit, then ``steps`` online SGD steps (one
+    sample each, gradient norm clipped to 1 so that one large sample cannot blow the model up)
+    at the recipe's inner rate; the headline device protocol takes none."""
+    return AdaptConfig(
+        steps=steps,
+        inner_lr=recipe.inner_lr,
+        head_refit="ridge",
+        ridge_lambda=recipe.ridge_lambda,
+        online=True,
+        max_grad_norm=DEVICE_MAX_GRAD_NORM,
+    )
+
+
+def node_objective(
+    model: Model,
+    params: Params,
+    xs: torch.Tensor,
+    ys: torch.Tensor,
+    xq: torch.Tensor,
+    yq: torch.Tensor,
+    recipe: Recipe,
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """MAML query loss plus ``ridge_weight`` times the device protocol's query loss."""
+    maml = loss_fn(model, adapt(model, params, xs, ys, maml_adapt_config(recipe)), xq, yq)
+    device = loss_fn(model, refit_head(model, params, xs, ys, recipe.ridge_lambda), xq, yq)
+    return maml + recipe.ridge_weight * device, (maml, device)
+
+
 def node_steps(
+    model: Model,
+    params: Mapping[str, torch.Tensor],
+    tasks: Sequence[Task],
+    config: NodeConfig,
+) -> list[NodeResult]:
+    """Several nodes' rounds at once (``vmap`` over nodes); each equals :func:`node_step` for that
+    node alone, up to float rounding of batched kernels.
+
+    Metrics are query-set losses on samples the update did not adapt on: ``loss_before`` with the
+    published weights as they are, ``loss_maml`` after the recipe's inner loop and ``loss_after``
+    after the device's head re-fit.
+    """
+    with one_thread():
+        return _node_steps(model, params, tasks, config)
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch on one intra-op thread: a device is one core, and a node's update must be the
+    same bits in every process (resumes recompute it), which multi-threaded kernels do not
+    guarantee for the ridge solve and the batched products."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _node_steps(
     model: Model, params: Mapping[str, torch.Tensor], tasks: Sequence[Task], config: NodeConfig
 ) -> list[NodeResult]:
-    """Several nodes' rounds at once (``vmap`` over nodes); each result equals what
-    :func:`node_step` computes for that node alone, up to float rounding of batched kernels.
-
-    Metrics are query-set losses right after head reconstruction (``loss_before``) and after
-    adaptation (``loss_after``), on samples the update did not adapt on.
-    """
+    recipe = config.recipe
     spec = model.spec
     theta = to_params(params, spec)
-    ep = stack_episodes([t.episode(config.shots, config.queries, draw=config.round) for t in tasks])
-    body = [p.name for p in spec.body]
+    ep = stack_episodes(
+        [t.episode(recipe.support_shots, recipe.query_shots, draw=config.round) for t in tasks]
+    )
 
     def one(
         p: Params, xs: torch.Tensor, ys: torch.Tensor, xq: torch.Tensor, yq: torch.Tensor
-    ) -> tuple[Params, torch.Tensor, torch.Tensor]:
-        def outer(q: Params) -> tuple[torch.Tensor, tuple[Params, torch.Tensor]]:
-            phi = adapt(model, q, xs, ys, config.adapt)
-            loss = loss_fn(model, phi, xq, yq)
-            return loss, (phi, loss)
+    ) -> tuple[Params, torch.Tensor, torch.Tensor, torch.Tensor]:
+        g, (maml, device) = grad(
+            lambda q: node_objective(model, q, xs, ys, xq, yq, recipe), has_aux=True
+        )(p)
+        return {k: -v for k, v in g.items()}, loss_fn(model, p, xq, yq), maml, device
 
-        if config.rule == "maml":
-            g, (phi, after) = grad(outer, has_aux=True)(p)
-            delta = {k: -g[k] for k in body}
-        else:
-            phi = adapt(model, p, xs, ys, config.adapt)
-            after = loss_fn(model, phi, xq, yq)
-            if config.rule == "reptile":
-                delta = {k: phi[k] - p[k] for k in body}
-            else:
-                g = grad(lambda q: loss_fn(model, q, xq, yq))(phi)
-                delta = {k: -g[k] for k in body}
-        start = adapt(model, p, xs, ys, replace(config.adapt, steps=0))
-        return delta, loss_fn(model, start, xq, yq), after
-
-    deltas, before, after = vmap(one, in_dims=(None, 0, 0, 0, 0))(
+    directions, before, maml, device = vmap(one, in_dims=(None, 0, 0, 0, 0))(
         theta, ep.x_support, ep.y_support, ep.x_query, ep.y_query
     )
     n = int(ep.x_support.shape[1])
     results = []
     for i in range(len(tasks)):
-        flat = flatten_body({k: v[i] for k, v in deltas.items()}, spec)
-        update = sparsify(flat, spec.arch_id, config.top_fraction, config.granularity)
+        flat = flatten_params({k: v[i] for k, v in directions.items()}, spec)
+        update = sparsify(flat, spec.arch_id, recipe.top_fraction, "param")
         metrics = {
             "loss_before": float(before[i]),
-            "loss_after": float(after[i]),
+            "loss_maml": float(maml[i]),
+            "loss_after": float(device[i]),
             "num_samples": float(n),
             "bytes": float(update.nbytes()),
         }
@@ -135,7 +169,10 @@ def node_steps(
 
 
 def node_step(
-    model: Model, params: Mapping[str, torch.Tensor], task: Task, config: NodeConfig
+    model: Model,
+    params: Mapping[str, torch.Tensor],
+    task: Task,
+    config: NodeConfig,
 ) -> NodeResult:
     """One node's round (see :func:`node_steps`): what a simulated device runs."""
     return node_steps(model, params, [task], config)[0]
@@ -176,53 +213,39 @@ def mean_aggregate(
     return (acc / np.float64(sum(w))).astype(np.float32)
 
 
-def apply_update(
-    meta_params: Mapping[str, torch.Tensor], arch_id: str, delta: np.ndarray, server_lr: float = 1.0
-) -> Params:
-    """Server step ``body += server_lr * delta`` in float32 (head unchanged); pure function."""
-    spec = get_model(arch_id).spec
-    theta = to_params(meta_params, spec)
-    flat = flatten_body(theta, spec)
-    if delta.shape != flat.shape or delta.dtype != np.float32:
-        raise MetaLearningError(
-            f"delta must be float32{flat.shape}, got {delta.dtype}{delta.shape}"
-        )
-    new_flat = np.add(
-        flat, np.multiply(np.float32(server_lr), delta, dtype=np.float32), dtype=np.float32
-    )
-    body = unflatten_body(new_flat, spec)
-    return {
-        k: torch.from_numpy(body[k].copy()) if k in body else v.clone() for k, v in theta.items()
-    }
-
-
 @dataclass(frozen=True)
-class AdamState:
-    """Server-side Adam moments over the body (FedAdam, Reddi et al. ICLR 2021)."""
+class ServerState:
+    """The server optimizer's state after ``step`` server steps (Adam moments over all params).
+
+    ``b1_power``/``b2_power`` are running products of the betas (not ``pow``, whose last bit
+    may differ between C libraries), so the bias correction is bit-reproducible.
+    """
 
     m: np.ndarray
     v: np.ndarray
     b1_power: float = 1.0
     b2_power: float = 1.0
+    step: int = 0
 
     @classmethod
-    def zeros(cls, size: int) -> AdamState:
+    def zeros(cls, size: int) -> ServerState:
         return cls(np.zeros(size, np.float32), np.zeros(size, np.float32))
+
+    def validate(self, size: int) -> None:
+        for name, a in (("m", self.m), ("v", self.v)):
+            if a.dtype != np.float32 or a.shape != (size,) or not np.all(np.isfinite(a)):
+                raise MetaLearningError(f"server state {name} must be finite float32[{size}]")
+        if np.any(self.v < 0):
+            raise MetaLearningError("server state v must be non-negative")
+        if not (0 < self.b1_power <= 1 and 0 < self.b2_power <= 1 and self.step >= 0):
+            raise MetaLearningError("server state powers must be in (0, 1] and step >= 0")
 
 
 def adam_step(
-    delta: np.ndarray,
-    state: AdamState,
-    lr: float,
-    b1: float = 0.9,
-    b2: float = 0.999,
-    eps: float = 1e-8,
-) -> tuple[np.ndarray, AdamState]:
-    """Adam on the aggregated delta (a pseudo-gradient pointing uphill of ``-delta``).
-
-    Pure and bit-reproducible: only element-wise float32 numpy operations, each correctly
-    rounded, and the bias-correction powers are carried as running products, not ``pow``.
-    """
+    delta: np.ndarray, state: ServerState, lr: float, b1: float, b2: float, eps: float
+) -> tuple[np.ndarray, ServerState]:
+    """Adam on the aggregated direction ``delta`` (minus a pseudo-gradient); returns the step to
+    add and the new state. Only element-wise float32 numpy operations, each correctly rounded."""
     f = np.float32
     m = np.add(np.multiply(f(b1), state.m), np.multiply(f(1 - b1), delta))
     v = np.add(np.multiply(f(b2), state.v), np.multiply(f(1 - b2), np.multiply(delta, delta)))
@@ -230,33 +253,36 @@ def adam_step(
     m_hat = np.divide(m, f(1 - b1p))
     v_hat = np.divide(v, f(1 - b2p))
     step = np.multiply(f(lr), np.divide(m_hat, np.add(np.sqrt(v_hat), f(eps))))
-    return step.astype(np.float32), AdamState(m, v, b1p, b2p)
+    return step.astype(np.float32), ServerState(m, v, b1p, b2p, state.step + 1)
 
 
-@dataclass(frozen=True)
-class FederatedConfig:
-    rounds: int = 1000
-    nodes_per_round: int = 10
-    population: int = 1000
-    node: NodeConfig = field(default_factory=NodeConfig)
-    server_lr: float = 1.0
-    server_lr_final: float | None = None
-    server_optimizer: Literal["sgd", "adam"] = "sgd"
-    seed: int = 0
-    init_seed: int = 0
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.nodes_per_round <= self.population or self.rounds < 0:
-            raise MetaLearningError(f"invalid federated config: {self}")
-
-    def server_lr_at(self, r: int) -> float:
-        end = self.server_lr if self.server_lr_final is None else self.server_lr_final
-        return self.server_lr + (end - self.server_lr) * r / max(self.rounds, 1)
-
-    def participants(self, r: int) -> list[int]:
-        """Node ids of round ``r``, ascending (this order is the summation order)."""
-        rng = task_rng(self.seed, 3, r)
-        return sorted(rng.choice(self.population, self.nodes_per_round, replace=False).tolist())
+def server_step(
+    params: Mapping[str, torch.Tensor],
+    arch_id: str,
+    delta: np.ndarray,
+    state: ServerState,
+    recipe: Recipe,
+) -> tuple[Params, ServerState]:
+    """The next meta-weights and server state from the aggregated direction; pure."""
+    spec = get_model(arch_id).spec
+    theta = to_params(params, spec)
+    flat = flatten_params(theta, spec)
+    if delta.shape != flat.shape or delta.dtype != np.float32 or not np.all(np.isfinite(delta)):
+        raise MetaLearningError(
+            f"delta must be finite float32{flat.shape}, got {delta.dtype}{delta.shape}"
+        )
+    state.validate(flat.shape[0])
+    lr = recipe.server_lr_at(state.step)
+    if recipe.server_optimizer == "adam":
+        step, new_state = adam_step(
+            delta, state, lr, recipe.adam_beta1, recipe.adam_beta2, recipe.adam_eps
+        )
+    else:
+        step = np.multiply(np.float32(lr), delta, dtype=np.float32)
+        new_state = ServerState(state.m, state.v, state.b1_power, state.b2_power, state.step + 1)
+    new_flat = np.add(flat, step, dtype=np.float32)
+    new = unflatten_params(new_flat, spec)
+    return {k: torch.from_numpy(new[k].copy()) for k in theta}, new_state
 
 
 @dataclass(frozen=True)
@@ -270,6 +296,7 @@ class RoundStats:
 @dataclass
 class FederatedResult:
     params: Params
+    state: ServerState
     history: list[RoundStats]
     wall_time_s: float
     bytes_per_node_round: float
@@ -283,27 +310,30 @@ class FederatedResult:
 def simulate_federated(
     family: TaskFamily,
     arch_id: str,
-    config: FederatedConfig,
+    recipe: Recipe,
+    *,
+    rounds: int,
+    nodes: int,
+    seed: int = 0,
     init: Mapping[str, torch.Tensor] | None = None,
     aggregate: Aggregator = mean_aggregate,
+    on_round: Callable[[int, Params], None] | None = None,
 ) -> FederatedResult:
-    """In-process federated meta-training (no chain, no IPFS): node steps, aggregate, apply."""
+    """In-process federated meta-training: ``nodes`` devices (node ``i`` holds train task ``i``,
+    as in the swarm), rounds numbered from 1 (the chain's round ids select each data draw)."""
+    if rounds < 0 or nodes < 1:
+        raise MetaLearningError(f"need rounds >= 0 and nodes >= 1, got {rounds} and {nodes}")
     model = get_model(arch_id)
-    params = to_params(init, model.spec) if init is not None else model.init(config.init_seed)
+    params = to_params(init, model.spec) if init is not None else model.init(seed)
+    state = ServerState.zeros(model.spec.num_params)
+    tasks = [family.task(seed, i, "train") for i in range(nodes)]
     history: list[RoundStats] = []
-    adam = AdamState.zeros(model.spec.body_size)
     t0 = time.perf_counter()
-    for r in range(config.rounds):
-        node_cfg = replace(config.node, round=r)
-        tasks = [family.task(config.seed, i, "train") for i in config.participants(r)]
-        results = node_steps(model, params, tasks, node_cfg)
+    for r in range(1, rounds + 1):
+        results = node_steps(model, params, tasks, NodeConfig(recipe, r))
         dense = [res.update.to_dense() for res in results]
         delta = aggregate(dense, [res.num_examples for res in results])
-        lr = config.server_lr_at(r)
-        if config.server_optimizer == "adam":
-            delta, adam = adam_step(delta, adam, lr)
-            lr = 1.0
-        params = apply_update(params, arch_id, delta, lr)
+        params, state = server_step(params, arch_id, delta, state, recipe)
         history.append(
             RoundStats(
                 r,
@@ -312,6 +342,8 @@ def simulate_federated(
                 float(np.mean([res.metrics["bytes"] for res in results])),
             )
         )
+        if on_round is not None:
+            on_round(r, params)
     wall = time.perf_counter() - t0
     mean_bytes = float(np.mean([h.bytes_per_node for h in history])) if history else 0.0
-    return FederatedResult(params, history, wall, mean_bytes, dense_update_bytes(arch_id))
+    return FederatedResult(params, state, history, wall, mean_bytes, dense_update_bytes(arch_id))

@@ -96,8 +96,9 @@ def _band(ax: Axes, run: RunData, key: str, label: str, color: str) -> bool:
 def draw_heldout(fig: Figure, run: RunData) -> None:
     ax = fig.add_subplot()
     drawn = [
-        _band(ax, run, "loss_before", "before adaptation", "tab:gray"),
-        _band(ax, run, "loss_after", "after adaptation", "tab:blue"),
+        _band(ax, run, "loss_before", "MAML protocol, before adaptation", "tab:gray"),
+        _band(ax, run, "loss_after", "MAML protocol, after 10 steps", "tab:blue"),
+        _band(ax, run, "device", "device protocol (head re-fit)", "tab:green"),
     ]
     if not any(drawn):
         return _no_data(ax, "no round has held-out metrics yet")

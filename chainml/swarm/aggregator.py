@@ -61,6 +61,6 @@ class Aggregator:
             metrics=cid_to_onchain(metrics_cid),
             included_list=cid_to_onchain(included_cid),
             excluded_list=cid_to_onchain(excluded_cid),
-            rule_id=self.strategy.rule_id,
+            rule_id=outcome.rule_id,
         )
         return self.ledger.propose(proposal, self.account)

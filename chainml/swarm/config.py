@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from chainml.aggregate.strategies import STRATEGIES
 from chainml.errors import ConfigError
+from chainml.meta.recipe import Recipe
 from chainml.meta.tasks import FAMILIES
 from chainml.swarm.attacks import ATTACKS
 
@@ -30,14 +31,14 @@ class SwarmConfig:
     rounds: int = 10
     task: str = "sine"
     mode: Mode = "batched"
-    aggregation: str = "trimmed"
+    aggregation: str = "guard"
     seed: int = 0
     shots: int = 10
     queries: int = 10
-    inner_steps: int = 10
-    inner_lr: float = 0.02
+    inner_steps: int = 1
+    inner_lr: float = 0.01
     top_fraction: float = 0.1
-    server_lr: float = 1.0
+    server_lr: float = 0.03
     relay_batch: int = 32
     merkle_batch: int = 256
     eval_tasks: int = 100
@@ -45,7 +46,6 @@ class SwarmConfig:
     profile_mix: str = "nrf52840-ble"
     """Comma-separated hardware profile names, assigned round-robin by node index."""
     min_commitments_fraction: float = 0.5
-    quorum_bps: int = 6_600
     dropout: float = 0.0
     adversaries: float = 0.0
     attack: str | None = None
@@ -78,6 +78,20 @@ class SwarmConfig:
             problems.append("--adversaries needs an --attack")
         if problems:
             raise ConfigError("; ".join(problems))
+
+    def recipe(self) -> Recipe:
+        """The learning recipe a fresh ledger's genesis records for this run (every later
+        version follows the genesis's recipe, never this config)."""
+        return Recipe(
+            support_shots=self.shots,
+            query_shots=self.queries,
+            inner_steps=self.inner_steps,
+            inner_lr=self.inner_lr,
+            device_shots=self.shots + self.queries,
+            top_fraction=self.top_fraction,
+            server_lr=self.server_lr,
+            aggregation=self.aggregation,
+        )
 
     @property
     def profiles(self) -> list[str]:

@@ -21,6 +21,8 @@ import torch
 from chainml.meta.adapt import AdaptConfig
 from chainml.meta.evaluate import evaluate
 from chainml.meta.models import get_model
+from chainml.meta.protocols import device_protocol
+from chainml.meta.recipe import Recipe
 from chainml.meta.tasks import get_family
 
 CURVE_STEPS = (0, 1, 5, 10)
@@ -66,6 +68,17 @@ def curve(
         out[str(step)] = {"mean": _finite(r.loss_mean), "ci95": _finite(r.loss_ci95)}
         if r.acc_mean is not None:
             out[str(step)] |= {"acc": _finite(r.acc_mean), "acc_ci95": _finite(r.acc_ci95 or 0)}
+    return out
+
+
+def device_score(
+    params: Mapping[str, torch.Tensor], task: str, recipe: Recipe, *, eval_tasks: int, seed: int
+) -> dict[str, float]:
+    """Held-out loss under the device protocol (:mod:`chainml.meta.protocols`), mean and 95% CI."""
+    loss, ci, acc = device_protocol(params, get_family(task), recipe, n_tasks=eval_tasks, seed=seed)
+    out = {"mean": _finite(loss), "ci95": _finite(ci)}
+    if acc is not None:
+        out["acc"] = _finite(acc)
     return out
 
 

@@ -1,7 +1,10 @@
 """The bytes the swarm puts on IPFS, and how they are read back and checked.
 
-- **Weights:** safetensors of every parameter (float32), keys = the model spec's names.
-- **Update:** safetensors of a ``SparseUpdate`` (int8 values, bit mask, float32 scales).
+- **Version:** safetensors of every parameter (float32, keys = the model spec's names) plus the
+  server optimizer's moments; the recipe and the optimizer's counters are in its metadata, so
+  one CID names everything the next aggregate depends on.
+- **Update:** the compact binary form of a ``SparseUpdate``
+  (:func:`chainml.meta.sparse.encode_sparse`).
 - **Batch leaves:** canonical JSON of the signed commitments behind a Merkle batch.
 - **Node lists / metrics:** canonical JSON (sorted keys, no spaces), so equal content always
   gets an equal CID.
@@ -14,15 +17,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
 from chainml.chain.eip712 import Commitment, SignedCommitment
-from chainml.errors import IntegrityError, MetaLearningError
+from chainml.errors import ChainMLError, IntegrityError, MetaLearningError
+from chainml.meta.federated import ServerState
 from chainml.meta.models import ModelSpec, Params, model_spec
-from chainml.meta.sparse import SparseUpdate
+from chainml.meta.recipe import Recipe
+from chainml.meta.sparse import SparseUpdate, decode_sparse, encode_sparse
 from chainml.storage.tensors import decode_tensors, encode_tensors, make_metadata, read_metadata
 
 WEIGHTS_KIND = "weights"
@@ -45,25 +51,65 @@ def parse_json(data: bytes, what: str) -> Any:
         raise IntegrityError(f"{what} is not valid JSON: {exc}") from exc
 
 
-# -- weights ---------------------------------------------------------------------------------
+# -- versions (weights + server state + recipe) ------------------------------------------
+
+KEY_RECIPE = "chainml.recipe"
+KEY_SERVER = "chainml.server"
+STATE_M = "server.adam_m"
+STATE_V = "server.adam_v"
 
 
-def encode_weights(params: Mapping[str, torch.Tensor | np.ndarray], arch_id: str) -> bytes:
+@dataclass(frozen=True)
+class VersionFile:
+    """A version as stored: the meta-weights, the server optimizer state that produced them,
+    and the recipe every version of this lineage follows."""
+
+    arch_id: str
+    params: Params
+    state: ServerState
+    recipe: Recipe
+
+
+def encode_weights(
+    params: Mapping[str, torch.Tensor | np.ndarray],
+    arch_id: str,
+    *,
+    recipe: Recipe | None = None,
+    state: ServerState | None = None,
+) -> bytes:
+    """A version file; a genesis (``state=None``) starts the server optimizer at zero."""
     spec = model_spec(arch_id)
+    state = state or ServerState.zeros(spec.num_params)
+    state.validate(spec.num_params)
     arrays = {}
     for p in spec.params:
         value = params[p.name]
         array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value
         arrays[p.name] = np.ascontiguousarray(array, dtype=np.float32)
-    return encode_tensors(arrays, make_metadata(arch_id, extra={"chainml.kind": WEIGHTS_KIND}))
+    arrays[STATE_M], arrays[STATE_V] = state.m, state.v
+    server = {
+        "b1_power": state.b1_power.hex(),
+        "b2_power": state.b2_power.hex(),
+        "step": state.step,
+    }
+    extra = {
+        "chainml.kind": WEIGHTS_KIND,
+        KEY_RECIPE: (recipe or Recipe()).canonical().decode(),
+        KEY_SERVER: canonical_json(server).decode(),
+    }
+    return encode_tensors(arrays, make_metadata(arch_id, extra=extra))
 
 
 def weights_spec(spec: ModelSpec) -> dict[str, tuple[tuple[int, ...], str]]:
-    return {p.name: (p.shape, p.dtype) for p in spec.params}
+    out = {p.name: (p.shape, p.dtype) for p in spec.params}
+    out[STATE_M] = out[STATE_V] = ((spec.num_params,), "float32")
+    return out
 
 
-def decode_weights(data: bytes, arch_id: str) -> Params:
-    """Weights for ``arch_id``; wrong architecture, shapes, dtypes or NaN raise IntegrityError."""
+def decode_version(data: bytes, arch_id: str | None = None) -> VersionFile:
+    """A version file, fully validated; a wrong architecture, shapes, dtypes, NaN, a bad recipe
+    or server state raise IntegrityError."""
+    arch_id = arch_id or weights_arch(data)
     spec = model_spec(arch_id)
     tensors, metadata = decode_tensors(data, weights_spec(spec), max_bytes=MAX_WEIGHTS_BYTES)
     header = read_metadata(metadata)
@@ -72,7 +118,32 @@ def decode_weights(data: bytes, arch_id: str) -> Params:
             f"payload holds {header.extra.get('chainml.kind')} for {header.arch}, "
             f"expected {WEIGHTS_KIND} for {arch_id}"
         )
-    return {p.name: torch.from_numpy(tensors[p.name]) for p in spec.params}
+    try:
+        recipe = Recipe.parse(header.extra[KEY_RECIPE])
+        server = json.loads(header.extra[KEY_SERVER])
+        state = ServerState(
+            tensors[STATE_M],
+            tensors[STATE_V],
+            float.fromhex(server["b1_power"]),
+            float.fromhex(server["b2_power"]),
+            server["step"],
+        )
+        if not isinstance(state.step, int) or isinstance(state.step, bool):
+            raise ValueError(f"step {state.step!r} is not an integer")
+        state.validate(spec.num_params)
+    except (KeyError, TypeError, ValueError, AttributeError, ChainMLError) as exc:
+        raise IntegrityError(f"version file has a malformed recipe or server state: {exc}") from exc
+    params = {p.name: torch.from_numpy(tensors[p.name]) for p in spec.params}
+    return VersionFile(arch_id, params, state, recipe)
+
+
+def decode_weights(data: bytes, arch_id: str) -> Params:
+    """Only the meta-weights of a version file (see :func:`decode_version`)."""
+    return decode_version(data, arch_id).params
+
+
+def version_recipe(data: bytes) -> Recipe:
+    return decode_version(data).recipe
 
 
 def weights_arch(data: bytes) -> str:
@@ -85,32 +156,17 @@ def weights_arch(data: bytes) -> str:
 
 
 def encode_update(update: SparseUpdate) -> bytes:
-    arrays, meta = update.to_arrays("bitmask")
-    extra = {"chainml.kind": UPDATE_KIND, "chainml.sparse": json.dumps(meta, sort_keys=True)}
-    return encode_tensors(arrays, make_metadata(update.arch_id, extra=extra))
+    return encode_sparse(update)
 
 
 def decode_update(data: bytes, arch_id: str) -> SparseUpdate:
     """A node's update for ``arch_id``; anything malformed raises IntegrityError."""
-    spec = model_spec(arch_id)
-    n_scales = len(spec.body)
-    expected = {
-        "mask": (((spec.body_size + 7) // 8,), "uint8"),
-        "values": ((None,), "int8"),
-        "scales": ((None,), "float32"),
-    }
-    tensors, metadata = decode_tensors(data, expected, max_bytes=MAX_UPDATE_BYTES)
-    header = read_metadata(metadata)
-    if header.arch != arch_id or header.extra.get("chainml.kind") != UPDATE_KIND:
-        raise IntegrityError(f"payload is not a sparse update for {arch_id}")
+    if len(data) > MAX_UPDATE_BYTES:
+        raise IntegrityError(f"update of {len(data)} bytes exceeds {MAX_UPDATE_BYTES}")
     try:
-        meta = json.loads(header.extra["chainml.sparse"])
-        update = SparseUpdate.from_arrays(tensors, meta)
-    except (KeyError, ValueError, MetaLearningError) as exc:
-        raise IntegrityError(f"malformed sparse update: {exc}") from exc
-    if update.arch_id != arch_id or update.scales.shape[0] not in (1, n_scales):
-        raise IntegrityError(f"sparse update does not match architecture {arch_id}")
-    return update
+        return decode_sparse(data, arch_id)
+    except MetaLearningError as exc:
+        raise IntegrityError(str(exc)) from exc
 
 
 # -- batch leaves ----------------------------------------------------------------------------

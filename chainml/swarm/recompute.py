@@ -2,8 +2,10 @@
 
 The aggregator proposes exactly what ``compute_aggregate`` returns, validators recompute it and
 compare CIDs and list roots, and ``chainml verify`` replays it for every finalized version. The
-rule's settings are fixed by its on-chain rule id and the server step is a protocol constant,
-so nothing off chain can change the result.
+aggregation rule, its settings and the server step (optimizer, learning-rate schedule, and the
+optimizer state) all come from the base version's file, which the chain names by CID; the new
+version carries them forward. Nothing off chain, and no later change of a code default, can
+change the result.
 """
 
 from __future__ import annotations
@@ -12,19 +14,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from chainml.aggregate.strategies import Contribution, Strategy
+from chainml.aggregate.strategies import Contribution, Strategy, strategy_for_recipe
 from chainml.chain.merkle import MerkleTree, address_leaf
 from chainml.errors import IntegrityError
-from chainml.meta.federated import apply_update
+from chainml.meta.federated import server_step
+from chainml.meta.recipe import Recipe
 from chainml.storage.blockstore import BlockNotFoundError
 from chainml.storage.cid import cid_str
 from chainml.storage.store import Store
 from chainml.storage.unixfs import file_cid
 from chainml.swarm.evidence import RoundEvidence
-from chainml.swarm.payloads import decode_update, decode_weights, encode_weights, weights_arch
+from chainml.swarm.payloads import decode_update, decode_version, encode_weights
 
-SERVER_LR = 1.0
-"""Reptile's outer step on the aggregated delta: part of the protocol, not a run setting."""
 MIN_REPUTATION = 700
 """Reputation-weighted inclusion: below this (when the round opened) a node's update is left
 out. Nodes start at 1,000 and lose 50 per exclusion, so about six net exclusions gate a node."""
@@ -33,6 +34,8 @@ out. Nodes start at 1,000 and lose 50 per exclusion, so about six net exclusions
 @dataclass(frozen=True)
 class AggregateOutcome:
     arch_id: str
+    rule_id: int
+    recipe: Recipe
     weights: bytes
     weights_cid: str
     included: tuple[str, ...]
@@ -63,17 +66,24 @@ def node_list_root(nodes: tuple[str, ...]) -> bytes:
 
 
 def compute_aggregate(
-    evidence: RoundEvidence, store: Store, strategy: Strategy
+    evidence: RoundEvidence, store: Store, strategy: Strategy | None = None
 ) -> AggregateOutcome:
     """Fetch and verify every committed update, aggregate, and apply the server step.
+
+    ``strategy`` defaults to the base version's recipe; a strategy whose rule differs from the
+    recipe's (a proposal that names another rule) raises IntegrityError.
 
     An update whose bytes do not match its CID, that is malformed, or that was never stored
     excludes its node. Any other storage failure (an outage, a timeout) raises instead: it says
     nothing about the node, and guessing would make the aggregator and validators disagree.
     """
-    base_bytes = store.get(evidence.base_weights_cid)
-    arch_id = weights_arch(base_bytes)
-    base = decode_weights(base_bytes, arch_id)
+    base_version = decode_version(store.get(evidence.base_weights_cid))
+    arch_id, recipe = base_version.arch_id, base_version.recipe
+    rule = strategy_for_recipe(recipe)
+    if strategy is not None and strategy.rule_id != rule.rule_id:
+        raise IntegrityError(
+            f"rule {strategy.name!r} is not the recipe's aggregation rule {rule.name!r}"
+        )
     contributions: list[Contribution] = []
     invalid: list[tuple[str, str]] = [
         (leaf.node, leaf.reason) for leaf in evidence.rejected if leaf.attributable
@@ -102,15 +112,19 @@ def compute_aggregate(
         contributions.append(Contribution(update.node, dense, update.num_samples))
     if not contributions:
         raise IntegrityError(f"round {evidence.round} has no usable update to aggregate")
-    result = strategy.aggregate(contributions)
-    new_params = apply_update(base, arch_id, result.delta, SERVER_LR)
-    weights = encode_weights(new_params, arch_id)
+    result = rule.aggregate(contributions)
+    new_params, new_state = server_step(
+        base_version.params, arch_id, result.delta, base_version.state, recipe
+    )
+    weights = encode_weights(new_params, arch_id, recipe=recipe, state=new_state)
     included = set(result.included)
     excluded = tuple(
         sorted({*result.excluded, *(n for n, _ in invalid if n not in included)}, key=str.lower)
     )
     return AggregateOutcome(
         arch_id=arch_id,
+        rule_id=rule.rule_id,
+        recipe=recipe,
         weights=weights,
         weights_cid=cid_str(file_cid(weights)),
         included=result.included,

@@ -1,22 +1,27 @@
-"""Sparse int8 updates: selection, round trips, bounds and validation."""
+"""Sparse int8 updates: selection, the wire form, bounds and validation."""
 
 from __future__ import annotations
 
-import json
+import struct
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chainml.errors import MetaLearningError
 from chainml.meta.models import model_spec
 from chainml.meta.sparse import (
+    MAX_SCALE,
     SparseUpdate,
+    decode_sparse,
     dense_update_bytes,
-    flatten_body,
+    encode_sparse,
+    flatten_params,
     sparsify,
     top_k_count,
     top_k_indices,
-    unflatten_body,
+    unflatten_params,
 )
 
 ARCH = "mlp-sine"
@@ -24,7 +29,7 @@ ARCH = "mlp-sine"
 
 def _delta(seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    return (rng.standard_normal(model_spec(ARCH).body_size) * 0.01).astype(np.float32)
+    return (rng.standard_normal(model_spec(ARCH).num_params) * 0.01).astype(np.float32)
 
 
 def test_top_k_breaks_ties_by_lower_index_and_sorts() -> None:
@@ -37,20 +42,16 @@ def test_top_k_breaks_ties_by_lower_index_and_sorts() -> None:
 def test_selection_keeps_the_largest_magnitudes() -> None:
     d = _delta()
     u = sparsify(d, ARCH, 0.1)
-    assert u.k == top_k_count(d.size, 0.1) == 172
+    assert u.k == top_k_count(d.size, 0.1) == 177
     kept = np.abs(d[u.indices]).min()
     dropped = np.delete(np.abs(d), u.indices).max()
     assert kept >= dropped
 
 
 @pytest.mark.parametrize("granularity", ["update", "param"])
-@pytest.mark.parametrize("encoding", ["bitmask", "indices"])
-def test_round_trip_through_arrays_and_json(granularity, encoding) -> None:
+def test_round_trip_through_the_wire_form(granularity) -> None:
     u = sparsify(_delta(1), ARCH, 0.1, granularity)
-    arrays, meta = u.to_arrays(encoding)
-    meta = json.loads(json.dumps(meta))
-    arrays = {k: np.frombuffer(v.tobytes(), v.dtype).reshape(v.shape) for k, v in arrays.items()}
-    back = SparseUpdate.from_arrays(arrays, meta)
+    back = decode_sparse(encode_sparse(u), ARCH)
     assert np.array_equal(back.indices, u.indices) and np.array_equal(back.values, u.values)
     assert np.array_equal(back.scales, u.scales) and back.granularity == granularity
     assert np.array_equal(back.to_dense(), u.to_dense())
@@ -66,46 +67,89 @@ def test_dequantized_values_are_within_half_a_step(granularity) -> None:
     assert np.count_nonzero(np.delete(dense, u.indices)) == 0
 
 
-def test_compact_encoding_is_over_ten_times_smaller_than_dense_float32() -> None:
+def test_wire_form_is_over_ten_times_smaller_than_dense_float32() -> None:
     u = sparsify(_delta(), ARCH, 0.1)
-    assert dense_update_bytes(ARCH) / u.nbytes("bitmask") >= 10
-    assert u.nbytes("indices") == 4 * u.k + u.k + 4 * len(u.scales)
+    spec = model_spec(ARCH)
+    mask, scales = (spec.num_params + 7) // 8, 4 * len(spec.params)
+    assert u.nbytes() == len(encode_sparse(u)) == 4 + 2 + len(ARCH) + 11 + scales + mask + u.k
+    assert dense_update_bytes(ARCH) / u.nbytes() >= 10
 
 
 def test_flatten_round_trip() -> None:
     spec = model_spec(ARCH)
     d = _delta()
-    parts = unflatten_body(d, spec)
-    assert list(parts) == [p.name for p in spec.body]
-    assert np.array_equal(flatten_body(parts, spec), d)
+    parts = unflatten_params(d, spec)
+    assert list(parts) == [p.name for p in spec.params]
+    assert np.array_equal(flatten_params(parts, spec), d)
 
 
 def test_selection_is_deterministic() -> None:
     a, b = sparsify(_delta(3), ARCH, 0.05), sparsify(_delta(3), ARCH, 0.05)
-    assert a.to_arrays()[0]["mask"].tobytes() == b.to_arrays()[0]["mask"].tobytes()
-    assert a.values.tobytes() == b.values.tobytes()
+    assert encode_sparse(a) == encode_sparse(b)
 
 
-def test_malformed_payloads_are_rejected() -> None:
+def _header_offset() -> int:
+    return 4 + 2 + len(ARCH)
+
+
+def test_every_adversary_controlled_field_is_checked() -> None:
+    """Each field a hostile node can set, set wrong, is refused with a reason (no crash)."""
     u = sparsify(_delta(), ARCH, 0.1)
-    arrays, meta = u.to_arrays("indices")
-    bad = [
-        ({**arrays, "indices": arrays["indices"][::-1].copy()}, meta),
-        ({**arrays, "indices": arrays["indices"].astype(np.int64)}, meta),
-        ({**arrays, "values": arrays["values"][:-1]}, meta),
-        ({**arrays, "scales": np.array([np.nan, 1, 1, 1], np.float32)}, meta),
-        (arrays, {**meta, "format": "other"}),
-        (arrays, {**meta, "size": 10}),
-        ({k: v for k, v in arrays.items() if k != "values"}, meta),
-    ]
-    for a, m in bad:
+    good = encode_sparse(u)
+    h = _header_offset()
+    gran, size, k, n_scales = struct.unpack("<BIIH", good[h : h + 11])
+    scales_at = h + 11
+    mask_at = scales_at + 4 * n_scales
+
+    def header(**over: int) -> bytes:
+        v = {"gran": gran, "size": size, "k": k, "n": n_scales} | over
+        packed = struct.pack("<BIIH", v["gran"], v["size"], v["k"], v["n"])
+        return good[:h] + packed + good[h + 11 :]
+
+    def scale(value: float) -> bytes:
+        return good[:scales_at] + struct.pack("<f", value) + good[scales_at + 4 :]
+
+    flipped_mask = bytearray(good)
+    flipped_mask[mask_at] ^= 0x01
+    minus_128 = bytearray(good)
+    minus_128[-1] = 0x80
+    bad = {
+        "magic": b"XXXX" + good[4:],
+        "version": good[:4] + b"\x09" + good[5:],
+        "architecture": good[:6] + b"mlp-XXXX" + good[6 + len(ARCH) :],
+        "granularity": header(gran=7),
+        "size": header(size=size + 1),
+        "count": header(k=size + 5),
+        "scale count": header(n=n_scales + 1),
+        "nan scale": scale(float("nan")),
+        "huge scale": scale(3e38),
+        "negative scale": scale(-1.0),
+        "mask vs count": bytes(flipped_mask),
+        "-128": bytes(minus_128),
+        "truncated": good[:-3],
+        "trailing": good + b"\x00",
+        "empty": b"",
+    }
+    for name, data in bad.items():
         with pytest.raises(MetaLearningError):
-            SparseUpdate.from_arrays(a, m)
-    arrays, meta = u.to_arrays("bitmask")
-    mask = arrays["mask"].copy()
-    mask[0] ^= 1  # one index more or fewer than there are values
+            decode_sparse(data, ARCH)
+            pytest.fail(f"{name}: accepted")
+    assert np.array_equal(decode_sparse(good, ARCH).to_dense(), u.to_dense())
+    assert MAX_SCALE < 3e38
+
+
+def test_decoder_refuses_an_update_for_another_architecture() -> None:
+    u = sparsify(_delta(), ARCH, 0.1)
+    with pytest.raises(MetaLearningError, match="expected"):
+        decode_sparse(encode_sparse(u), "mlp-meter")
+
+
+def test_direct_construction_checks_the_fields_too() -> None:
+    u = sparsify(_delta(), ARCH, 0.1)
     with pytest.raises(MetaLearningError):
-        SparseUpdate.from_arrays({**arrays, "mask": mask}, meta)
+        SparseUpdate(ARCH, u.size, u.indices[::-1].copy(), u.values, u.scales)
+    with pytest.raises(MetaLearningError):
+        SparseUpdate(ARCH, u.size, u.indices.astype(np.int64), u.values, u.scales)
 
 
 def test_non_finite_deltas_are_rejected() -> None:
@@ -113,3 +157,39 @@ def test_non_finite_deltas_are_rejected() -> None:
     d[5] = np.inf
     with pytest.raises(MetaLearningError, match="diverged"):
         sparsify(d, ARCH, 0.1)
+
+
+_GOOD = encode_sparse(sparsify(_delta(7), ARCH, 0.1))
+
+
+def _decodes_or_refuses(data: bytes) -> None:
+    """The only outcomes for hostile bytes: a valid update, or MetaLearningError."""
+    try:
+        u = decode_sparse(data, ARCH)
+    except MetaLearningError:
+        return
+    assert np.all(np.isfinite(u.to_dense()))
+    assert encode_sparse(u) == data  # what was accepted is exactly what re-encodes
+
+
+@settings(max_examples=400, derandomize=True, database=None, deadline=None)
+@given(st.binary(max_size=600))
+def test_fuzz_random_bytes_never_crash_the_decoder(data: bytes) -> None:
+    _decodes_or_refuses(data)
+
+
+@settings(max_examples=400, derandomize=True, database=None, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, len(_GOOD) - 1), st.integers(0, 255)), min_size=1, max_size=8
+    ),
+    st.integers(-8, 8),
+)
+def test_fuzz_mutated_updates_never_crash_the_decoder(
+    edits: list[tuple[int, int]], resize: int
+) -> None:
+    data = bytearray(_GOOD)
+    for at, value in edits:
+        data[at] = value
+    data = data + bytes(resize) if resize >= 0 else data[:resize]
+    _decodes_or_refuses(bytes(data))

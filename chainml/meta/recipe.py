@@ -1,0 +1,145 @@
+"""The one learning recipe: what a device trains, how the server steps, how a device adapts.
+
+Every setting that shapes an aggregate lives in a :class:`Recipe`. The genesis version's weights
+file carries the recipe (canonical JSON in its metadata, so it is content-addressed with the
+weights), every later version copies it forward, and the aggregator, the validators and
+``chainml verify`` read it from the base version, never from code defaults. Changing a default
+here later therefore cannot change, or break the verification of, an old version.
+
+The recipe (why each part):
+
+* **Node objective** = MAML loss + device loss, on the node's own task. The MAML term adapts *all*
+  parameters with ``inner_steps`` full-batch SGD steps at ``inner_lr`` (the MAML protocol's inner
+  loop, Finn et al. 2017) and scores the query set; it trains the head and the body for
+  plain-SGD adaptation. The device term re-fits the linear head in closed form by ridge
+  regression on the body's features (R2-D2, Bertinetto et al. 2019; TinyMetaFed's partial local
+  reconstruction) and scores the query set; it trains the body's features for the device
+  protocol. The node sends minus the gradient of the sum: a first-class meta-gradient
+  (second order through the inner step, cheap for tiny models).
+* **Update** = the top-``top_fraction`` of that direction over *all* parameters, int8 with one
+  scale per tensor.
+* **Server step** = Adam on the aggregated direction (FedAdam, Reddi et al. 2021) with a
+  harmonic learning-rate decay ``lr * T / (T + t)``; its moments are stored with each version, so
+  validators recompute the next version bit for bit from chain and IPFS data alone.
+* **Device protocol** = what a deployed device runs: it re-fits its head by ridge regression on
+  the ``device_shots`` samples it holds in a round (support plus query: 20 by default), whose
+  sufficient statistics accumulate one sample at a time in O(d^2) RAM; no backprop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+from chainml.errors import ConfigError
+
+RECIPE_FORMAT = "chainml.recipe.v1"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Every setting of the learning protocol that changes what a version is."""
+
+    support_shots: int = 10
+    """Local samples a device adapts on per round."""
+    query_shots: int = 10
+    """Further local samples it scores the adapted model on (the meta-objective's data)."""
+    inner_steps: int = 1
+    inner_lr: float = 0.01
+    ridge_lambda: float = 0.1
+    ridge_weight: float = 0.3
+    device_shots: int = 20
+    """Samples a deployed device re-fits its head on: all it holds in one round."""
+    top_fraction: float = 0.1
+    server_optimizer: Literal["adam", "sgd"] = "adam"
+    server_lr: float = 0.03
+    server_lr_decay_rounds: int = 500
+    """``T`` of the harmonic decay ``lr * T / (T + t)``, where ``t`` counts server steps."""
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_eps: float = 1e-8
+    aggregation: str = "guard"
+    """The aggregation strategy's name (see :mod:`chainml.aggregate.strategies`)."""
+    aggregation_settings: tuple[tuple[str, float], ...] = ()
+    """Keyword settings of that strategy, as sorted (name, value) pairs."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name in ("support_shots", "query_shots", "device_shots"):
+            if not 1 <= getattr(self, name) <= 10_000:
+                problems.append(f"{name} must be in 1..10000, got {getattr(self, name)}")
+        if not 0 <= self.inner_steps <= 100:
+            problems.append(f"inner_steps must be in 0..100, got {self.inner_steps}")
+        if not 0 <= self.inner_lr <= 10:
+            problems.append(f"inner_lr must be in [0, 10], got {self.inner_lr}")
+        if not 0 < self.ridge_lambda <= 1e6 or not 0 <= self.ridge_weight <= 100:
+            problems.append("ridge_lambda must be in (0, 1e6] and ridge_weight in [0, 100]")
+        if not 0 < self.top_fraction <= 1:
+            problems.append(f"top_fraction must be in (0, 1], got {self.top_fraction}")
+        if self.server_optimizer not in ("adam", "sgd"):
+            problems.append(f"server_optimizer must be adam or sgd, got {self.server_optimizer!r}")
+        if not 0 < self.server_lr <= 10 or self.server_lr_decay_rounds < 1:
+            problems.append("server_lr must be in (0, 10] and server_lr_decay_rounds >= 1")
+        if not (0 <= self.adam_beta1 < 1 and 0 <= self.adam_beta2 < 1 and self.adam_eps > 0):
+            problems.append("Adam needs betas in [0, 1) and a positive eps")
+        if problems:
+            raise ConfigError("invalid recipe: " + "; ".join(problems))
+
+    @property
+    def strategy_settings(self) -> dict[str, float]:
+        return dict(self.aggregation_settings)
+
+    def server_lr_at(self, step: int) -> float:
+        """The learning rate of server step ``step`` (0-based), as a Python float (IEEE double,
+        the same on every machine)."""
+        t = float(self.server_lr_decay_rounds)
+        return self.server_lr * t / (t + float(step))
+
+    def to_json(self) -> dict[str, Any]:
+        raw = asdict(self)
+        raw["aggregation_settings"] = {k: v for k, v in self.aggregation_settings}
+        return {"format": RECIPE_FORMAT, **raw}
+
+    def canonical(self) -> bytes:
+        return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":")).encode()
+
+    def digest(self) -> str:
+        """sha256 of the canonical JSON: one short name for the whole recipe."""
+        return hashlib.sha256(self.canonical()).hexdigest()
+
+    @classmethod
+    def from_json(cls, raw: Any) -> Recipe:
+        """Parse a recipe read from a version file; anything unexpected is a ConfigError."""
+        if not isinstance(raw, dict) or raw.get("format") != RECIPE_FORMAT:
+            raise ConfigError(f"not a {RECIPE_FORMAT} recipe")
+        body = {k: v for k, v in raw.items() if k != "format"}
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(body) - known)
+        if unknown:
+            raise ConfigError(f"unknown recipe keys: {', '.join(unknown)}")
+        settings = body.get("aggregation_settings", {})
+        if not isinstance(settings, dict) or not all(
+            isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool)
+            for k, v in settings.items()
+        ):
+            raise ConfigError("recipe aggregation_settings must map names to numbers")
+        body["aggregation_settings"] = tuple(sorted((k, float(v)) for k, v in settings.items()))
+        for f in fields(cls):
+            if f.name in body and f.name != "aggregation_settings":
+                value = body[f.name]
+                want = type(getattr(cls(), f.name))
+                if want is float and isinstance(value, int) and not isinstance(value, bool):
+                    value = float(value)
+                if type(value) is not want:
+                    raise ConfigError(f"recipe {f.name} must be {want.__name__}, got {value!r}")
+                body[f.name] = value
+        return cls(**body)
+
+    @classmethod
+    def parse(cls, data: bytes | str) -> Recipe:
+        try:
+            return cls.from_json(json.loads(data))
+        except ValueError as exc:
+            raise ConfigError(f"recipe is not valid JSON: {exc}") from exc
