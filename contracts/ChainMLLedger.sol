@@ -7,18 +7,22 @@ import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProo
 import {NodeRegistry} from "./ledger/NodeRegistry.sol";
 import {VersionHistory} from "./ledger/VersionHistory.sol";
 import {IChainMLLedger} from "./interfaces/IChainMLLedger.sol";
+import {ChainMLParams} from "./ChainMLParams.sol";
 
 /// @title chainml ledger: registry, versions, rounds, signed commitments and reputation
-/// @notice One round is active at a time. It opens on the current version, accepts EIP-712
-/// signed commitments until its deadline (or until an aggregator closes the commit phase after
+/// @notice One round is active at a time. It opens on the current version with the security
+/// parameters in force (set at deployment, changed only through the admin's timelock, within
+/// enforced bounds) and the validator set of that moment; it accepts EIP-712 signed
+/// commitments until its deadline (or until an aggregator closes the commit phase after
 /// `minCommitments`), then waits for `ChainMLVoting` to finalize a voted aggregate as the next
-/// version, or is closed without one.
+/// version, or is closed without one (never while a proposal is pending).
 ///
 /// Commitments come in three ways, all verified on chain:
 ///  - direct: the node sends `commit` itself;
 ///  - relayed: the node's gateway sends `commitRelayed` with many signed commitments;
-///  - batched: a gateway posts a Merkle root (`postBatch`) with the leaves on IPFS; anyone can
-///    prove inclusion (`proveLeaf`) and challenge a bad leaf (`challengeLeaf`) in a window.
+///  - batched: a bonded gateway posts a Merkle root (`postBatch`) with the leaves on IPFS;
+///    anyone can prove inclusion (`proveLeaf`) and challenge a bad leaf (`challengeLeaf`)
+///    within the challenge window, slashing the gateway's bond for a reward.
 /// @dev Gas: a commitment never writes a fresh slot. Its data goes into an event; double
 /// commits and nonce replay are caught by the node's single registry slot, which stores the
 /// last round the node committed in and its next nonce. Nothing loops over registered nodes.
@@ -29,6 +33,9 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
         "uint64 updateCodec,uint32 numSamples,uint64 lossBefore,uint64 lossAfter,uint64 nonce)"
     );
 
+    /// @notice Most leaves one batch may declare (a tree of depth 16).
+    uint256 public constant MAX_BATCH_LEAVES = 65_536;
+
     /// @notice Reputation changes applied by the ledger.
     struct ReputationParams {
         int64 initial;
@@ -38,22 +45,33 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
         int64 gatewayPenalty;
     }
 
-    /// @dev Slot 0 holds everything a commitment reads or writes.
+    /// @dev Slot 0 holds everything a commitment reads or writes; the rest is snapshotted at
+    /// open, or written during aggregation and settlement.
     struct RoundRecord {
+        // slot 0
         uint32 baseVersion;
         uint40 commitDeadline;
         uint32 minCommitments;
         uint32 commitCount;
         RoundStatus status;
-        uint16 quorumBps;
         uint40 challengeEnd;
-        uint32 challengeWindow;
+        int64 minReputation;
+        bool proposalPending;
         // slot 1
+        uint16 validatorCount;
+        uint8 proposalCount;
+        uint8 maxProposals;
+        uint16 quorumBps;
+        uint32 challengeWindow;
         uint32 voteCommitPeriod;
         uint32 revealPeriod;
         uint32 producedVersion;
         uint32 batchCount;
-        // slots 2 and 3, written once at finalization
+        uint32 settledCount;
+        // slot 2
+        uint32 includedCount;
+        uint32 excludedCount;
+        // slots 3 and 4, written once at finalization
         bytes32 includedRoot;
         bytes32 excludedRoot;
     }
@@ -75,6 +93,14 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
         uint256 producedVersion;
         bytes32 includedRoot;
         bytes32 excludedRoot;
+        uint256 validatorCount;
+        uint256 proposalCount;
+        uint256 maxProposals;
+        int256 minReputation;
+        uint256 includedCount;
+        uint256 excludedCount;
+        uint256 settledCount;
+        bool proposalPending;
     }
 
     struct BatchRecord {
@@ -86,6 +112,7 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
         uint32 voidedCount;
         uint64 leavesCodec;
         uint40 challengeDeadline;
+        uint40 postedAt;
     }
 
     /// @notice A batch as returned by `batch()`.
@@ -99,26 +126,43 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
         uint256 challengeDeadline;
     }
 
+    /// @dev One slot per gateway: the leaves it claimed in its latest round (reset when a new
+    /// round's batch is posted).
+    struct ClaimRecord {
+        uint32 round;
+        uint32 leaves;
+    }
+
     int64 public immutable inclusionReward;
     int64 public immutable exclusionPenalty;
     int64 public immutable proposerPenalty;
     int64 public immutable gatewayPenalty;
 
+    /// @notice Security parameters (timelocked), gateway bonds and challenge rewards; created
+    /// by this ledger, which alone may lock and slash bonds.
+    ChainMLParams public immutable params;
+
     uint256 private _currentRound;
+    uint256 private _lastFinalizedRound;
     uint256 private _batchCount;
     mapping(uint256 round => RoundRecord) private _rounds;
     mapping(uint256 batchId => BatchRecord) private _batches;
     mapping(uint256 batchId => mapping(bytes32 leaf => bool)) private _voided;
+    mapping(address gateway => ClaimRecord) private _claims;
 
     /// @param admin Receives DEFAULT_ADMIN_ROLE (grants aggregator, validator and voting roles).
     /// @param genesisWeights CID of the initial meta-weights (version 0).
     /// @param genesisMetrics CID of the genesis evaluation metrics (may be zero).
     /// @param rep Reputation amounts; penalties are positive numbers that get subtracted.
+    /// @param security The security parameters; reverts {ParamsOutOfBounds} if out of bounds.
+    /// @dev Creates the {ChainMLParams} contract (its code is in this constructor only, so it
+    /// does not count against the ledger's runtime size).
     constructor(
         address admin,
         Cid memory genesisWeights,
         Cid memory genesisMetrics,
-        ReputationParams memory rep
+        ReputationParams memory rep,
+        SecurityParams memory security
     )
         NodeRegistry(admin, rep.initial)
         VersionHistory(genesisWeights, genesisMetrics)
@@ -128,18 +172,20 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
         exclusionPenalty = rep.exclusionPenalty;
         proposerPenalty = rep.proposerPenalty;
         gatewayPenalty = rep.gatewayPenalty;
+        params = new ChainMLParams(security);
     }
 
     // ----------------------------------------------------------------------------------------
     // Round life cycle
     // ----------------------------------------------------------------------------------------
 
-    /// @notice Opens the next round on `baseVersion`, which must be the current version.
+    /// @notice Opens the next round on `baseVersion`, which must be the current version, with
+    /// the security parameters and the validator set in force now.
     /// @return id The new round id (rounds count from 1).
-    /// @dev Requirements: caller is aggregator or admin; no round is open or aggregating;
-    /// `commitPeriod > 0`, `minCommitments > 0`, `0 < quorumBps <= 10000`.
-    /// Emits {RoundOpened}.
-    function openRound(uint256 baseVersion, RoundParams calldata p) external returns (uint256 id) {
+    /// @dev Requirements: caller is aggregator or admin; no round is open or aggregating; the
+    /// last finalized round is fully settled (so reputation moves in round order and gates
+    /// this round exactly as validators see it); at least one validator. Emits {RoundOpened}.
+    function openRound(uint256 baseVersion) external returns (uint256 id) {
         _onlyAggregatorOrAdmin();
         uint256 previous = _currentRound;
         if (previous != 0) {
@@ -148,13 +194,20 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
                 revert LedgerRoundStillActive(previous);
             }
         }
+        uint256 last = _lastFinalizedRound;
+        if (last != 0) {
+            RoundRecord storage lr = _rounds[last];
+            uint256 total = uint256(lr.includedCount) + lr.excludedCount;
+            if (lr.settledCount < total) revert LedgerSettlementPending(last, lr.settledCount, total);
+        }
         id = previous + 1;
         uint256 current = currentVersion();
         if (baseVersion != current) revert LedgerStaleBaseVersion(id, baseVersion, current);
-        if (
-            p.commitPeriod == 0 || p.commitPeriod > type(uint32).max || p.minCommitments == 0
-                || p.quorumBps == 0 || p.quorumBps > 10_000
-        ) revert LedgerInvalidRoundParams();
+        uint256 validators = validatorCount();
+        if (validators == 0 || validators > type(uint16).max) {
+            revert LedgerValidatorCountOutOfBounds(validators);
+        }
+        SecurityParams memory p = params.current();
         uint256 deadline = block.timestamp + p.commitPeriod;
         _currentRound = id;
         RoundRecord storage rd = _rounds[id];
@@ -162,11 +215,22 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
         rd.commitDeadline = uint40(deadline);
         rd.minCommitments = p.minCommitments;
         rd.status = RoundStatus.Open;
+        rd.minReputation = p.minReputation;
+        rd.validatorCount = uint16(validators);
+        rd.maxProposals = p.maxProposals;
         rd.quorumBps = p.quorumBps;
         rd.challengeWindow = p.challengeWindow;
         rd.voteCommitPeriod = p.voteCommitPeriod;
         rd.revealPeriod = p.revealPeriod;
-        emit RoundOpened(id, baseVersion, deadline, p);
+        emit RoundOpened(
+            id,
+            baseVersion,
+            deadline,
+            RoundParams(
+                p.commitPeriod, p.minCommitments, p.quorumBps, p.challengeWindow,
+                p.voteCommitPeriod, p.revealPeriod
+            )
+        );
     }
 
     /// @notice Ends the commit phase early once the round has enough commitments, so a local
@@ -184,17 +248,21 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
     }
 
     /// @notice Closes a round without producing a version.
-    /// @dev Requirements: the commit phase is over (deadline passed or closed early), and
-    /// either the caller is aggregator or admin, or the round missed `minCommitments` (then
-    /// anyone may close it, so a stalled round never blocks the next one). Emits {RoundClosed}.
+    /// @dev Requirements: the commit phase is over (deadline passed or closed early); no
+    /// proposal is pending (a proposal with quorum can always be finalized, never closed away);
+    /// and either the caller is aggregator or admin, or the round missed `minCommitments` or
+    /// used all its proposals (then anyone may close it, so a stalled round never blocks the
+    /// next one). Emits {RoundClosed}.
     function closeRound(uint256 roundId) external {
         RoundRecord storage rd = _existingRound(roundId);
         RoundStatus s = rd.status;
         if (s != RoundStatus.Open && s != RoundStatus.Aggregating) revert LedgerRoundClosed(roundId, s);
+        if (rd.proposalPending) revert LedgerProposalPending(roundId);
         bool phaseOver = s == RoundStatus.Aggregating || block.timestamp > rd.commitDeadline;
         bool privileged =
             hasRole(AGGREGATOR_ROLE, msg.sender) || hasRole(DEFAULT_ADMIN_ROLE, msg.sender);
-        if (!phaseOver || !(privileged || rd.commitCount < rd.minCommitments)) {
+        bool stalled = rd.commitCount < rd.minCommitments || rd.proposalCount >= rd.maxProposals;
+        if (!phaseOver || !(privileged || stalled)) {
             revert LedgerCloseNotAllowed(roundId, msg.sender);
         }
         rd.status = RoundStatus.Closed;
@@ -202,40 +270,66 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
     }
 
     /// @inheritdoc IChainMLLedger
-    /// @dev Reverts with the reason the round is not ready: {LedgerCommitPhaseOpen},
-    /// {LedgerNotEnoughCommitments}, {LedgerChallengePeriodActive} or {LedgerRoundNotAggregating}.
-    function aggregationParams(uint256 roundId)
+    /// @dev Requirements: caller is the bound voting contract; the round is ready for
+    /// aggregation, has no pending proposal and has proposals left. Emits {ProposalOpened}.
+    function openProposal(uint256 roundId)
         external
-        view
-        returns (uint16 quorumBps, uint32 voteCommitPeriod, uint32 revealPeriod)
+        onlyRole(VOTING_ROLE)
+        returns (uint16 quorumBps, uint32 voteCommitPeriod, uint32 revealPeriod, uint256 validators)
     {
         RoundRecord storage rd = _aggregatingRound(roundId);
-        return (rd.quorumBps, rd.voteCommitPeriod, rd.revealPeriod);
+        if (rd.proposalPending) revert LedgerProposalPending(roundId);
+        if (rd.proposalCount >= rd.maxProposals) {
+            revert LedgerTooManyProposals(roundId, rd.maxProposals);
+        }
+        rd.proposalPending = true;
+        uint8 count = rd.proposalCount + 1;
+        rd.proposalCount = count;
+        emit ProposalOpened(roundId, count);
+        return (rd.quorumBps, rd.voteCommitPeriod, rd.revealPeriod, rd.validatorCount);
     }
 
     /// @inheritdoc IChainMLLedger
-    /// @dev Requirements: caller holds VOTING_ROLE; the round is ready for aggregation.
+    /// @dev Requirements: caller is the bound voting contract; the round is ready for
+    /// aggregation; the voted aggregate includes at least `minCommitments` nodes (validators
+    /// certified that count, so phantom batch leaves cannot stand in for real updates).
     /// Emits {VersionAppended} and {RoundFinalized}.
     function finalizeRound(
         uint256 roundId,
         Cid calldata weights,
         Cid calldata metrics,
         bytes32 includedRoot,
-        bytes32 excludedRoot
+        bytes32 excludedRoot,
+        uint256 includedCount,
+        uint256 excludedCount
     ) external onlyRole(VOTING_ROLE) returns (uint256 newVersion) {
         RoundRecord storage rd = _aggregatingRound(roundId);
-        newVersion = _appendVersion(weights, metrics, rd.baseVersion, roundId);
+        if (includedCount < rd.minCommitments) {
+            revert LedgerTooFewIncluded(roundId, includedCount, rd.minCommitments);
+        }
         rd.status = RoundStatus.Finalized;
-        rd.producedVersion = uint32(newVersion);
+        rd.proposalPending = false;
         rd.includedRoot = includedRoot;
         rd.excludedRoot = excludedRoot;
+        rd.includedCount = uint32(includedCount);
+        rd.excludedCount = uint32(excludedCount);
+        _lastFinalizedRound = roundId;
+        newVersion = _appendVersion(weights, metrics, rd.baseVersion, roundId);
+        rd.producedVersion = uint32(newVersion);
         emit RoundFinalized(roundId, newVersion, includedRoot, excludedRoot);
     }
 
     /// @inheritdoc IChainMLLedger
-    /// @dev Requirements: caller holds VOTING_ROLE. Emits {ReputationChanged}.
-    function penalizeProposer(uint256 roundId, address proposer) external onlyRole(VOTING_ROLE) {
+    /// @dev Requirements: caller is the bound voting contract. Emits {ReputationChanged}.
+    function proposalRejected(uint256 roundId, address proposer) external onlyRole(VOTING_ROLE) {
+        _rounds[roundId].proposalPending = false;
         _changeReputation(proposer, roundId, -proposerPenalty, ReputationReason.ProposalRejected);
+    }
+
+    /// @inheritdoc IChainMLLedger
+    /// @dev Requirements: caller is the bound voting contract. Emits {ReputationChanged}.
+    function penalizeValidator(uint256 roundId, address validator) external onlyRole(VOTING_ROLE) {
+        _changeReputation(validator, roundId, -proposerPenalty, ReputationReason.VoteNotRevealed);
     }
 
     // ----------------------------------------------------------------------------------------
@@ -246,8 +340,9 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
     /// @param c The commitment; `c.node` must be the sender.
     /// @param r Signature r; @param vs Compact signature s with v folded in (EIP-2098).
     /// @dev Requirements: round open and before its deadline; base version is the round's;
-    /// valid signature by `c.node`; node registered and active; fresh nonce; first commitment
-    /// of the node in this round. Emits {CommitmentAccepted}.
+    /// valid signature by `c.node`; node registered and active, with at least the round's
+    /// minimum reputation; fresh nonce; first commitment of the node in this round.
+    /// Emits {CommitmentAccepted}.
     function commit(Commitment calldata c, bytes32 r, bytes32 vs) external {
         if (msg.sender != c.node) revert LedgerSenderNotNode(msg.sender, c.node);
         RoundRecord storage rd = _openRound(c.round);
@@ -255,7 +350,8 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
             revert LedgerStaleBaseVersion(c.round, c.baseVersion, rd.baseVersion);
         }
         _verifySignature(_structHash(c), c.node, r, vs);
-        _useNode(c.node, c.round, c.nonce, address(0));
+        FaultReason f = _useNode(c.node, c.round, c.nonce, address(0), rd.minReputation);
+        if (f != FaultReason.None) _revertFault(f, c.node, c.round, c.nonce, rd.minReputation);
         rd.commitCount += 1;
         emit CommitmentAccepted(
             c.round, c.node, c.updateDigest, c.updateCodec, c.numSamples, c.lossBefore, c.lossAfter
@@ -263,10 +359,12 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
     }
 
     /// @notice Relayed mode: a gateway submits many signed commitments in one transaction;
-    /// every signature is verified. All or nothing: one bad item reverts the transaction with
-    /// the item's error.
+    /// every signature is verified. An item of a node that already committed, reused a nonce
+    /// or lacks the reputation minimum is skipped (so one front-run commitment cannot revert
+    /// the relay); an item the gateway should never have sent (bad signature, a node that is
+    /// not registered, active and behind this gateway) reverts the whole transaction.
     /// @dev Requirements: as {commit} for each item, plus the sender is each node's gateway.
-    /// Emits {CommitmentAccepted} per item and one {CommitmentsRelayed}.
+    /// Emits {CommitmentAccepted} or {CommitmentSkipped} per item and one {CommitmentsRelayed}.
     function commitRelayed(uint256 roundId, uint256 baseVersion, RelayedCommitment[] calldata items)
         external
     {
@@ -274,7 +372,9 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
         if (baseVersion != rd.baseVersion) {
             revert LedgerStaleBaseVersion(roundId, baseVersion, rd.baseVersion);
         }
+        int64 minRep = rd.minReputation;
         uint256 n = items.length;
+        uint256 accepted = 0;
         for (uint256 i = 0; i < n; ++i) {
             RelayedCommitment calldata it = items[i];
             bytes32 structHash = keccak256(
@@ -284,23 +384,34 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
                 )
             );
             _verifySignature(structHash, it.node, it.r, it.vs);
-            _useNode(it.node, roundId, it.nonce, msg.sender);
-            emit CommitmentAccepted(
-                roundId, it.node, it.updateDigest, it.updateCodec, it.numSamples, it.lossBefore,
-                it.lossAfter
-            );
+            FaultReason f = _useNode(it.node, roundId, it.nonce, msg.sender, minRep);
+            if (f == FaultReason.None) {
+                ++accepted;
+                emit CommitmentAccepted(
+                    roundId, it.node, it.updateDigest, it.updateCodec, it.numSamples,
+                    it.lossBefore, it.lossAfter
+                );
+            } else if (f == FaultReason.NodeNotAllowed || f == FaultReason.WrongRound) {
+                _revertFault(f, it.node, roundId, it.nonce, minRep);
+            } else {
+                emit CommitmentSkipped(roundId, it.node, f);
+            }
         }
-        rd.commitCount += uint32(n);
-        emit CommitmentsRelayed(roundId, msg.sender, n);
+        // accepted <= items.length, and a round cannot hold 2**32 commitments of distinct nodes
+        // (each needs its own registry slot); the cast is checked by the addition below.
+        rd.commitCount = uint32(uint256(rd.commitCount) + accepted);
+        emit CommitmentsRelayed(roundId, msg.sender, accepted);
     }
 
-    /// @notice Batched mode: a gateway posts the Merkle root of `leafCount` signed
+    /// @notice Batched mode: a bonded gateway posts the Merkle root of `leafCount` signed
     /// commitments; the leaves are on IPFS at `leaves`. The leaves count as commitments unless
     /// voided by a challenge before `block.timestamp + challengeWindow`.
     /// @return batchId The new batch id (batches count from 1).
     /// @dev Leaf = keccak256(bytes.concat(keccak256(abi.encode(structHash, r, vs)))), sorted
     /// pair hashing (OpenZeppelin MerkleProof). Requirements: sender is the gateway of at
-    /// least one node; round open and before its deadline; non-empty batch.
+    /// least one node and holds the round's bond; round open and before its deadline;
+    /// non-empty batch; the leaves this gateway claims in the round (this batch included)
+    /// never exceed the nodes registered behind it, nor MAX_BATCH_LEAVES per batch.
     /// Emits {BatchPosted}.
     function postBatch(uint256 roundId, bytes32 root, uint32 leafCount, Cid calldata leaves)
         external
@@ -309,8 +420,15 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
         if (!_isGateway(msg.sender)) revert LedgerNotGateway(msg.sender);
         RoundRecord storage rd = _openRound(roundId);
         if (leafCount == 0 || root == bytes32(0)) revert LedgerEmptyBatch();
-        batchId = ++_batchCount;
+        ClaimRecord storage claim = _claims[msg.sender];
+        uint256 claimed = (claim.round == roundId ? uint256(claim.leaves) : 0) + leafCount;
+        uint256 allowed = _gatewayNodeCount[msg.sender];
+        if (allowed > MAX_BATCH_LEAVES) allowed = MAX_BATCH_LEAVES;
+        if (claimed > allowed) revert LedgerTooManyLeaves(msg.sender, claimed, allowed);
         uint256 deadline = block.timestamp + rd.challengeWindow;
+        claim.round = uint32(roundId);
+        claim.leaves = uint32(claimed);
+        batchId = ++_batchCount;
         _batches[batchId] = BatchRecord({
             root: root,
             leavesDigest: leaves.digest,
@@ -319,7 +437,8 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
             leafCount: leafCount,
             voidedCount: 0,
             leavesCodec: leaves.codec,
-            challengeDeadline: uint40(deadline)
+            challengeDeadline: uint40(deadline),
+            postedAt: uint40(block.timestamp)
         });
         rd.commitCount += leafCount;
         if (deadline > rd.challengeEnd) rd.challengeEnd = uint40(deadline);
@@ -327,6 +446,9 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
         emit BatchPosted(
             batchId, roundId, msg.sender, root, leafCount, leaves.digest, leaves.codec, deadline
         );
+        // Reverts {LedgerBondTooLow} unless the gateway is bonded; locks the bond until the
+        // challenge window closes. The params contract is this ledger's own (no reentrancy).
+        params.lockBond(msg.sender, deadline);
     }
 
     /// @notice Proves that a signed commitment is a live (non-voided) leaf of a batch.
@@ -349,10 +471,14 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
     }
 
     /// @notice Challenges a batch leaf. If the leaf is invalid (bad signature, wrong round,
-    /// stale base, node not registered/active or not behind this gateway, or the node also
-    /// committed directly in the round) it is voided and the gateway loses reputation.
+    /// stale base, node not registered/active or not behind this gateway, node below the
+    /// reputation minimum, or the node also committed directly in the round) it is voided:
+    /// it no longer counts anywhere. If the fault was the gateway's when it posted, the
+    /// gateway loses reputation and part of its bond, and the challenger earns a reward.
     /// @dev Requirements: within the batch's challenge window; valid inclusion proof; leaf not
-    /// already voided; leaf actually invalid. Emits {LeafVoided} and {ReputationChanged}.
+    /// already voided; leaf actually invalid. Emits {LeafVoided}, and for a gateway fault
+    /// {ReputationChanged} and {GatewayBondSlashed}. Node reputation never moves here: it
+    /// changes only through settled rounds.
     function challengeLeaf(
         uint256 batchId,
         Commitment calldata c,
@@ -361,8 +487,7 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
         bytes32[] calldata proof
     ) external {
         BatchRecord storage b = _batch(batchId);
-        // The window is [posted, posted + challengeWindow): a zero window allows no challenge
-        // and lets the round proceed at once.
+        // The window is [posted, posted + challengeWindow).
         if (block.timestamp >= b.challengeDeadline) {
             revert LedgerChallengeWindowClosed(batchId, b.challengeDeadline);
         }
@@ -372,32 +497,35 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
             revert LedgerInvalidMerkleProof(b.root, leaf);
         }
         if (_voided[batchId][leaf]) revert LedgerLeafAlreadyVoided(batchId, leaf);
-        FaultReason reason = _leafFault(b, c, structHash, r, vs);
+        (FaultReason reason, bool gatewayFault) = _leafFault(b, c, structHash, r, vs);
         if (reason == FaultReason.None) revert LedgerLeafValid(batchId, leaf);
+        // A root can hold more distinct leaves than it declared; never void more than that.
+        if (b.voidedCount >= b.leafCount) revert LedgerVoidOverflow(batchId, b.voidedCount, b.leafCount);
 
         _voided[batchId][leaf] = true;
         b.voidedCount += 1;
-        // Cannot underflow: the batch added leafCount to commitCount and each leaf is voided
-        // at most once.
-        unchecked {
-            _rounds[b.round].commitCount -= 1;
-        }
+        RoundRecord storage rd = _rounds[b.round];
+        // Checked: each voided leaf was among the leafCount this batch added.
+        rd.commitCount -= 1;
         emit LeafVoided(batchId, leaf, c.node, reason, msg.sender);
-        _changeReputation(b.gateway, b.round, -gatewayPenalty, ReputationReason.GatewayFault);
+        if (gatewayFault) {
+            _changeReputation(b.gateway, b.round, -gatewayPenalty, ReputationReason.GatewayFault);
+            params.slash(batchId, b.gateway, msg.sender);
+        }
     }
 
     // ----------------------------------------------------------------------------------------
     // Reputation
     // ----------------------------------------------------------------------------------------
 
-    /// @notice Settles reputation for a finalized round in caller-chosen batches: up for nodes
-    /// in the voted included list, down for nodes in the voted excluded list. Each node at
-    /// most once per round, and rounds in order (a node settled for round r cannot be settled
-    /// for an earlier round).
+    /// @notice Settles reputation for the latest finalized round in caller-chosen batches: up
+    /// for nodes in the voted included list, down for nodes in the voted excluded list. Each
+    /// node once; the next round opens only after every listed node is settled, so settlement
+    /// can neither be reordered nor skipped.
     /// @param included For each node, true to prove it against the included root, false for
     /// the excluded root. Leaves are keccak256(bytes.concat(keccak256(abi.encode(node)))).
     /// @dev The loop is bounded by the caller's input, never by the registry size.
-    /// Emits {ReputationChanged} per node.
+    /// Emits {ReputationChanged} per node and {RoundSettled} when the round is complete.
     function settleReputation(
         uint256 roundId,
         address[] calldata nodes,
@@ -406,12 +534,18 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
     ) external {
         RoundRecord storage rd = _existingRound(roundId);
         if (rd.status != RoundStatus.Finalized) revert LedgerRoundNotFinalized(roundId);
+        if (roundId != _lastFinalizedRound) revert LedgerNotLatestFinalized(roundId, _lastFinalizedRound);
         uint256 n = nodes.length;
         if (included.length != n) revert LedgerLengthMismatch(n, included.length);
         if (proofs.length != n) revert LedgerLengthMismatch(n, proofs.length);
         for (uint256 i = 0; i < n; ++i) {
             _settleOne(roundId, nodes[i], included[i] ? rd.includedRoot : rd.excludedRoot,
                 included[i], proofs[i]);
+        }
+        uint256 settled = uint256(rd.settledCount) + n;
+        rd.settledCount = uint32(settled);
+        if (n != 0 && settled == uint256(rd.includedCount) + rd.excludedCount) {
+            emit RoundSettled(roundId, settled);
         }
     }
 
@@ -424,26 +558,37 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
         return _currentRound;
     }
 
+    /// @notice Id of the latest finalized round (0 before any).
+    function lastFinalizedRound() external view returns (uint256) {
+        return _lastFinalizedRound;
+    }
+
     /// @notice A round's state and parameters.
     /// @dev Requirements: the round exists, else {LedgerRoundUnknown}.
     function round(uint256 roundId) external view returns (RoundView memory v) {
         RoundRecord storage rd = _existingRound(roundId);
-        v = RoundView({
-            status: _effectiveStatus(rd),
-            baseVersion: rd.baseVersion,
-            commitDeadline: rd.commitDeadline,
-            minCommitments: rd.minCommitments,
-            commitCount: rd.commitCount,
-            quorumBps: rd.quorumBps,
-            challengeWindow: rd.challengeWindow,
-            challengeEnd: rd.challengeEnd,
-            voteCommitPeriod: rd.voteCommitPeriod,
-            revealPeriod: rd.revealPeriod,
-            batchCount: rd.batchCount,
-            producedVersion: rd.producedVersion,
-            includedRoot: rd.includedRoot,
-            excludedRoot: rd.excludedRoot
-        });
+        v.status = _effectiveStatus(rd);
+        v.baseVersion = rd.baseVersion;
+        v.commitDeadline = rd.commitDeadline;
+        v.minCommitments = rd.minCommitments;
+        v.commitCount = rd.commitCount;
+        v.quorumBps = rd.quorumBps;
+        v.challengeWindow = rd.challengeWindow;
+        v.challengeEnd = rd.challengeEnd;
+        v.voteCommitPeriod = rd.voteCommitPeriod;
+        v.revealPeriod = rd.revealPeriod;
+        v.batchCount = rd.batchCount;
+        v.producedVersion = rd.producedVersion;
+        v.includedRoot = rd.includedRoot;
+        v.excludedRoot = rd.excludedRoot;
+        v.validatorCount = rd.validatorCount;
+        v.proposalCount = rd.proposalCount;
+        v.maxProposals = rd.maxProposals;
+        v.minReputation = rd.minReputation;
+        v.includedCount = rd.includedCount;
+        v.excludedCount = rd.excludedCount;
+        v.settledCount = rd.settledCount;
+        v.proposalPending = rd.proposalPending;
     }
 
     /// @notice Whether `account` committed directly or relayed in `roundId` (batch leaves are
@@ -490,6 +635,10 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
     // ----------------------------------------------------------------------------------------
     // Internals
     // ----------------------------------------------------------------------------------------
+
+    function _latestRound() internal view override returns (uint256) {
+        return _currentRound;
+    }
 
     function _onlyAggregatorOrAdmin() private view {
         if (!hasRole(AGGREGATOR_ROLE, msg.sender) && !hasRole(DEFAULT_ADMIN_ROLE, msg.sender)) {
@@ -555,44 +704,84 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
         return keccak256(bytes.concat(keccak256(abi.encode(structHash, r, vs))));
     }
 
+    function _recover(bytes32 structHash, bytes32 r, bytes32 vs) private view returns (address) {
+        (address recovered, ECDSA.RecoverError err,) =
+            ECDSA.tryRecover(_hashTypedDataV4(structHash), r, vs);
+        return err == ECDSA.RecoverError.NoError ? recovered : address(0);
+    }
+
     function _verifySignature(bytes32 structHash, address signer, bytes32 r, bytes32 vs)
         private
         view
     {
-        (address recovered, ECDSA.RecoverError err,) =
-            ECDSA.tryRecover(_hashTypedDataV4(structHash), r, vs);
-        if (err != ECDSA.RecoverError.NoError || recovered != signer) {
+        address recovered = _recover(structHash, r, vs);
+        if (recovered != signer || signer == address(0)) {
             revert LedgerInvalidSignature(signer, recovered);
         }
     }
 
-    /// @dev Checks the node's registry slot and records the commitment in it: exactly one
-    /// SLOAD and one SSTORE. Solidity's struct copy would load and store each packed member
-    /// separately (about 800 gas more per commitment), hence the assembly on the raw word.
+    /// @dev Reverts with the custom error of a commitment fault found by {_useNode}.
+    function _revertFault(FaultReason f, address who, uint256 roundId, uint64 nonce, int64 minRep)
+        private
+        view
+    {
+        NodeRecord memory n = _nodes[who];
+        if (f == FaultReason.NodeNotAllowed) {
+            if (n.flags & _FLAG_REGISTERED == 0) revert LedgerNodeNotRegistered(who);
+            if (n.flags & _FLAG_ACTIVE == 0) revert LedgerNodeInactive(who);
+            revert LedgerGatewayNotAllowed(who, msg.sender);
+        }
+        if (f == FaultReason.WrongRound) revert LedgerNonceOutOfRange(nonce);
+        if (f == FaultReason.ReputationTooLow) {
+            revert LedgerReputationTooLow(who, _reputation[who].score, minRep);
+        }
+        if (nonce < n.nextNonce) revert LedgerNonceUsed(who, nonce, uint64(n.nextNonce));
+        revert LedgerAlreadyCommitted(roundId, who);
+    }
+
+    /// @dev Checks the node's registry slot and, if the commitment is acceptable, records it
+    /// there: one SLOAD and one SSTORE (plus one read of the reputation slot). Solidity's
+    /// struct copy would load and store each packed member separately (about 800 gas more per
+    /// commitment), hence the assembly on the raw word. Returns the fault instead of reverting
+    /// so a relay can skip what a front-runner caused. Fault codes reused here: NodeNotAllowed
+    /// (unregistered, inactive or wrong relayer), WrongRound (nonce out of range),
+    /// AlreadyCommitted (also for a used nonce), ReputationTooLow.
     /// Layout (see {NodeRecord}): gateway [0,160), lastCommitRound [160,192),
     /// nextNonce [192,248), flags [248,256).
-    function _useNode(address who, uint256 roundId, uint64 nonce, address relayer) private {
+    function _useNode(address who, uint256 roundId, uint64 nonce, address relayer, int64 minRep)
+        private
+        returns (FaultReason)
+    {
         NodeRecord storage record = _nodes[who];
         uint256 word;
         assembly ("memory-safe") {
             word := sload(record.slot)
         }
         uint256 flags = word >> 248;
-        if (flags & _FLAG_REGISTERED == 0) revert LedgerNodeNotRegistered(who);
-        if (flags & _FLAG_ACTIVE == 0) revert LedgerNodeInactive(who);
-        if (relayer != address(0) && address(uint160(word)) != relayer) {
-            revert LedgerGatewayNotAllowed(who, relayer);
+        if (flags & _FLAG_REGISTERED == 0 || flags & _FLAG_ACTIVE == 0) {
+            return FaultReason.NodeNotAllowed;
         }
+        if (relayer != address(0) && address(uint160(word)) != relayer) {
+            return FaultReason.NodeNotAllowed;
+        }
+        if (nonce >= type(uint56).max) return FaultReason.WrongRound;
         uint256 nextNonce = (word >> 192) & type(uint56).max;
-        if (nonce < nextNonce) revert LedgerNonceUsed(who, nonce, uint64(nextNonce));
-        if ((word >> 160) & type(uint32).max == roundId) revert LedgerAlreadyCommitted(roundId, who);
-        if (nonce >= type(uint56).max) revert LedgerNonceOutOfRange(nonce);
+        if (nonce < nextNonce || (word >> 160) & type(uint32).max == roundId) {
+            return FaultReason.AlreadyCommitted;
+        }
+        // The flag says whether the score may be below the minimum: a node never pushed below
+        // its initial score passes any minimum up to that score without a storage read.
+        if (
+            (flags & _FLAG_BELOW_INITIAL != 0 || minRep > initialReputation)
+                && _reputation[who].score < minRep
+        ) return FaultReason.ReputationTooLow;
         // roundId < 2**32 (rounds are counted one by one) and nonce + 1 < 2**56 (checked above).
         word = (word & ((1 << 160) - 1)) | (roundId << 160) | ((uint256(nonce) + 1) << 192)
             | (flags << 248);
         assembly ("memory-safe") {
             sstore(record.slot, word)
         }
+        return FaultReason.None;
     }
 
     /// @dev One node of {settleReputation}; split out to keep the loop's stack shallow.
@@ -615,23 +804,28 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
         }
     }
 
+    /// @dev Why a leaf does not count, and whether the fault was the gateway's when it posted
+    /// (a node that later deactivated, changed gateway or committed directly is not).
     function _leafFault(
         BatchRecord storage b,
         Commitment calldata c,
         bytes32 structHash,
         bytes32 r,
         bytes32 vs
-    ) private view returns (FaultReason) {
-        (address recovered, ECDSA.RecoverError err,) =
-            ECDSA.tryRecover(_hashTypedDataV4(structHash), r, vs);
-        if (err != ECDSA.RecoverError.NoError || recovered != c.node) {
-            return FaultReason.InvalidSignature;
+    ) private view returns (FaultReason, bool gatewayFault) {
+        address recovered = _recover(structHash, r, vs);
+        if (recovered == address(0) || recovered != c.node) {
+            return (FaultReason.InvalidSignature, true);
         }
-        if (c.round != b.round) return FaultReason.WrongRound;
-        if (c.baseVersion != _rounds[b.round].baseVersion) return FaultReason.StaleBaseVersion;
+        if (c.round != b.round) return (FaultReason.WrongRound, true);
+        RoundRecord storage rd = _rounds[b.round];
+        if (c.baseVersion != rd.baseVersion) return (FaultReason.StaleBaseVersion, true);
         NodeRecord memory n = _nodes[c.node];
-        if (n.flags & _FLAG_ACTIVE == 0 || n.gateway != b.gateway) return FaultReason.NodeNotAllowed;
-        if (n.lastCommitRound == c.round) return FaultReason.AlreadyCommitted;
-        return FaultReason.None;
+        if (n.flags & _FLAG_ACTIVE == 0 || n.gateway != b.gateway) {
+            return (FaultReason.NodeNotAllowed, _nodeChangedAt[c.node] <= b.postedAt);
+        }
+        if (_reputation[c.node].score < rd.minReputation) return (FaultReason.ReputationTooLow, true);
+        if (n.lastCommitRound == c.round) return (FaultReason.AlreadyCommitted, false);
+        return (FaultReason.None, false);
     }
 }

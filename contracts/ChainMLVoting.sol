@@ -11,16 +11,21 @@ import {IChainMLVoting} from "./interfaces/IChainMLVoting.sol";
 /// the commit phase ends when every validator has committed or at its deadline; validators
 /// then `revealVote`. Anyone may `finalize` once yes votes reach the quorum (the ledger appends
 /// the new version) or `reject` once quorum has become impossible or the reveal deadline passed
-/// (the proposer loses reputation and a replacement may be proposed).
-/// @dev Weights: one validator, one vote. The validator set is the ledger's VALIDATOR_ROLE,
-/// snapshotted as a count when the proposal is made; quorum is
-/// `ceil(quorumBps * validatorCount / 10000)` yes votes (at least one).
+/// (the proposer loses reputation and, while the round has proposals left, a replacement may
+/// be proposed). A validator that committed and did not reveal by the deadline can be
+/// penalized by anyone (`forfeitVote`).
+/// @dev Weights: one validator, one vote. The validator set is the round's snapshot kept by
+/// the ledger (the validator-role holders when the round opened; `isValidatorFor`); quorum is
+/// `ceil(quorumBps * validatorCount / 10000)` yes votes (at least one), where the ledger
+/// bounds quorumBps to a strict majority. No role can finalize without that quorum: the ledger
+/// accepts finalization only from this contract, and only this contract's `finalize` calls it.
 contract ChainMLVoting is IChainMLVoting {
     bytes32 private constant _AGGREGATOR_ROLE = keccak256("AGGREGATOR_ROLE");
-    bytes32 private constant _VALIDATOR_ROLE = keccak256("VALIDATOR_ROLE");
     /// @dev Stored in place of a revealed vote's commitment: one slot per vote, never two.
     bytes32 private constant _REVEALED_NO = bytes32(uint256(1));
     bytes32 private constant _REVEALED_YES = bytes32(uint256(2));
+    /// @dev Stored in place of a commitment never revealed, once penalized.
+    bytes32 private constant _FORFEITED = bytes32(uint256(3));
 
     struct ProposalRecord {
         // slot 0: tallies, touched by every vote
@@ -89,19 +94,19 @@ contract ChainMLVoting is IChainMLVoting {
 
     /// @notice Proposes an aggregate for `p.round`.
     /// @return proposalId The new proposal id (proposals count from 1).
-    /// @dev Requirements: caller is an aggregator; the round is ready for aggregation (else
-    /// the ledger's reason, e.g. {LedgerCommitPhaseOpen}); no pending proposal for the round;
-    /// at least one validator; non-empty aggregate CID. Emits {ProposalSubmitted}.
+    /// @dev Requirements: caller is an aggregator; no pending proposal for the round;
+    /// non-empty aggregate CID; the round is ready for aggregation and has proposals left
+    /// (else the ledger's reason, e.g. {LedgerCommitPhaseOpen}, {LedgerTooManyProposals}).
+    /// The vote parameters and the validator count are the round's snapshot.
+    /// Emits {ProposalSubmitted}.
     function propose(ProposalInput calldata p) external returns (uint256 proposalId) {
         if (!_roles.hasRole(_AGGREGATOR_ROLE, msg.sender)) revert VotingNotAggregator(msg.sender);
-        (uint16 quorumBps, uint32 voteCommitPeriod, uint32 revealPeriod) =
-            ledger.aggregationParams(p.round);
         uint256 pending = _pendingProposal[p.round];
         if (pending != 0) revert VotingProposalPending(p.round, pending);
         if (p.aggregate.digest == bytes32(0)) revert VotingEmptyAggregate();
-        uint256 validators = ledger.validatorCount();
+        (uint16 quorumBps, uint32 voteCommitPeriod, uint32 revealPeriod, uint256 validators) =
+            ledger.openProposal(p.round);
         if (validators == 0) revert VotingNoValidators();
-        if (validators > type(uint16).max) validators = type(uint16).max;
         uint256 required = (quorumBps * validators + 9_999) / 10_000;
         if (required == 0) required = 1;
 
@@ -132,31 +137,33 @@ contract ChainMLVoting is IChainMLVoting {
     }
 
     /// @notice Commits a hidden vote: `commitment = voteCommitment(id, validator, approve, salt)`.
-    /// @dev Requirements: caller is a validator; proposal pending; the validator has not voted;
-    /// the commit phase is running. Emits {VoteCommitted}.
+    /// @dev Requirements: caller is in the round's validator snapshot; proposal pending; the
+    /// validator has not voted; the commit phase is running. Emits {VoteCommitted}.
     function commitVote(uint256 proposalId, bytes32 commitment) external {
-        if (!_roles.hasRole(_VALIDATOR_ROLE, msg.sender)) revert VotingNotValidator(msg.sender);
         ProposalRecord storage r = _pending(proposalId);
+        if (!ledger.isValidatorFor(r.round, msg.sender)) revert VotingNotValidator(msg.sender);
         if (_votes[proposalId][msg.sender] != bytes32(0)) {
             revert VotingAlreadyVoted(proposalId, msg.sender);
         }
         if (_commitPhaseOver(r)) revert VotingCommitPhaseOver(proposalId, r.commitDeadline);
-        if (uint256(commitment) <= uint256(_REVEALED_YES)) revert VotingInvalidCommitment(commitment);
+        if (uint256(commitment) <= uint256(_FORFEITED)) revert VotingInvalidCommitment(commitment);
         _votes[proposalId][msg.sender] = commitment;
         r.committedVotes += 1;
         emit VoteCommitted(proposalId, msg.sender, commitment);
     }
 
-    /// @notice Reveals a committed vote.
-    /// @dev Requirements: caller is a validator with a committed, unrevealed vote; proposal
-    /// pending; the commit phase is over and the reveal deadline has not passed; `approve` and
-    /// `salt` match the commitment. Emits {VoteRevealed}.
+    /// @notice Reveals a committed vote. A vote may still be revealed after the proposal was
+    /// decided (until the reveal deadline), so an early finalization never makes an honest
+    /// validator forfeit.
+    /// @dev Requirements: caller has a committed, unrevealed vote; the commit phase is over and
+    /// the reveal deadline has not passed; `approve` and `salt` match the commitment.
+    /// Emits {VoteRevealed}.
     function revealVote(uint256 proposalId, bool approve, bytes32 salt) external {
-        if (!_roles.hasRole(_VALIDATOR_ROLE, msg.sender)) revert VotingNotValidator(msg.sender);
-        ProposalRecord storage r = _pending(proposalId);
+        ProposalRecord storage r = _proposals[proposalId];
+        if (r.status == ProposalStatus.None) revert VotingProposalUnknown(proposalId);
         bytes32 stored = _votes[proposalId][msg.sender];
         if (stored == bytes32(0)) revert VotingNoCommittedVote(proposalId, msg.sender);
-        if (stored == _REVEALED_NO || stored == _REVEALED_YES) {
+        if (stored == _REVEALED_NO || stored == _REVEALED_YES || stored == _FORFEITED) {
             revert VotingAlreadyRevealed(proposalId, msg.sender);
         }
         if (!_commitPhaseOver(r)) revert VotingCommitPhaseActive(proposalId, r.commitDeadline);
@@ -176,7 +183,8 @@ contract ChainMLVoting is IChainMLVoting {
     /// current version. Callable by anyone as soon as the yes votes reach the quorum.
     /// @return newVersion The id of the new version.
     /// @dev Requirements: proposal pending; yes votes reach the quorum; the ledger round is
-    /// still aggregating. Emits {ProposalAccepted} (and the ledger's {RoundFinalized}).
+    /// still aggregating and the aggregate includes the round's minimum of nodes.
+    /// Emits {ProposalAccepted} (and the ledger's {RoundFinalized}).
     function finalize(uint256 proposalId) external returns (uint256 newVersion) {
         ProposalRecord storage r = _pending(proposalId);
         if (r.yes < r.required) revert VotingQuorumNotReached(proposalId, r.yes, r.required);
@@ -187,7 +195,9 @@ contract ChainMLVoting is IChainMLVoting {
             Cid(r.aggregateDigest, r.aggregateCodec),
             Cid(r.metricsDigest, r.metricsCodec),
             r.includedRoot,
-            r.excludedRoot
+            r.excludedRoot,
+            r.includedCount,
+            r.excludedCount
         );
         emit ProposalAccepted(proposalId, r.round, newVersion, r.yes, r.no);
     }
@@ -204,7 +214,25 @@ contract ChainMLVoting is IChainMLVoting {
         r.status = ProposalStatus.Rejected;
         delete _pendingProposal[r.round];
         emit ProposalRejected(proposalId, r.round, r.proposer, r.yes, r.no);
-        ledger.penalizeProposer(r.round, r.proposer);
+        ledger.proposalRejected(r.round, r.proposer);
+    }
+
+    /// @notice Penalizes a validator that committed a vote and did not reveal it by the
+    /// deadline (so withholding a reveal to stall or to peek costs the validator). Anyone may
+    /// call it.
+    /// @dev Requirements: the reveal deadline has passed; the validator's vote is committed and
+    /// unrevealed. Emits {VoteForfeited} (and the ledger's {ReputationChanged}).
+    function forfeitVote(uint256 proposalId, address validator) external {
+        ProposalRecord storage r = _proposals[proposalId];
+        if (r.status == ProposalStatus.None) revert VotingProposalUnknown(proposalId);
+        if (block.timestamp <= r.revealDeadline) {
+            revert VotingRevealPhaseActive(proposalId, r.revealDeadline);
+        }
+        bytes32 stored = _votes[proposalId][validator];
+        if (uint256(stored) <= uint256(_FORFEITED)) revert VotingNothingToForfeit(proposalId, validator);
+        _votes[proposalId][validator] = _FORFEITED;
+        emit VoteForfeited(proposalId, validator);
+        ledger.penalizeValidator(r.round, validator);
     }
 
     // ----------------------------------------------------------------------------------------
@@ -268,6 +296,7 @@ contract ChainMLVoting is IChainMLVoting {
         if (stored == bytes32(0)) return (VoteState.None, false, stored);
         if (stored == _REVEALED_NO) return (VoteState.Revealed, false, stored);
         if (stored == _REVEALED_YES) return (VoteState.Revealed, true, stored);
+        if (stored == _FORFEITED) return (VoteState.Forfeited, false, stored);
         return (VoteState.Committed, false, stored);
     }
 

@@ -29,13 +29,16 @@ from chainml.chain.deployments import Deployments
 from chainml.chain.eip712 import Commitment, SignedCommitment
 from chainml.chain.errors import RevertDecoder, TransactionError, revert_data
 from chainml.chain.merkle import MerkleTree, commitment_leaf
-from chainml.chain.types import OnchainCid, Proposal, RoundParams, cid_abi
+from chainml.chain.types import OnchainCid, Proposal, SecurityParams, cid_abi
+from chainml.errors import ChainMLError
+from chainml.storage.cid import onchain_to_str, str_to_onchain
 
 Sender = LocalAccount | str
 """Who sends a transaction: a local key, or an address the node unlocks."""
 
 LEDGER = "ChainMLLedger"
 VOTING = "ChainMLVoting"
+PARAMS = "ChainMLParams"
 ROLES = {
     "admin": b"\x00" * 32,
     "aggregator": keccak(text="AGGREGATOR_ROLE"),
@@ -43,6 +46,7 @@ ROLES = {
     "voting": keccak(text="VOTING_ROLE"),
 }
 _GAS_MARGIN = 1.25
+_PRIORITY_FEE_WEI = 10**9
 _GAS_PRICE_TTL = 2.0
 
 
@@ -75,9 +79,14 @@ class TxRunner:
         self._gas_price_at = 0.0
 
     def gas_price(self) -> int:
+        """Twice the latest base fee plus a fixed 1 gwei tip. Not ``2 * eth_gasPrice``: that
+        suggestion includes recent tips, so paying twice it doubled the tip on every refresh
+        and a long run ended at ~1 ETH per gas, unable to pay for anything. Never below the
+        node's own suggestion (Ganache's fixed minimum)."""
         now = time.monotonic()
         if now - self._gas_price_at > _GAS_PRICE_TTL:
-            self._gas_price = self.w3.eth.gas_price * 2
+            base = int(self.w3.eth.get_block("latest").get("baseFeePerGas") or 0)
+            self._gas_price = max(2 * base + _PRIORITY_FEE_WEI, int(self.w3.eth.gas_price))
             self._gas_price_at = now
         return self._gas_price
 
@@ -94,20 +103,23 @@ class TxRunner:
             self._nonces.pop(address, None)
         self._gas_price_at = 0.0
 
-    def estimate(self, fn: ContractFunction, sender: Sender, action: str) -> int:
+    def estimate(self, fn: ContractFunction, sender: Sender, action: str, value: int = 0) -> int:
         try:
-            return fn.estimate_gas({"from": sender_address(sender)})
+            return fn.estimate_gas({"from": sender_address(sender), "value": value})
         except (ContractCustomError, ContractLogicError, Web3RPCError) as exc:
             data = revert_data(exc)
             if data is None:
                 raise TransactionError(f"{action} failed: {exc}") from exc
             raise self.decoder.error(action, data) from exc
 
-    def build(self, fn: ContractFunction, sender: Sender, gas: int) -> dict[str, Any]:
+    def build(
+        self, fn: ContractFunction, sender: Sender, gas: int, value: int = 0
+    ) -> dict[str, Any]:
         address = sender_address(sender)
         return fn.build_transaction(
             {
                 "from": address,
+                "value": value,
                 "nonce": self._next_nonce(address),
                 "gas": gas,
                 "gasPrice": self.gas_price(),
@@ -121,13 +133,19 @@ class TxRunner:
         return self.w3.eth.send_transaction(tx)  # type: ignore[arg-type]
 
     def send(
-        self, fn: ContractFunction, sender: Sender, *, action: str, gas: int | None = None
+        self,
+        fn: ContractFunction,
+        sender: Sender,
+        *,
+        action: str,
+        gas: int | None = None,
+        value: int = 0,
     ) -> TxReceipt:
         """Estimate (surfacing reverts), send, wait for the receipt and check its status."""
         if gas is None:
-            gas = int(self.estimate(fn, sender, action) * _GAS_MARGIN) + 10_000
+            gas = int(self.estimate(fn, sender, action, value) * _GAS_MARGIN) + 10_000
         address = sender_address(sender)
-        tx = self.build(fn, sender, gas)
+        tx = self.build(fn, sender, gas, value)
         try:
             tx_hash = self._broadcast(tx, sender)
         except (ContractCustomError, ContractLogicError) as exc:
@@ -197,7 +215,8 @@ class TxRunner:
 
 
 class Ledger:
-    """Typed access to a deployed ChainMLLedger + ChainMLVoting pair."""
+    """Typed access to a deployed ChainMLLedger + ChainMLVoting pair (and the ChainMLParams
+    contract the ledger created: security parameters, gateway bonds, challenge rewards)."""
 
     def __init__(self, w3: Web3, ledger_address: str, voting_address: str) -> None:
         artifacts = compile_contracts()
@@ -208,7 +227,11 @@ class Ledger:
         self.voting: Contract = w3.eth.contract(
             address=to_checksum_address(voting_address), abi=artifacts[VOTING].abi
         )
-        self.decoder = RevertDecoder([artifacts[LEDGER].abi, artifacts[VOTING].abi])
+        self._params_abi = artifacts[PARAMS].abi
+        self._params: Contract | None = None
+        self.decoder = RevertDecoder(
+            [artifacts[LEDGER].abi, artifacts[VOTING].abi, artifacts[PARAMS].abi]
+        )
         self.tx = TxRunner(w3, decoder=self.decoder)
         self.chain_id = self.tx.chain_id
         self.domain_separator = eip712.domain_separator(self.chain_id, self.ledger.address)
@@ -300,15 +323,60 @@ class Ledger:
         )
         return self._send(fn, sender, f"set gateway of {node}")
 
+    def approve_gateway(self, gateway: str, approved: bool, sender: Sender) -> TxReceipt:
+        fn = self.ledger.functions.approveGateway(to_checksum_address(gateway), approved)
+        return self._send(fn, sender, f"approve gateway {gateway}")
+
+    def consent_to_node(self, node: str, consent: bool, sender: Sender) -> TxReceipt:
+        fn = self.ledger.functions.consentToNode(to_checksum_address(node), consent)
+        return self._send(fn, sender, f"gateway consent for {node}")
+
+    # -- security parameters, bonds and rewards (the params contract) ----------------------
+
+    @property
+    def params(self) -> Contract:
+        """The ChainMLParams contract the ledger created (looked up once)."""
+        if self._params is None:
+            address = self.ledger.functions.params().call()
+            self._params = self.w3.eth.contract(address=address, abi=self._params_abi)
+        return self._params
+
+    def security_params(self) -> SecurityParams:
+        return SecurityParams.from_abi(self.params.functions.current().call())
+
+    def queue_security_params(self, p: SecurityParams, sender: Sender) -> TxReceipt:
+        return self._send(self.params.functions.queue(p.as_abi()), sender, "queue parameters")
+
+    def apply_security_params(self, sender: Sender) -> TxReceipt:
+        return self._send(self.params.functions.applyQueued(), sender, "apply parameters")
+
+    def cancel_security_params(self, sender: Sender) -> TxReceipt:
+        return self._send(self.params.functions.cancel(), sender, "cancel parameters")
+
+    def deposit_bond(self, amount: int, sender: Sender) -> TxReceipt:
+        """Add ``amount`` wei to ``sender``'s gateway bond (batches need one bond unit)."""
+        fn = self.params.functions.depositBond()
+        return self.tx.send(fn, sender, action=f"deposit a bond of {amount} wei", value=amount)
+
+    def withdraw_bond(self, amount: int, sender: Sender) -> TxReceipt:
+        return self._send(self.params.functions.withdrawBond(amount), sender, "withdraw bond")
+
+    def withdraw_reward(self, sender: Sender) -> TxReceipt:
+        return self._send(self.params.functions.withdrawReward(), sender, "withdraw reward")
+
+    def bond_of(self, gateway: str) -> tuple[int, int]:
+        amount, until = self.params.functions.bondOf(to_checksum_address(gateway)).call()
+        return int(amount), int(until)
+
+    def reward_of(self, account: str) -> int:
+        return int(self.params.functions.rewardOf(to_checksum_address(account)).call())
+
     # -- rounds ---------------------------------------------------------------------------
 
-    def open_round(
-        self, params: RoundParams, sender: Sender, base_version: int | None = None
-    ) -> int:
+    def open_round(self, sender: Sender, base_version: int | None = None) -> int:
+        """Open the next round; its parameters are the ledger's, never the caller's."""
         base = self.current_version() if base_version is None else base_version
-        receipt = self._send(
-            self.ledger.functions.openRound(base, params.as_abi()), sender, "open round"
-        )
+        receipt = self._send(self.ledger.functions.openRound(base), sender, "open round")
         return int(self.events(self.ledger, receipt, "RoundOpened")[0]["round"])
 
     def close_commit_phase(self, round_id: int, sender: Sender) -> TxReceipt:
@@ -418,6 +486,35 @@ class Ledger:
         fn = self.voting.functions.reject(proposal_id)
         return self._send(fn, sender, f"reject proposal {proposal_id}")
 
+    def forfeit_vote(self, proposal_id: int, validator: str, sender: Sender) -> TxReceipt:
+        """Penalize a validator that committed a vote and never revealed it."""
+        fn = self.voting.functions.forfeitVote(proposal_id, to_checksum_address(validator))
+        return self._send(fn, sender, f"forfeit vote of {validator} on proposal {proposal_id}")
+
+    # -- artifact provenance --------------------------------------------------------------
+
+    def record_artifact(self, version: int, cid: str, target: str, sender: Sender) -> None:
+        """Record on chain that the artifact ``cid`` (e.g. an MCU export) was built for
+        ``target`` from ``version``. Anyone may record; an unknown version reverts."""
+        try:
+            digest, codec = str_to_onchain(cid)
+        except Exception as exc:  # any parse failure is bad input
+            raise ChainMLError(f"record artifact: {cid!r} is not a CID ({exc})") from exc
+        fn = self.ledger.functions.recordArtifact(version, digest, codec, _target_bytes(target))
+        self._send(fn, sender, f"record artifact {cid} of version {version}")
+
+    def artifacts(self, version: int, from_block: int = 0) -> list[dict[str, Any]]:
+        """Artifacts recorded for ``version``, in chain order (from ``ArtifactRecorded``)."""
+        return [
+            {
+                "version": int(e["version"]),
+                "cid": onchain_to_str(bytes(e["digest"]), int(e["codec"])),
+                "target": bytes(e["target"]).rstrip(b"\0").decode("utf-8", "replace"),
+                "recorder": to_checksum_address(e["recorder"]),
+            }
+            for e in self.logs(self.ledger, "ArtifactRecorded", from_block, version=version)
+        ]
+
     def settle_reputation(
         self,
         round_id: int,
@@ -507,6 +604,10 @@ class Ledger:
         """Direct and relayed commitments of a round, in chain order."""
         return self.logs(self.ledger, "CommitmentAccepted", from_block, round=round_id)
 
+    def skipped(self, round_id: int, from_block: int = 0) -> list[dict[str, Any]]:
+        """Relayed commitments the ledger skipped (front-run, reused nonce, low reputation)."""
+        return self.logs(self.ledger, "CommitmentSkipped", from_block, round=round_id)
+
     def batches(self, round_id: int, from_block: int = 0) -> list[dict[str, Any]]:
         return self.logs(self.ledger, "BatchPosted", from_block, round=round_id)
 
@@ -518,6 +619,14 @@ class Ledger:
 
 
 _ZERO = "0x0000000000000000000000000000000000000000"
+
+
+def _target_bytes(target: str) -> bytes:
+    """A device target name as the bytes32 the ledger stores (UTF-8, zero-padded, reversible)."""
+    raw = target.encode("utf-8")
+    if not raw or len(raw) > 32 or b"\0" in raw:
+        raise ChainMLError(f"an artifact target must be 1-32 bytes of UTF-8 text, got {target!r}")
+    return raw.ljust(32, b"\0")
 
 
 def _jsonable_tx(tx: dict[str, Any]) -> dict[str, Any]:

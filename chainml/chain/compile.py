@@ -23,7 +23,7 @@ CONTRACTS_DIR = PROJECT_ROOT / "contracts"
 CACHE_DIR = PROJECT_ROOT / "build" / "chainml"
 EVM_VERSION = "shanghai"  # Ganache 7.9.2 stops at Shanghai; OZ 5.4 needs no mcopy.
 OPTIMIZER_RUNS = 200
-DEPLOYABLE = ("ChainMLLedger", "ChainMLVoting")
+DEPLOYABLE = ("ChainMLLedger", "ChainMLVoting", "ChainMLParams")
 
 
 @dataclass(frozen=True)

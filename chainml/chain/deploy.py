@@ -8,17 +8,17 @@ bench all call it, so what the tests exercise is what users deploy. Parameters c
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from web3 import Web3
 
-from chainml.chain.client import LEDGER, VOTING, Ledger, Sender, TxRunner, sender_address
+from chainml.chain.client import LEDGER, PARAMS, VOTING, Ledger, Sender, TxRunner, sender_address
 from chainml.chain.compile import compile_contracts
 from chainml.chain.deployments import Deployments
 from chainml.chain.errors import RevertDecoder
-from chainml.chain.types import CODEC_RAW, OnchainCid, ReputationParams, cid_abi
+from chainml.chain.types import CODEC_RAW, OnchainCid, ReputationParams, SecurityParams, cid_abi
 from chainml.errors import ConfigError
 
 GENESIS_PLACEHOLDER: OnchainCid = (
@@ -35,8 +35,12 @@ class DeployParams:
     genesis_weights: OnchainCid = GENESIS_PLACEHOLDER
     genesis_metrics: OnchainCid | None = None
     reputation: ReputationParams = field(default_factory=ReputationParams)
+    security: SecurityParams = field(default_factory=SecurityParams)
+    """Quorum, windows, bonds...: fixed here, changed later only through the timelock."""
     aggregators: tuple[str, ...] = ()
     validators: tuple[str, ...] = ()
+    gateways: tuple[str, ...] = ()
+    """Gateways the admin approves: any node may name them (others need their consent)."""
     admin: str | None = None
     """Receives the admin role; defaults to the deployer."""
 
@@ -55,8 +59,10 @@ def load_params(path: Path) -> DeployParams:
             genesis_weights=cid(raw.get("genesis_weights")) or GENESIS_PLACEHOLDER,
             genesis_metrics=cid(raw.get("genesis_metrics")),
             reputation=ReputationParams(**raw.get("reputation", {})),
+            security=SecurityParams(**raw.get("security", {})),
             aggregators=tuple(raw.get("aggregators", ())),
             validators=tuple(raw.get("validators", ())),
+            gateways=tuple(raw.get("gateways", ())),
             admin=raw.get("admin"),
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -64,10 +70,14 @@ def load_params(path: Path) -> DeployParams:
 
 
 def deploy(w3: Web3, deployer: Sender, params: DeployParams | None = None) -> Deployments:
-    """Deploy ChainMLLedger and ChainMLVoting, grant roles, and describe the result."""
+    """Deploy ChainMLLedger (which creates its ChainMLParams) and ChainMLVoting, bind the
+    voting contract (the one VOTING_ROLE grant, locked afterwards), grant roles, approve
+    gateways, and describe the result."""
     params = params or DeployParams()
     artifacts = compile_contracts()
-    runner = TxRunner(w3, RevertDecoder([artifacts[LEDGER].abi, artifacts[VOTING].abi]))
+    runner = TxRunner(
+        w3, RevertDecoder([artifacts[LEDGER].abi, artifacts[VOTING].abi, artifacts[PARAMS].abi])
+    )
     me = sender_address(deployer)
     admin = Web3.to_checksum_address(params.admin) if params.admin else me
 
@@ -78,6 +88,7 @@ def deploy(w3: Web3, deployer: Sender, params: DeployParams | None = None) -> De
             cid_abi(params.genesis_weights),
             cid_abi(params.genesis_metrics),
             params.reputation.as_abi(),
+            params.security.as_abi(),
         ),
         deployer,
         action="deploy ChainMLLedger",
@@ -97,6 +108,8 @@ def deploy(w3: Web3, deployer: Sender, params: DeployParams | None = None) -> De
         ledger.grant_role("aggregator", account, deployer)
     for account in params.validators:
         ledger.grant_role("validator", account, deployer)
+    for account in params.gateways:
+        ledger.approve_gateway(account, True, deployer)
     if admin != me:
         ledger.grant_role("admin", admin, deployer)
         ledger.revoke_role("admin", me, deployer)
@@ -110,6 +123,9 @@ def deploy(w3: Web3, deployer: Sender, params: DeployParams | None = None) -> De
             "admin": admin,
             "aggregators": list(params.aggregators),
             "validators": list(params.validators),
+            "gateways": list(params.gateways),
+            "params_contract": ledger.params.address,
+            "security": asdict(params.security),
             "genesis_weights": {
                 "digest": "0x" + params.genesis_weights[0].hex(),
                 "codec": params.genesis_weights[1],

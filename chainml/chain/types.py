@@ -44,6 +44,7 @@ class VoteState(IntEnum):
     NONE = 0
     COMMITTED = 1
     REVEALED = 2
+    FORFEITED = 3
 
 
 class FaultReason(IntEnum):
@@ -53,18 +54,33 @@ class FaultReason(IntEnum):
     STALE_BASE_VERSION = 3
     NODE_NOT_ALLOWED = 4
     ALREADY_COMMITTED = 5
+    REPUTATION_TOO_LOW = 6
+
+
+DEFAULT_GATEWAY_BOND_WEI = 10**17
+"""0.1 ether: what a gateway stakes per batch it may be slashed for."""
+DEFAULT_MIN_REPUTATION = 700
+"""The inclusion gate; the same threshold validators apply off chain
+(``chainml.swarm.recompute.MIN_REPUTATION``)."""
 
 
 @dataclass(frozen=True)
-class RoundParams:
-    """Parameters a round opens with; periods in seconds, quorum in basis points."""
+class SecurityParams:
+    """The ledger's security parameters: set at deployment, changed only by the admin through
+    the params contract's timelock, within bounds the contract enforces (periods 60 s to 30
+    days, quorum a strict majority, 1 to 8 proposals per round, a non-zero bond and reward).
+    Every round snapshots them when it opens; the aggregator never chooses them."""
 
-    commit_period: int = 600
+    commit_period: int = 3_600
     min_commitments: int = 1
     quorum_bps: int = 6_600  # 2 of 3, 5 of 7 validators
-    challenge_window: int = 0
-    vote_commit_period: int = 300
-    reveal_period: int = 300
+    challenge_window: int = 600
+    vote_commit_period: int = 600
+    reveal_period: int = 600
+    max_proposals: int = 2
+    gateway_bond: int = DEFAULT_GATEWAY_BOND_WEI
+    challenger_reward_bps: int = 5_000
+    min_reputation: int = DEFAULT_MIN_REPUTATION
 
     def as_abi(self) -> tuple[int, ...]:
         return (
@@ -74,7 +90,15 @@ class RoundParams:
             self.challenge_window,
             self.vote_commit_period,
             self.reveal_period,
+            self.max_proposals,
+            self.gateway_bond,
+            self.challenger_reward_bps,
+            self.min_reputation,
         )
+
+    @classmethod
+    def from_abi(cls, value: Any) -> SecurityParams:
+        return cls(*(int(v) for v in value))
 
 
 @dataclass(frozen=True)

@@ -48,8 +48,9 @@ def verify(
             progress.update(bar, advance=1, total=max(total, 1))
 
         checks = verify_history(ledger, store, deployed.block_number, advance)
+    marks = {"corrupt": "CORRUPT BLOCK", "missing": "MISSING BLOCK", "mismatch": "MISMATCH"}
     for check in checks:
-        mark = "[green]OK[/]" if check.ok else "[bold red]MISMATCH[/]"
+        mark = "[green]OK[/]" if check.ok else f"[bold red]{marks.get(check.kind, 'FAILED')}[/]"
         console.print(
             f"version {check.version} (round {check.round}) {check.weights_cid}: {mark} "
             f"{check.detail}",

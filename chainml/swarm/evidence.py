@@ -5,11 +5,17 @@ reads local state. Direct and relayed commitments come from ``CommitmentAccepted
 (the contract already verified them). Batched commitments come from the leaves file on IPFS;
 since the contract only holds the Merkle root, each leaf is checked here exactly as a
 challenger would: the file must rebuild the posted root, and each leaf needs a valid signature
-by a registered node, the right round and the round's base version, and must not be voided.
-A node that appears more than once counts once: the first in chain order.
+by a node that was registered, active and behind the posting gateway when the batch was posted,
+with at least the round's minimum reputation, for the right round and the round's base
+version, and must not be voided by a challenge. A voided or invalid leaf is dropped from every
+computation and counts against nobody: anyone can replay an old signed leaf, so a bad leaf
+says nothing about its node. A node's direct or relayed commitment wins over its batch leaves
+(the contract voids such a leaf); otherwise a node counts once, the first in chain order.
 
-Only data that can never change is consulted (events, the registry's "registered" bit, CIDs),
-so the same round gives the same evidence whenever and wherever it is gathered.
+Only data that can never change is consulted (events, registry state rebuilt from events up to
+the batch's block, CIDs), so the same round gives the same evidence whenever and wherever it is
+gathered. A leaves file the store cannot provide is marked ``unavailable``: validators refuse
+to vote on a round whose data they cannot see.
 """
 
 from __future__ import annotations
@@ -24,11 +30,11 @@ from chainml.chain.client import Ledger
 from chainml.chain.eip712 import SignedCommitment, from_fixed, struct_hash
 from chainml.chain.eip712 import digest as commitment_digest
 from chainml.chain.merkle import commitment_leaf
-from chainml.errors import IntegrityError
+from chainml.errors import IntegrityError, StorageError
 from chainml.storage.cid import onchain_to_str
 from chainml.storage.store import Store
 from chainml.swarm.payloads import decode_leaves
-from chainml.swarm.reads import node_infos, reputations_before
+from chainml.swarm.reads import registry_at, reputations_before
 
 
 @dataclass(frozen=True)
@@ -51,7 +57,10 @@ class RejectedLeaf:
     node: str
     reason: str
     attributable: bool = False
-    """The node itself signed the faulty leaf, so the fault counts against its reputation."""
+    """The fault counts against the node. Never for a batch leaf: anyone can replay an old
+    signature, and a challenged leaf must leave every computation."""
+    unavailable: bool = False
+    """The batch's leaves file could not be fetched (not corrupt: missing or timed out)."""
 
 
 @dataclass(frozen=True)
@@ -68,10 +77,13 @@ class RoundEvidence:
 def gather_round(ledger: Ledger, store: Store, round_id: int, from_block: int = 0) -> RoundEvidence:
     info = ledger.round_info(round_id)
     base_version = int(info["baseVersion"])
+    min_reputation = int(info["minReputation"])
     weights_digest, weights_codec = ledger.version(base_version)["weights"]
-    candidates: list[CommittedUpdate] = []
+    opened = ledger.logs(ledger.ledger, "RoundOpened", from_block, round=round_id)
+    opened_at = int(opened[0]["blockNumber"]) if opened else from_block
+    direct: list[CommittedUpdate] = []
     for event in ledger.commitments(round_id, from_block):
-        candidates.append(
+        direct.append(
             CommittedUpdate(
                 node=to_checksum_address(event["node"]),
                 update_cid=onchain_to_str(event["updateDigest"], event["updateCodec"]),
@@ -82,10 +94,23 @@ def gather_round(ledger: Ledger, store: Store, round_id: int, from_block: int = 
                 position=(int(event["blockNumber"]), int(event["logIndex"]), 0),
             )
         )
+    committed = {u.node.lower() for u in direct}
+    candidates = list(direct)
     rejected: list[RejectedLeaf] = []
     for batch in ledger.batches(round_id, from_block):
-        accepted, bad = _batch_leaves(ledger, store, round_id, base_version, batch, from_block)
-        candidates.extend(accepted)
+        accepted, bad = _batch_leaves(
+            ledger, store, round_id, base_version, batch, from_block, committed
+        )
+        if accepted:
+            scores = reputations_before(ledger, [u.node for u in accepted], opened_at, from_block)
+            for update in accepted:
+                score = scores[update.node.lower()]
+                if score < min_reputation:
+                    index = update.position[2]
+                    reason = f"reputation {score} is below the round's minimum {min_reputation}"
+                    bad.append(RejectedLeaf(int(batch["batchId"]), index, update.node, reason))  # type: ignore[call-overload]
+                else:
+                    candidates.append(update)
         rejected.extend(bad)
     seen: set[str] = set()
     updates = []
@@ -94,8 +119,6 @@ def gather_round(ledger: Ledger, store: Store, round_id: int, from_block: int = 
             continue
         seen.add(update.node.lower())
         updates.append(update)
-    opened = ledger.logs(ledger.ledger, "RoundOpened", from_block, round=round_id)
-    opened_at = int(opened[0]["blockNumber"]) if opened else from_block
     reputation = reputations_before(ledger, [u.node for u in updates], opened_at, from_block)
     return RoundEvidence(
         round=round_id,
@@ -114,30 +137,41 @@ def _batch_leaves(
     base_version: int,
     batch: dict[str, object],
     from_block: int,
+    committed: set[str],
 ) -> tuple[list[CommittedUpdate], list[RejectedLeaf]]:
-    batch_id = int(batch["batchId"])  # type: ignore[arg-type]
+    batch_id = int(batch["batchId"])  # type: ignore[call-overload]
     leaves_cid = onchain_to_str(batch["leavesDigest"], batch["leavesCodec"])  # type: ignore[arg-type]
     try:
         file_round, leaves = decode_leaves(store.get(leaves_cid))
     except IntegrityError as exc:
         return [], [RejectedLeaf(batch_id, -1, "", f"unreadable leaves file {leaves_cid}: {exc}")]
+    except StorageError as exc:
+        reason = f"leaves file {leaves_cid} of batch {batch_id} is unavailable: {exc}"
+        return [], [RejectedLeaf(batch_id, -1, "", reason, unavailable=True)]
     roots = ledger.batch_tree(leaves).root if leaves else b""
     if file_round != round_id or len(leaves) != int(batch["leafCount"]) or roots != batch["root"]:  # type: ignore[call-overload]
         reason = f"leaves file {leaves_cid} does not rebuild batch {batch_id}'s root"
         return [], [RejectedLeaf(batch_id, -1, "", reason)]
     voided = {bytes(e["leaf"]) for e in ledger.voided_leaves(batch_id, from_block)}
-    registry = node_infos(ledger, [s.commitment.node for s in leaves])
     block, log_index = int(batch["blockNumber"]), int(batch["logIndex"])  # type: ignore[call-overload]
+    registry = registry_at(ledger, [s.commitment.node for s in leaves], block, from_block)
+    gateway = str(batch["gateway"]).lower()
     accepted, bad = [], []
     for index, signed in enumerate(leaves):
         c = signed.commitment
         leaf = commitment_leaf(struct_hash(c), signed.r, signed.vs)
-        registered = bool(registry[c.node.lower()]["registered"])
-        reason, signed_by_node = _leaf_fault(ledger, signed, round_id, base_version, leaf in voided)
-        if reason is None and not registered:
+        reason = _leaf_fault(ledger, signed, round_id, base_version, leaf in voided)
+        node = registry[c.node.lower()]
+        if reason is None and not node["registered"]:
             reason = f"{c.node} is not a registered node"
+        if reason is None and not node["active"]:
+            reason = f"{c.node} was deactivated when batch {batch_id} was posted"
+        if reason is None and str(node["gateway"]).lower() != gateway:
+            reason = f"{c.node} is not behind gateway {batch['gateway']}"
+        if reason is None and c.node.lower() in committed:
+            reason = f"{c.node} also committed directly in round {round_id}"
         if reason:
-            bad.append(RejectedLeaf(batch_id, index, c.node, reason, signed_by_node and registered))
+            bad.append(RejectedLeaf(batch_id, index, c.node, reason))
             continue
         accepted.append(
             CommittedUpdate(
@@ -155,9 +189,9 @@ def _batch_leaves(
 
 def _leaf_fault(
     ledger: Ledger, signed: SignedCommitment, round_id: int, base_version: int, voided: bool
-) -> tuple[str | None, bool]:
-    """Why a leaf does not count (None if it is valid), checked as a challenger would, and
-    whether the node's own signature makes the fault the node's."""
+) -> str | None:
+    """Why a leaf does not count (None if its signature, round and base are right and no
+    challenge voided it), checked as a challenger would."""
     c = signed.commitment
     try:
         signature = keys.Signature(
@@ -167,13 +201,13 @@ def _leaf_fault(
             commitment_digest(c, ledger.domain_separator)
         ).to_checksum_address()
     except (BadSignature, ValueError) as exc:
-        return f"invalid signature ({exc})", False
+        return f"invalid signature ({exc})"
     if signer.lower() != c.node.lower():
-        return f"signed by {signer}, not by {c.node}", False
+        return f"signed by {signer}, not by {c.node}"
     if voided:
-        return "voided by a challenge", True
+        return "voided by a challenge"
     if c.round != round_id:
-        return f"commitment is for round {c.round} (replayed or misdirected)", True
+        return f"commitment is for round {c.round} (replayed or misdirected)"
     if c.base_version != base_version:
-        return f"stale base version {c.base_version} (round base is {base_version})", True
-    return None, True
+        return f"stale base version {c.base_version} (round base is {base_version})"
+    return None

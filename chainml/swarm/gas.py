@@ -1,7 +1,8 @@
 """Gas of one round, read back from the chain (so a resumed run reports it too).
 
 Every transaction that emitted an event about the round is found through the event logs and
-charged to one phase; receipts give its gas.
+charged to one phase; receipts give its gas. Challenges (``LeafVoided`` of the round's
+batches) are their own phase, so an honest all-in figure leaves nothing out.
 """
 
 from __future__ import annotations
@@ -25,13 +26,16 @@ _PROPOSAL_EVENTS = (
     ("voting", "VoteCommitted", "vote"),
     ("voting", "VoteRevealed", "vote"),
     ("voting", "ProposalRejected", "finalize"),
+    ("voting", "VoteForfeited", "vote"),
 )
-PHASES = ("open", "commit", "close", "propose", "vote", "finalize", "settle")
+_BATCH_EVENTS = (("ledger", "LeafVoided", "challenge"),)
+PHASES = ("open", "commit", "challenge", "close", "propose", "vote", "finalize", "settle")
 
 
 def round_gas(ledger: Ledger, round_id: int, from_block: int = 0) -> dict[str, int]:
     phase_of_tx: dict[bytes, str] = {}
     proposal_ids: list[int] = []
+    batch_ids: list[int] = []
 
     def collect(contract_name: str, event: str, phase: str, **filters: int) -> list[dict]:
         contract = getattr(ledger, contract_name)
@@ -46,9 +50,16 @@ def round_gas(ledger: Ledger, round_id: int, from_block: int = 0) -> dict[str, i
         logs = collect(contract_name, event, phase, round=round_id)
         if event == "ProposalSubmitted":
             proposal_ids = [int(log["args"]["proposalId"]) for log in logs]
+        if event == "BatchPosted":
+            batch_ids = [int(log["args"]["batchId"]) for log in logs]
     for proposal_id in proposal_ids:
         for contract_name, event, phase in _PROPOSAL_EVENTS:
             collect(contract_name, event, phase, proposalId=proposal_id)
+    for batch_id in batch_ids:
+        for contract_name, event, phase in _BATCH_EVENTS:
+            # A challenge also moves the gateway's reputation; it is still a challenge.
+            for log in collect(contract_name, event, phase, batchId=batch_id):
+                phase_of_tx[bytes(log["transactionHash"])] = phase
     totals = dict.fromkeys(PHASES, 0)
     hashes = list(phase_of_tx)
     for start in range(0, len(hashes), 250):

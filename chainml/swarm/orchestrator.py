@@ -17,38 +17,41 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import requests
 import torch
+from eth_account import Account
+from eth_utils import keccak
 
 from chainml.aggregate.strategies import strategy_named
+from chainml.chain.errors import ContractRevert
 from chainml.chain.merkle import MerkleTree, address_leaf
-from chainml.chain.types import ProposalStatus, RoundParams, RoundStatus, VoteState, cid_from_struct
-from chainml.errors import ChainMLError
+from chainml.chain.types import ProposalStatus, RoundStatus, VoteState, cid_from_struct
+from chainml.errors import ChainError, ChainMLError
 from chainml.meta.tasks import get_family
 from chainml.storage.cid import onchain_to_str
 from chainml.swarm.aggregator import Aggregator
 from chainml.swarm.attacks import NODE_ATTACKS, adversary_indices
+from chainml.swarm.challenger import Challenger
 from chainml.swarm.config import SwarmConfig, bind_run_dir
 from chainml.swarm.evidence import RoundEvidence, gather_round
 from chainml.swarm.executor import Executor
 from chainml.swarm.fleet import Fleet
 from chainml.swarm.gas import round_gas
-from chainml.swarm.gateway import Gateway
-from chainml.swarm.metrics import RunLog, curve, scratch_curve, summary
+from chainml.swarm.gateway import Gateway, fund_accounts
+from chainml.swarm.metrics import RunLog, curve, device_score, scratch_curve, summary
 from chainml.swarm.node_job import NodeJob, NodeOutcome, node_config, run_node
 from chainml.swarm.payloads import canonical_json, decode_node_list, decode_weights
 from chainml.swarm.reads import node_infos
 from chainml.swarm.recompute import AggregateOutcome
 from chainml.swarm.services import Services
-from chainml.swarm.validator import Review, ReviewJob, review, vote_salt
+from chainml.swarm.validator import Review, ReviewJob, ValidatorSecret, review
 
 log = logging.getLogger(__name__)
 
-COMMIT_PERIOD_S = 3_600
-VOTE_PERIOD_S = 600
 SETTLE_CHUNK = 100
 EVAL_INNER_LR = 0.01
 """Held-out evaluation adapts as MAML's evaluation does (alpha = 0.01, full batch)."""
-MAX_PROPOSALS_PER_ROUND = 2
+_CONNECTION_ERRORS = (requests.exceptions.ConnectionError, requests.exceptions.Timeout)
 
 Progress = Callable[[str, int, int], None]
 """``progress(phase, done, total)``: how far the current round is."""
@@ -109,6 +112,11 @@ class Swarm:
         )
         self.gateway = Gateway(services.ledger, services.store, services.gateway, config.mode)
         self.from_block = services.deployments.block_number
+        # The challenger is its own party with its own key (it earns the challenge rewards).
+        self.challenger_account = Account.from_key(keccak(b"chainml-challenger-%d" % config.seed))
+        self.challenger = Challenger(
+            services.ledger, services.store, self.challenger_account, self.from_block
+        )
         self.adversaries = adversary_indices(config.nodes, config.adversaries, config.seed)
         node_attack = config.attack in NODE_ATTACKS
         self.attacks = {i: config.attack for i in self.adversaries} if node_attack else {}
@@ -124,7 +132,18 @@ class Swarm:
         """Run (or resume) until the configured number of rounds is done; returns round rows.
 
         ``on_round(round_id, rounds_done)`` is called as each round starts (for progress bars).
+        Losing the chain's RPC connection raises a one-line ``ChainError``; rerunning the same
+        command resumes from the chain's state.
         """
+        try:
+            return self._run(on_round)
+        except _CONNECTION_ERRORS as exc:
+            raise ChainError(
+                f"lost the chain at {self.s.rpc_url} ({type(exc).__name__}); restart it "
+                "(`chainml chain up`) and rerun the same command to resume"
+            ) from None
+
+    def _run(self, on_round: Callable[[int, int], None] | None) -> list[dict[str, Any]]:
         self.log.clean_orphans()
         self.ensure_registered()
         while len(done := self.log.completed_rounds()) < self.config.rounds:
@@ -147,17 +166,8 @@ class Swarm:
             ):
                 self.log.mark_opened(current)
                 return current
-        participants = self.config.nodes - len(self.fleet.dropped(current + 1))
-        minimum = max(1, int(np.ceil(self.config.min_commitments_fraction * max(participants, 1))))
-        params = RoundParams(
-            commit_period=COMMIT_PERIOD_S,
-            min_commitments=minimum,
-            quorum_bps=self.config.quorum_bps,
-            challenge_window=0,
-            vote_commit_period=VOTE_PERIOD_S,
-            reveal_period=VOTE_PERIOD_S,
-        )
-        round_id = ledger.open_round(params, self.s.aggregator)
+        # Quorum, windows and minimums are the ledger's (set at deployment), never ours.
+        round_id = ledger.open_round(self.s.aggregator)
         self.log.mark_opened(round_id)
         return round_id
 
@@ -169,17 +179,16 @@ class Swarm:
         if status == RoundStatus.OPEN:
             self.commit_phase(round_id, times)
             status = RoundStatus(ledger.round_info(round_id)["status"])
-        proposals = 0
         while status == RoundStatus.AGGREGATING:
-            proposals += 1
-            if proposals > MAX_PROPOSALS_PER_ROUND:
+            info = ledger.round_info(round_id)
+            if info["proposalCount"] >= info["maxProposals"] and not info["proposalPending"]:
                 ledger.close_round(round_id, self.s.aggregator)
             else:
                 self.vote_phase(round_id, times)
             status = RoundStatus(ledger.round_info(round_id)["status"])
         if status == RoundStatus.FINALIZED:
             self.settle(round_id, times)
-        self.s.checkpoint()  # a finalized version must survive even a SIGKILL of Anvil
+        self.s.checkpoint()
         self.write_row(round_id, status, times)
 
     # -- phases ---------------------------------------------------------------------------
@@ -191,7 +200,15 @@ class Swarm:
         if missing:
             profiles = [(b"\x00" * 32, 0x55)] * len(missing)
             self.s.ledger.register_nodes(missing, profiles, self.s.admin, gateway=self.s.gateway)
-            self.s.checkpoint()
+        ledger = self.s.ledger
+        if self.config.mode == "batched":
+            required = ledger.security_params().gateway_bond
+            bond, _ = ledger.bond_of(self.s.gateway)
+            if bond < required:
+                ledger.deposit_bond(required * 4 - bond, self.s.gateway)
+            fund_accounts(self.s.w3, self.s.admin, [self.challenger_account.address])
+            ledger.tx.resync(self.s.admin)
+        self.s.checkpoint()
 
     def node_outcomes(
         self, round_id: int, base_version: int, weights_cid: str
@@ -203,14 +220,7 @@ class Swarm:
         nodes = [n for n in self.fleet.nodes if n.index not in dropped]
         infos = node_infos(self.s.ledger, [n.address for n in nodes])
         cfg = self.config
-        job_config = node_config(
-            shots=cfg.shots,
-            queries=cfg.queries,
-            steps=cfg.inner_steps,
-            inner_lr=cfg.inner_lr,
-            top_fraction=cfg.top_fraction,
-            round_id=round_id,
-        )
+        job_config = node_config(round_id)  # the recipe itself comes from the base version
         jobs = [
             NodeJob(
                 index=n.index,
@@ -256,10 +266,18 @@ class Swarm:
         start = time.perf_counter()
         already = {u.node.lower() for u in self.evidence(round_id).updates}
         pending = [o for o in outcomes if o.status == "ok" and o.node.lower() not in already]
-        if self.config.mode != "batched":
-            # The contract would revert a whole relayed chunk for one bad commitment, so the
-            # gateway checks each one first and drops (and logs) what the chain would refuse.
-            pending = [o for o in pending if self.gateway_accepts(o, round_id, base_version)]
+        # The ledger refuses nodes below the round's reputation minimum (validators gate the
+        # same way), so the gateway does not submit them.
+        minimum = int(info["minReputation"])
+        reps = node_infos(ledger, [o.node for o in pending])
+        gated = [o for o in pending if int(reps[o.node.lower()]["reputation"]) < minimum]
+        for o in gated:
+            log.info("gateway skips node %s: reputation below %d", o.node, minimum)
+        pending = [o for o in pending if o not in gated]
+        # The gateway checks each commitment first and drops (and logs) what the chain would
+        # refuse: a bad item reverts a whole relayed chunk, and a bad batch leaf gets the
+        # gateway's bond slashed by the challenger.
+        pending = [o for o in pending if self.gateway_accepts(o, round_id, base_version)]
         keys = {n.address.lower(): bytes(n.account.key) for n in self.fleet.nodes}
         chunk = (
             self.config.relay_batch if self.config.mode == "relayed" else self.config.merkle_batch
@@ -269,19 +287,33 @@ class Swarm:
             round_id, base_version, [o.signed for o in pending if o.signed], keys, chunk
         )
         self.progress("gateway submits", len(pending), len(pending))
+        if self.config.mode == "batched":
+            for c in self.challenger.scan(round_id):
+                log.warning(
+                    "challenger voided leaf %d of batch %d: %s", c.index, c.batch_id, c.reason
+                )
         info = ledger.round_info(round_id)
-        if int(info["commitCount"]) >= int(info["minCommitments"]):
+        participants = self.config.nodes - len(self.fleet.dropped(round_id))
+        wanted = int(np.ceil(self.config.min_commitments_fraction * max(participants, 1)))
+        minimum = max(int(info["minCommitments"]), wanted)
+        if int(info["commitCount"]) >= minimum:
             ledger.close_commit_phase(round_id, self.s.aggregator)
         else:
             # Too few commitments: wait out the deadline (on a local chain, move its clock)
             # and close the round cleanly without a new version.
-            self.advance_time(COMMIT_PERIOD_S + 1)
+            self.advance_to(int(info["commitDeadline"]) + 1)
             ledger.close_round(round_id, self.s.aggregator)
         self.s.checkpoint()
         times.chain += time.perf_counter() - start
 
     def vote_phase(self, round_id: int, times: RoundTimes) -> None:
         ledger = self.s.ledger
+        challenge_end = int(ledger.round_info(round_id)["challengeEnd"])
+        if self._now() < challenge_end:
+            # Batches can still be challenged: the challenger scans them, then the harness
+            # moves the local chain's clock past the window.
+            self.challenger.scan(round_id)
+            self.advance_to(challenge_end)
         proposal_id = ledger.pending_proposal(round_id)
         if proposal_id == 0:
             start = time.perf_counter()
@@ -299,21 +331,36 @@ class Swarm:
         reviews = self.reviews(proposal_id)
         times.validate += time.perf_counter() - start
         start = time.perf_counter()
-        secret = self.config.seed.to_bytes(8, "big") + b"chainml-validator"
+        # Each validator's salt comes from its own secret (kept under the data directory).
+        voters = [r for r in reviews if not r.abstain]
         for r in reviews:
+            if r.abstain:
+                log.warning("validator %s refuses to vote: %s", r.validator, r.reason)
+        secrets = {r.validator: ValidatorSecret(self.s.data_dir, r.validator) for r in voters}
+        for r in voters:
             if ledger.vote_of(proposal_id, r.validator)["state"] == VoteState.NONE:
-                salt = vote_salt(r.validator, proposal_id, secret)
+                salt = secrets[r.validator].salt(proposal_id)
                 ledger.commit_vote(proposal_id, r.approve, salt, r.validator)
-        for done, r in enumerate(reviews, start=1):
+        proposal = ledger.proposal(proposal_id)
+        if not proposal["commitPhaseOver"]:
+            self.advance_to(int(proposal["commitDeadline"]) + 1)
+        for done, r in enumerate(voters, start=1):
             if ledger.vote_of(proposal_id, r.validator)["state"] == VoteState.COMMITTED:
-                salt = vote_salt(r.validator, proposal_id, secret)
+                salt = secrets[r.validator].salt(proposal_id)
                 ledger.reveal_vote(proposal_id, r.approve, salt, r.validator)
             self.progress("validators vote", done, len(reviews))
         proposal = ledger.proposal(proposal_id)
         if int(proposal["yes"]) >= int(proposal["required"]):
             ledger.finalize(proposal_id, self.s.aggregator)
+            # A finalized version must be durable before anything reports it (issue 14).
+            self.s.checkpoint()
         elif ProposalStatus(proposal["status"]) == ProposalStatus.PENDING:
-            ledger.reject(proposal_id, self.s.aggregator)
+            try:
+                ledger.reject(proposal_id, self.s.aggregator)
+            except ContractRevert:
+                # Quorum is still possible on paper (abstentions): let the reveal phase expire.
+                self.advance_to(int(proposal["revealDeadline"]) + 1)
+                ledger.reject(proposal_id, self.s.aggregator)
         times.chain += time.perf_counter() - start
 
     def gateway_accepts(self, outcome: NodeOutcome, round_id: int, base_version: int) -> bool:
@@ -384,6 +431,15 @@ class Swarm:
         self.s.w3.provider.make_request("evm_increaseTime", [seconds])
         self.s.w3.provider.make_request("evm_mine", [])
 
+    def _now(self) -> int:
+        return int(self.s.w3.eth.get_block("latest")["timestamp"])
+
+    def advance_to(self, timestamp: int) -> None:
+        """Move the local chain's clock to ``timestamp`` (the harness owns the clock)."""
+        gap = timestamp - self._now()
+        if gap > 0:
+            self.advance_time(gap)
+
     def round_metrics(
         self, round_id: int, evidence: RoundEvidence, outcome: AggregateOutcome
     ) -> bytes:
@@ -415,6 +471,9 @@ class Swarm:
             "heldout": {
                 "loss_before": meta["0"],
                 "loss_after": meta[str(max(int(k) for k in meta))],
+                "device": device_score(
+                    params, cfg.task, outcome.recipe, eval_tasks=cfg.eval_tasks, seed=cfg.seed
+                ),
             },
             "curve": {"meta": meta},
             "bytes_per_node": summary([o.bytes_up + o.bytes_down for o in ok]),

@@ -91,3 +91,37 @@ def reputations_before(
             _delta, score = decode(["int64", "int64"], bytes(log["data"]))
             scores[account] = int(score)
     return scores
+
+
+_REGISTRY_EVENTS = ("NodeRegistered", "NodeDeactivated", "NodeReactivated", "NodeGatewayChanged")
+
+
+def registry_at(
+    ledger: Ledger, addresses: Sequence[str], block: int, from_block: int = 0
+) -> dict[str, dict[str, Any]]:
+    """Each address's registry state (registered, active, gateway) as of the end of ``block``,
+    rebuilt from registry events alone, so it is the same on any node, any time later."""
+    wanted = {a.lower() for a in addresses}
+    state = {a: {"registered": False, "active": False, "gateway": _ZERO} for a in wanted}
+    logs: list[tuple[int, int, str, dict[str, Any]]] = []
+    for name in _REGISTRY_EVENTS:
+        event = getattr(ledger.ledger.events, name)
+        for e in event.get_logs(from_block=from_block, to_block=block):
+            logs.append((int(e["blockNumber"]), int(e["logIndex"]), name, dict(e["args"])))
+    for _b, _i, name, args in sorted(logs, key=lambda x: (x[0], x[1])):
+        node = str(args["node"]).lower()
+        if node not in wanted:
+            continue
+        entry = state[node]
+        if name == "NodeRegistered":
+            entry.update(registered=True, active=True, gateway=str(args["gateway"]))
+        elif name == "NodeDeactivated":
+            entry["active"] = False
+        elif name == "NodeReactivated":
+            entry["active"] = True
+        else:
+            entry["gateway"] = str(args["gateway"])
+    return state
+
+
+_ZERO = "0x0000000000000000000000000000000000000000"

@@ -2,15 +2,21 @@
 
 ``review`` is a top-level function of a picklable job, so each validator's recomputation runs
 in its own worker process, with its own chain connection and store handle, sharing nothing
-with the aggregator.
+with the aggregator. A validator refuses to vote at all (abstains) while any batch's leaves
+are unavailable: it cannot check what it cannot see. Its commit-reveal salt comes from its
+own secret (``ValidatorSecret``), never from public data such as the run seed.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
-from eth_utils import keccak, to_checksum_address
+from eth_utils import to_checksum_address
 from web3 import Web3
 
 from chainml.aggregate.strategies import strategy_for_rule
@@ -18,9 +24,11 @@ from chainml.chain.client import Ledger
 from chainml.chain.types import cid_from_struct
 from chainml.errors import ChainMLError
 from chainml.storage.cid import onchain_to_str
-from chainml.storage.store import shared_store
+from chainml.storage.store import StoreUnavailableError, shared_store
 from chainml.swarm.evidence import gather_round
-from chainml.swarm.recompute import compute_aggregate
+from chainml.swarm.recompute import MIN_REPUTATION, compute_aggregate
+
+SECRETS_DIR = "validator-secrets"
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,8 @@ class Review:
     proposal_id: int
     approve: bool
     reason: str
+    abstain: bool = False
+    """Cast no vote: the round's data is not (yet) available to check."""
 
 
 @cache
@@ -54,9 +64,19 @@ def review(job: ReviewJob) -> Review:
     ledger = _ledger(job.rpc_url, job.ledger_address, job.voting_address)
     store = shared_store(job.store_spec, job.data_dir)
     proposal = ledger.proposal(job.proposal_id)
+    round_id = int(proposal["round"])
+    minimum = int(ledger.round_info(round_id)["minReputation"])
+    if minimum != MIN_REPUTATION:
+        reason = f"the round gates at reputation {minimum}, the aggregate rule at {MIN_REPUTATION}"
+        return Review(job.validator, job.proposal_id, False, reason)
     try:
-        evidence = gather_round(ledger, store, int(proposal["round"]), job.from_block)
+        evidence = gather_round(ledger, store, round_id, job.from_block)
+        missing = [r.reason for r in evidence.rejected if r.unavailable]
+        if missing:
+            return Review(job.validator, job.proposal_id, False, missing[0], abstain=True)
         outcome = compute_aggregate(evidence, store, strategy_for_rule(int(proposal["ruleId"])))
+    except StoreUnavailableError:
+        raise  # an outage is not evidence against the proposal: stop, rerun to resume
     except ChainMLError as exc:
         return Review(job.validator, job.proposal_id, False, f"cannot recompute: {exc}")
     proposed = onchain_to_str(*cid_from_struct(proposal["aggregate"]))
@@ -75,8 +95,42 @@ def review(job: ReviewJob) -> Review:
     return Review(job.validator, job.proposal_id, True, f"aggregate {proposed} reproduced")
 
 
+class ValidatorSecret:
+    """A validator's own 32-byte secret, kept in a file only it reads (created on first use,
+    so a resumed run reveals with the salts it committed with)."""
+
+    def __init__(self, data_dir: Path | str, validator: str) -> None:
+        self.validator = to_checksum_address(validator)
+        self.path = Path(data_dir) / SECRETS_DIR / f"{self.validator}.key"
+
+    def key(self) -> bytes:
+        if not self.path.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(os.urandom(32))
+            try:
+                os.link(tmp, self.path)  # first writer wins; never replace a used secret
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink(missing_ok=True)
+        key = self.path.read_bytes()
+        if len(key) != 32:
+            raise ChainMLError(f"validator secret {self.path} is corrupt (not 32 bytes)")
+        return key
+
+    def salt(self, proposal_id: int) -> bytes:
+        return vote_salt(self.validator, proposal_id, self.key())
+
+
 def vote_salt(validator: str, proposal_id: int, secret: bytes) -> bytes:
-    """The commit-reveal salt: unguessable without the validator's secret, stable on resume."""
-    return keccak(
-        secret + bytes.fromhex(to_checksum_address(validator)[2:]) + proposal_id.to_bytes(32, "big")
+    """The commit-reveal salt: HMAC-SHA256 under the validator's own secret, so it is
+    unguessable without that secret and stable on resume."""
+    message = (
+        b"chainml-vote-salt"
+        + bytes.fromhex(to_checksum_address(validator)[2:])
+        + proposal_id.to_bytes(32, "big")
     )
+    return hmac.new(secret, message, hashlib.sha256).digest()

@@ -1,8 +1,18 @@
 """``chainml verify``: replay the whole version history from chain and IPFS data alone.
 
-For every finalized version, rebuild its round's evidence, recompute the aggregate with the
-accepted proposal's rule, and compare the weights CID and the voted node lists with what the
-chain recorded. The first mismatch is reported with enough detail to investigate.
+For every finalized version, in order:
+
+1. fetch every block the version rests on, each checked against its CID by the store: the
+   version's own weights and metrics, its proposal's node lists, every batch's leaves file and
+   every committed update of its round. A changed byte in any of them is reported as a
+   **stored block corrupt** (or **missing**) under that version, naming the CID at fault;
+2. rebuild the round's evidence, recompute the aggregate with the accepted proposal's rule, and
+   compare the weights CID and the voted node lists with what the chain recorded (an
+   **aggregate mismatch** names the recomputed and the recorded CIDs).
+
+The storage check of version v runs before the recompute of version v + 1, so a corrupt
+version is reported as itself, never under the version built on it. The first failure stops
+the replay.
 """
 
 from __future__ import annotations
@@ -13,11 +23,16 @@ from dataclasses import dataclass
 from chainml.aggregate.strategies import strategy_for_rule
 from chainml.chain.client import Ledger
 from chainml.chain.types import ProposalStatus, cid_from_struct
-from chainml.errors import ChainMLError
+from chainml.errors import ChainMLError, IntegrityError, StorageError
 from chainml.storage.cid import onchain_to_str
 from chainml.storage.store import Store
 from chainml.swarm.evidence import gather_round
 from chainml.swarm.recompute import compute_aggregate
+
+OK = "ok"
+CORRUPT = "corrupt"
+MISSING = "missing"
+MISMATCH = "mismatch"
 
 
 @dataclass(frozen=True)
@@ -27,6 +42,11 @@ class VersionCheck:
     weights_cid: str
     ok: bool
     detail: str
+    kind: str = OK
+    """``ok``, ``corrupt`` (a stored block's bytes do not match its CID), ``missing`` (the
+    store cannot provide it) or ``mismatch`` (the recomputed aggregate differs)."""
+    fault_cid: str | None = None
+    """The CID of the block at fault (the recomputed weights CID for a mismatch)."""
 
 
 def verify_history(
@@ -35,7 +55,7 @@ def verify_history(
     from_block: int = 0,
     on_version: Callable[[VersionCheck, int], None] | None = None,
 ) -> list[VersionCheck]:
-    """Check every finalized version in order; stops at the first mismatch."""
+    """Check every finalized version in order; stops at the first failure."""
     total = ledger.current_version()
     checks: list[VersionCheck] = []
     for version_id in range(1, total + 1):
@@ -48,34 +68,86 @@ def verify_history(
     return checks
 
 
+def _blocks(ledger: Ledger, version: dict, proposal: dict, round_id: int, from_block: int):
+    """(what, CID) of every stored object version ``version`` rests on."""
+    yield "weights", onchain_to_str(*cid_from_struct(version["weights"]))
+    metrics = cid_from_struct(version["metrics"])
+    if any(metrics[0]):
+        yield "metrics", onchain_to_str(*metrics)
+    for name in ("includedList", "excludedList"):
+        cid = cid_from_struct(proposal[name])
+        if any(cid[0]):
+            yield name, onchain_to_str(*cid)
+    for batch in ledger.batches(round_id, from_block):
+        cid = onchain_to_str(batch["leavesDigest"], batch["leavesCodec"])
+        yield f"leaves of batch {batch['batchId']}", cid
+    for event in ledger.commitments(round_id, from_block):
+        cid = onchain_to_str(event["updateDigest"], event["updateCodec"])
+        yield f"update of node {event['node']}", cid
+
+
+def _storage_fault(
+    ledger: Ledger, store: Store, version: dict, proposal: dict, round_id: int, from_block: int
+) -> tuple[str, str, str] | None:
+    """(kind, CID, detail) of the first stored block that fails its CID check, or None."""
+    for what, cid in _blocks(ledger, version, proposal, round_id, from_block):
+        try:
+            store.get(cid)
+        except IntegrityError as exc:
+            return CORRUPT, cid, f"stored block corrupt: {what} {cid}: {exc}"
+        except StorageError as exc:
+            if what.startswith("update of node"):
+                continue  # never stored: the node's fault, which the aggregate accounts for
+            return MISSING, cid, f"stored block missing: {what} {cid}: {exc}"
+    return None
+
+
 def _check_version(ledger: Ledger, store: Store, version_id: int, from_block: int) -> VersionCheck:
     version = ledger.version(version_id)
     round_id = int(version["round"])
     recorded = onchain_to_str(*cid_from_struct(version["weights"]))
     proposal = _accepted(ledger, round_id, from_block)
+
+    def fail(kind: str, detail: str, cid: str | None = None) -> VersionCheck:
+        return VersionCheck(version_id, round_id, recorded, False, detail, kind, cid)
+
     if proposal is None:
-        return VersionCheck(version_id, round_id, recorded, False, "no accepted proposal")
+        return fail(MISMATCH, "no accepted proposal")
     try:
+        fault = _storage_fault(ledger, store, version, proposal, round_id, from_block)
+        if fault is not None:
+            return fail(fault[0], fault[2], fault[1])
         evidence = gather_round(ledger, store, round_id, from_block)
+        for update in evidence.updates:
+            if not update.source.startswith("batch:"):
+                continue  # direct and relayed updates were checked above
+            try:
+                store.get(update.update_cid)
+            except IntegrityError as exc:
+                what = f"update of node {update.node}"
+                return fail(CORRUPT, f"stored block corrupt: {what} {update.update_cid}: {exc}",
+                            update.update_cid)  # fmt: skip
+            except StorageError:
+                continue  # never stored: the node's fault, which the aggregate accounts for
         if evidence.base_version != int(version["parent"]):
-            return VersionCheck(
-                version_id, round_id, recorded, False,
+            return fail(
+                MISMATCH,
                 f"round base {evidence.base_version} is not the parent {version['parent']}",
-            )  # fmt: skip
+            )
         outcome = compute_aggregate(evidence, store, strategy_for_rule(int(proposal["ruleId"])))
     except ChainMLError as exc:
-        return VersionCheck(version_id, round_id, recorded, False, f"cannot recompute: {exc}")
+        return fail(MISMATCH, f"cannot recompute: {exc}")
     if outcome.weights_cid != recorded:
-        return VersionCheck(
-            version_id, round_id, recorded, False,
-            f"recomputed weights {outcome.weights_cid} differ from recorded {recorded}",
-        )  # fmt: skip
+        return fail(
+            MISMATCH,
+            f"aggregate mismatch: recomputed weights {outcome.weights_cid} differ from the "
+            f"recorded {recorded}",
+            outcome.weights_cid,
+        )
     if outcome.included_root != bytes(proposal["includedRoot"]) or outcome.excluded_root != bytes(
         proposal["excludedRoot"]
     ):
-        return VersionCheck(
-            version_id, round_id, recorded, False, "included/excluded node lists differ"
-        )
+        return fail(MISMATCH, "aggregate mismatch: included/excluded node lists differ")
     return VersionCheck(
         version_id, round_id, recorded, True,
         f"{len(outcome.included)} included, {len(outcome.excluded)} excluded",

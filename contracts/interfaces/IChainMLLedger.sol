@@ -14,7 +14,9 @@ interface IChainMLLedger is IChainMLTypes {
         Included,
         Excluded,
         ProposalRejected,
-        GatewayFault
+        GatewayFault,
+        NodeFault,
+        VoteNotRevealed
     }
 
     // ----------------------------------------------------------------------------------------
@@ -87,6 +89,27 @@ interface IChainMLLedger is IChainMLTypes {
     /// @notice A round produced `version`; reputation can now be settled against the roots.
     event RoundFinalized(
         uint256 indexed round, uint256 indexed version, bytes32 includedRoot, bytes32 excludedRoot
+    );
+    /// @notice A relayed commitment was skipped (not counted, nothing reverted) because the node
+    /// had already committed, reused a nonce or is below the reputation minimum; `reason` is
+    /// the would-be {FaultReason}. One front-run commitment no longer reverts a whole relay.
+    event CommitmentSkipped(uint256 indexed round, address indexed node, FaultReason reason);
+    /// @notice The admin approved (or withdrew approval of) `gateway` for node self-assignment.
+    event GatewayApproved(address indexed gateway, bool approved);
+    /// @notice `gateway` consented (or withdrew consent) to relay for `node`.
+    event GatewayConsentChanged(address indexed gateway, address indexed node, bool consent);
+    /// @notice A validator role holder's eligibility changed: it votes in rounds
+    /// `[sinceRound, untilRound]` (untilRound 0: open-ended).
+    event ValidatorTermChanged(address indexed validator, uint256 sinceRound, uint256 untilRound);
+    /// @notice A proposal for `round` was opened on the ledger (the `count`-th of the round).
+    event ProposalOpened(uint256 indexed round, uint256 count);
+    /// @notice A reputation settlement of `round` completed (every listed node settled).
+    event RoundSettled(uint256 indexed round, uint256 nodes);
+    /// @notice An MCU artifact (e.g. an int8 TFLite Micro export) was derived from `version`.
+    /// @dev Provenance only: anyone may record; `digest`/`codec` form the artifact's CID and
+    /// `target` names the device target (e.g. keccak256 of its name).
+    event ArtifactRecorded(
+        uint256 indexed version, bytes32 digest, uint64 codec, bytes32 target, address indexed recorder
     );
     /// @notice A reputation score changed.
     event ReputationChanged(
@@ -169,6 +192,29 @@ interface IChainMLLedger is IChainMLTypes {
     error LedgerLeafValid(uint256 batchId, bytes32 leaf);
     /// @notice The node's reputation for this round was already settled.
     error LedgerAlreadySettled(uint256 round, address node);
+    /// @notice A round needs between 1 and 65,535 validators.
+    error LedgerValidatorCountOutOfBounds(uint256 validators);
+    /// @notice The voting contract is bound once (the first VOTING_ROLE grant); the role can
+    /// never be granted again or revoked, so no one (the admin included) can finalize by it.
+    error LedgerVotingRoleLocked(address account);
+    /// @notice A gateway may be named only with its consent or the admin's approval.
+    error LedgerGatewayNotConsenting(address node, address gateway);
+    /// @notice The gateway claims more leaves this round than it has nodes (or the cap).
+    error LedgerTooManyLeaves(address gateway, uint256 claimed, uint256 allowed);
+    /// @notice The node's reputation is below the round's minimum.
+    error LedgerReputationTooLow(address node, int64 score, int64 minimum);
+    /// @notice A proposal of the round is pending; it must be finalized or rejected first.
+    error LedgerProposalPending(uint256 round);
+    /// @notice The round used all its proposals.
+    error LedgerTooManyProposals(uint256 round, uint256 max);
+    /// @notice The finalized aggregate includes fewer nodes than the round's minimum.
+    error LedgerTooFewIncluded(uint256 round, uint256 included, uint256 required);
+    /// @notice The previous finalized round is not fully settled yet.
+    error LedgerSettlementPending(uint256 round, uint256 settled, uint256 total);
+    /// @notice Settlement applies only to the latest finalized round.
+    error LedgerNotLatestFinalized(uint256 round, uint256 latest);
+    /// @notice A challenge would void more leaves than the batch declared (cannot happen).
+    error LedgerVoidOverflow(uint256 batchId, uint256 voided, uint256 leafCount);
 
     // ----------------------------------------------------------------------------------------
     // Functions the voting contract uses
@@ -177,22 +223,30 @@ interface IChainMLLedger is IChainMLTypes {
     /// @notice Number of accounts holding the validator role.
     function validatorCount() external view returns (uint256);
 
-    /// @notice Reverts unless `round` is ready for aggregation proposals; returns its vote
-    /// parameters.
-    function aggregationParams(uint256 round)
-        external
-        view
-        returns (uint16 quorumBps, uint32 voteCommitPeriod, uint32 revealPeriod);
+    /// @notice Whether `account` belongs to `round`'s snapshotted validator set (it held the
+    /// validator role when the round opened).
+    function isValidatorFor(uint256 round, address account) external view returns (bool);
 
-    /// @notice Appends the voted version and records the included/excluded roots.
+    /// @notice Voting only: reverts unless `round` is ready for a (new) proposal and has
+    /// proposals left; marks one pending and returns the round's snapshotted vote parameters.
+    function openProposal(uint256 round)
+        external
+        returns (uint16 quorumBps, uint32 voteCommitPeriod, uint32 revealPeriod, uint256 validators);
+
+    /// @notice Voting only: appends the voted version and records the included/excluded roots.
     function finalizeRound(
         uint256 round,
         Cid calldata weights,
         Cid calldata metrics,
         bytes32 includedRoot,
-        bytes32 excludedRoot
+        bytes32 excludedRoot,
+        uint256 includedCount,
+        uint256 excludedCount
     ) external returns (uint256 version);
 
-    /// @notice Lowers the reputation of a proposer whose aggregate was rejected.
-    function penalizeProposer(uint256 round, address proposer) external;
+    /// @notice Voting only: the pending proposal was rejected; its proposer loses reputation.
+    function proposalRejected(uint256 round, address proposer) external;
+
+    /// @notice Voting only: a validator committed a vote and did not reveal it in time.
+    function penalizeValidator(uint256 round, address validator) external;
 }

@@ -40,7 +40,8 @@ interface IChainMLTypes {
         bytes32 vs;
     }
 
-    /// @notice Parameters a round is opened with. Periods are in seconds.
+    /// @notice The timing and quorum part of the security parameters, as snapshotted by a round
+    /// when it opens (and emitted in `RoundOpened`). Periods are in seconds.
     struct RoundParams {
         uint64 commitPeriod;
         uint32 minCommitments;
@@ -48,6 +49,24 @@ interface IChainMLTypes {
         uint32 challengeWindow;
         uint32 voteCommitPeriod;
         uint32 revealPeriod;
+    }
+
+    /// @notice Security parameters, fixed at deployment and changed only by the admin through a
+    /// timelock, always within the bounds the ledger enforces. Each round snapshots them when it
+    /// opens, so a change never affects a running round, and the aggregator never chooses them.
+    /// @dev `gatewayBond` is in wei; `challengerRewardBps` is the challenger's share of a slash;
+    /// `minReputation` gates which nodes may commit (the same threshold validators apply).
+    struct SecurityParams {
+        uint64 commitPeriod;
+        uint32 minCommitments;
+        uint16 quorumBps;
+        uint32 challengeWindow;
+        uint32 voteCommitPeriod;
+        uint32 revealPeriod;
+        uint8 maxProposals;
+        uint96 gatewayBond;
+        uint16 challengerRewardBps;
+        int64 minReputation;
     }
 
     /// @notice Life cycle of a round. `Aggregating` is also implied by an `Open` round whose
@@ -67,6 +86,7 @@ interface IChainMLTypes {
         WrongRound,
         StaleBaseVersion,
         NodeNotAllowed,
-        AlreadyCommitted
+        AlreadyCommitted,
+        ReputationTooLow
     }
 }

@@ -35,7 +35,8 @@ interface IChainMLVoting is IChainMLTypes {
     enum VoteState {
         None,
         Committed,
-        Revealed
+        Revealed,
+        Forfeited
     }
 
     /// @notice An aggregate was proposed; votes may be committed until `commitDeadline` (or
@@ -63,9 +64,13 @@ interface IChainMLVoting is IChainMLTypes {
         uint256 indexed proposalId, uint256 indexed round, address indexed proposer, uint256 yes, uint256 no
     );
 
+    /// @notice A validator committed a vote and did not reveal it by the deadline; it lost
+    /// reputation.
+    event VoteForfeited(uint256 indexed proposalId, address indexed validator);
+
     /// @notice The caller does not hold the aggregator role.
     error VotingNotAggregator(address account);
-    /// @notice The caller does not hold the validator role.
+    /// @notice The caller is not in the round's snapshotted validator set.
     error VotingNotValidator(address account);
     /// @notice There are no validators to vote.
     error VotingNoValidators();
@@ -95,6 +100,10 @@ interface IChainMLVoting is IChainMLTypes {
     error VotingRevealMismatch(uint256 proposalId, address validator);
     /// @notice Not enough yes votes to finalize.
     error VotingQuorumNotReached(uint256 proposalId, uint256 yes, uint256 required);
+    /// @notice The reveal phase is still running (a non-reveal is penalized only after it).
+    error VotingRevealPhaseActive(uint256 proposalId, uint256 deadline);
+    /// @notice The validator's vote is not a committed, unrevealed one.
+    error VotingNothingToForfeit(uint256 proposalId, address validator);
     /// @notice The proposal can still reach quorum, so it cannot be rejected yet.
     error VotingRejectionNotAllowed(uint256 proposalId, uint256 yes, uint256 no);
 }

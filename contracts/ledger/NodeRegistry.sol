@@ -4,9 +4,12 @@ pragma solidity ^0.8.24;
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {IChainMLLedger} from "../interfaces/IChainMLLedger.sol";
 
-/// @title Node registry, roles and reputation
+/// @title Node registry, roles, validator terms, gateway consent and reputation
 /// @notice Registers MCU nodes (address, hardware-profile CID, optional gateway), activates and
-/// deactivates them, counts validators and keeps a reputation score per account.
+/// deactivates them, keeps each validator's term (the rounds it may vote in, so every round has
+/// a fixed validator set from the moment it opens) and a reputation score per account.
+/// A node gets a gateway only from the admin (at registration), or by naming one that the
+/// admin approved or that consented to relay for it.
 /// @dev Everything a commitment needs about its node (registered, active, gateway, last round
 /// committed, next nonce) is packed into ONE storage slot, so a commitment touches one cold
 /// slot for its node and never a fresh one (see `ChainMLLedger` for the gas budget).
@@ -16,10 +19,15 @@ abstract contract NodeRegistry is AccessControl, IChainMLLedger {
     /// @notice May vote on aggregation proposals (one vote each).
     bytes32 public constant VALIDATOR_ROLE = keccak256("VALIDATOR_ROLE");
     /// @notice Held by the voting contract only: may finalize rounds and penalize proposers.
+    /// Granted exactly once (binding the voting contract), never again and never revoked.
     bytes32 public constant VOTING_ROLE = keccak256("VOTING_ROLE");
 
     uint8 internal constant _FLAG_REGISTERED = 1;
     uint8 internal constant _FLAG_ACTIVE = 2;
+    /// @dev Set exactly while a registered node's score is below `initialReputation`, so a
+    /// commitment of a node that was never penalized below its start needs no reputation read
+    /// (the gate's minimum never exceeds the initial score; see `ChainMLLedger._useNode`).
+    uint8 internal constant _FLAG_BELOW_INITIAL = 4;
 
     /// @dev One slot: 160 + 32 + 56 + 8 = 256 bits.
     struct NodeRecord {
@@ -48,15 +56,30 @@ abstract contract NodeRegistry is AccessControl, IChainMLLedger {
         Cid profile;
     }
 
+    /// @dev A validator votes in rounds [since, until] (until 0: open-ended). Granting the role
+    /// during round r makes it eligible from r + 1 on; revoking it keeps the running round.
+    struct ValidatorTerm {
+        uint32 since;
+        uint32 until;
+    }
+
     /// @notice Reputation a node starts with.
     int64 public immutable initialReputation;
+    /// @notice The bound voting contract (zero until the VOTING_ROLE grant).
+    address public voting;
 
     mapping(address node => NodeRecord) internal _nodes;
     mapping(address account => ReputationRecord) internal _reputation;
     mapping(address node => bytes32) private _profileDigest;
-    mapping(address gateway => uint256) private _gatewayNodeCount;
+    mapping(address gateway => uint256) internal _gatewayNodeCount;
     uint256 private _nodeCount;
     uint256 private _validatorCount;
+    mapping(address validator => ValidatorTerm) private _terms;
+    mapping(address gateway => bool) private _approvedGateway;
+    mapping(address gateway => mapping(address node => bool)) private _consent;
+    /// @dev When a node's deactivation or gateway last changed: a batch posted earlier is not
+    /// the gateway's fault for that change.
+    mapping(address node => uint256) internal _nodeChangedAt;
 
     constructor(address admin, int64 initialReputation_) {
         if (admin == address(0)) revert LedgerZeroAddress();
@@ -101,6 +124,7 @@ abstract contract NodeRegistry is AccessControl, IChainMLLedger {
         NodeRecord memory n = _registered(node);
         if (n.flags & _FLAG_ACTIVE == 0) revert LedgerNodeInactive(node);
         _nodes[node].flags = n.flags & ~_FLAG_ACTIVE;
+        _nodeChangedAt[node] = block.timestamp;
         emit NodeDeactivated(node);
     }
 
@@ -114,22 +138,59 @@ abstract contract NodeRegistry is AccessControl, IChainMLLedger {
     }
 
     /// @notice Changes (or removes, with zero) the gateway allowed to relay for `node`.
-    /// @dev Requirements: caller is admin or the node itself. Emits {NodeGatewayChanged}.
+    /// @dev Requirements: caller is admin or the node itself; a node may name only a gateway
+    /// the admin approved or that consented to relay for it (the admin's choice is an
+    /// approval). Emits {NodeGatewayChanged}.
     function setNodeGateway(address node, address gateway) external {
-        if (msg.sender != node && !hasRole(DEFAULT_ADMIN_ROLE, msg.sender)) {
-            revert LedgerUnauthorized(msg.sender);
-        }
+        bool isAdmin = hasRole(DEFAULT_ADMIN_ROLE, msg.sender);
+        if (msg.sender != node && !isAdmin) revert LedgerUnauthorized(msg.sender);
+        if (gateway != address(0) && !isAdmin && !_approvedGateway[gateway]
+            && !_consent[gateway][node]) revert LedgerGatewayNotConsenting(node, gateway);
         NodeRecord memory n = _registered(node);
         address previous = n.gateway;
         _nodes[node].gateway = gateway;
+        _nodeChangedAt[node] = block.timestamp;
         if (previous != address(0)) --_gatewayNodeCount[previous];
         if (gateway != address(0)) ++_gatewayNodeCount[gateway];
         emit NodeGatewayChanged(node, previous, gateway);
     }
 
+    /// @notice Admin approves (or withdraws approval of) a gateway any node may name.
+    /// @dev Emits {GatewayApproved}.
+    function approveGateway(address gateway, bool approved) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (gateway == address(0)) revert LedgerZeroAddress();
+        _approvedGateway[gateway] = approved;
+        emit GatewayApproved(gateway, approved);
+    }
+
+    /// @notice The caller (a gateway) consents, or stops consenting, to relay for `node`.
+    /// @dev Withdrawing consent does not unassign a node already behind the gateway.
+    /// Emits {GatewayConsentChanged}.
+    function consentToNode(address node, bool consent) external {
+        _consent[msg.sender][node] = consent;
+        emit GatewayConsentChanged(msg.sender, node, consent);
+    }
+
     // ----------------------------------------------------------------------------------------
     // Views
     // ----------------------------------------------------------------------------------------
+
+    /// @notice Whether the admin approved `gateway` for self-assignment by any node.
+    function isApprovedGateway(address gateway) external view returns (bool) {
+        return _approvedGateway[gateway];
+    }
+
+    /// @notice The rounds `validator` may vote in: [since, until], until 0 meaning open-ended.
+    function validatorTerm(address validator) external view returns (uint256 since, uint256 until) {
+        ValidatorTerm memory t = _terms[validator];
+        return (t.since, t.until);
+    }
+
+    /// @inheritdoc IChainMLLedger
+    function isValidatorFor(uint256 roundId, address account) public view returns (bool) {
+        ValidatorTerm memory t = _terms[account];
+        return t.since != 0 && t.since <= roundId && (t.until == 0 || roundId <= t.until);
+    }
 
     /// @notice Everything the registry knows about `node` (all zero if unknown).
     function nodeInfo(address account) external view returns (NodeView memory v) {
@@ -163,7 +224,7 @@ abstract contract NodeRegistry is AccessControl, IChainMLLedger {
     }
 
     /// @inheritdoc IChainMLLedger
-    function validatorCount() external view returns (uint256) {
+    function validatorCount() public view returns (uint256) {
         return _validatorCount;
     }
 
@@ -205,23 +266,60 @@ abstract contract NodeRegistry is AccessControl, IChainMLLedger {
         internal
         returns (int64 score)
     {
-        int256 next = int256(_reputation[account].score) + delta;
+        int64 previous = _reputation[account].score;
+        int256 next = int256(previous) + delta;
         if (next > type(int64).max) next = type(int64).max;
         if (next < type(int64).min) next = type(int64).min;
         score = int64(next);
         _reputation[account].score = score;
+        bool below = score < initialReputation;
+        if (below != (previous < initialReputation)) {
+            // Crossing the initial score (rare): keep the node's flag in step with its score.
+            NodeRecord storage n = _nodes[account];
+            uint8 flags = n.flags;
+            if (flags & _FLAG_REGISTERED != 0) {
+                n.flags = below ? flags | _FLAG_BELOW_INITIAL : flags & ~_FLAG_BELOW_INITIAL;
+            }
+        }
         emit ReputationChanged(account, round, why, delta, score);
     }
 
-    /// @dev Keeps `_validatorCount` exact so quorum needs no enumeration of validators.
+    /// @dev The id of the latest round (0 before any), from the ledger.
+    function _latestRound() internal view virtual returns (uint256);
+
+    /// @dev Keeps `_validatorCount` exact (a round snapshots it when it opens) and each
+    /// validator's term; binds the voting contract on the one VOTING_ROLE grant.
     function _grantRole(bytes32 role, address account) internal override returns (bool granted) {
+        if (role == VOTING_ROLE) {
+            if (voting != address(0)) revert LedgerVotingRoleLocked(account);
+            if (account == address(0)) revert LedgerZeroAddress();
+            voting = account;
+        }
         granted = super._grantRole(role, account);
-        if (granted && role == VALIDATOR_ROLE) ++_validatorCount;
+        if (granted && role == VALIDATOR_ROLE) {
+            ++_validatorCount;
+            uint256 since = _latestRound() + 1;
+            _terms[account] = ValidatorTerm(uint32(since), 0);
+            emit ValidatorTermChanged(account, since, 0);
+        }
     }
 
-    /// @dev See {_grantRole}.
+    /// @dev See {_grantRole}. A revoked validator keeps its vote in the round that is running
+    /// (it was part of that round's snapshot) and none after.
     function _revokeRole(bytes32 role, address account) internal override returns (bool revoked) {
+        if (role == VOTING_ROLE) revert LedgerVotingRoleLocked(account);
         revoked = super._revokeRole(role, account);
-        if (revoked && role == VALIDATOR_ROLE) --_validatorCount;
+        if (revoked && role == VALIDATOR_ROLE) {
+            --_validatorCount;
+            uint256 until = _latestRound();
+            ValidatorTerm memory t = _terms[account];
+            if (until < t.since) {
+                delete _terms[account];
+                emit ValidatorTermChanged(account, 0, 0);
+            } else {
+                _terms[account].until = uint32(until);
+                emit ValidatorTermChanged(account, t.since, until);
+            }
+        }
     }
 }

@@ -58,6 +58,19 @@ abstract contract VersionHistory is IChainMLLedger {
         });
     }
 
+    /// @notice Records that an artifact (e.g. an MCU export) was derived from `versionId`:
+    /// provenance that anyone can check against the artifact's bytes. Any account may record.
+    /// @param digest sha2-256 digest of the artifact's CID; @param codec its multicodec;
+    /// @param target the device target it was built for (e.g. keccak256 of the target name).
+    /// @dev Requirements: the version exists, else {LedgerVersionUnknown}.
+    /// Emits {ArtifactRecorded}.
+    function recordArtifact(uint256 versionId, bytes32 digest, uint64 codec, bytes32 target)
+        external
+    {
+        if (versionId >= _versions.length) revert LedgerVersionUnknown(versionId);
+        emit ArtifactRecorded(versionId, digest, codec, target, msg.sender);
+    }
+
     /// @dev Emits {VersionAppended}. Ids fit uint32 because one version needs one round.
     function _appendVersion(Cid memory weights, Cid memory metrics, uint256 parent, uint256 round)
         internal

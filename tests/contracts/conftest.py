@@ -22,13 +22,14 @@ from chainml.chain.deploy import DeployParams, deploy
 from chainml.chain.deployments import Deployments
 from chainml.chain.eip712 import Commitment, SignedCommitment, to_fixed
 from chainml.chain.errors import ContractRevert
-from chainml.chain.types import CODEC_RAW, RoundParams
+from chainml.chain.types import CODEC_RAW, SecurityParams
 
 N_VALIDATORS = 3
-FAST_ROUND = RoundParams(
-    commit_period=3_600, min_commitments=1, quorum_bps=6_600, challenge_window=0,
+FAST_ROUND = SecurityParams(
+    commit_period=3_600, min_commitments=1, quorum_bps=6_600, challenge_window=60,
     vote_commit_period=600, reveal_period=600,
 )  # fmt: skip
+TIMELOCK_S = 2 * 24 * 3_600
 
 
 def cid(tag: str | bytes, codec: int = CODEC_RAW) -> tuple[bytes, int]:
@@ -67,8 +68,17 @@ def rando(accounts: list[str]) -> str:
 
 
 @pytest.fixture(scope="session")
-def deployments(w3: Web3, admin: str, aggregator: str, validators: list[str]) -> Deployments:
-    return deploy(w3, admin, DeployParams(aggregators=(aggregator,), validators=tuple(validators)))
+def deployments(
+    w3: Web3, admin: str, aggregator: str, validators: list[str], gateway: str
+) -> Deployments:
+    dep = deploy(
+        w3,
+        admin,
+        DeployParams(aggregators=(aggregator,), validators=tuple(validators), security=FAST_ROUND),
+    )
+    ledger = Ledger.from_deployments(w3, dep)
+    ledger.deposit_bond(FAST_ROUND.gateway_bond * 3, gateway)
+    return dep
 
 
 @pytest.fixture(scope="session")
@@ -111,11 +121,25 @@ def make_node(w3: Web3, ledger: Ledger, admin: str) -> Callable[..., LocalAccoun
     return make
 
 
+def set_params(w3: Web3, ledger: Ledger, admin: str, **overrides: Any) -> SecurityParams:
+    """Change security parameters the only way there is: the admin queues, the timelock
+    passes, anyone applies."""
+    params = SecurityParams(**{**ledger.security_params().__dict__, **overrides})
+    ledger.queue_security_params(params, admin)
+    time_travel(w3, TIMELOCK_S + 1)
+    ledger.apply_security_params(admin)
+    return params
+
+
 @pytest.fixture
-def open_round(ledger: Ledger, aggregator: str) -> Callable[..., int]:
+def open_round(w3: Web3, ledger: Ledger, aggregator: str, admin: str) -> Callable[..., int]:
+    """Open a round; overrides change the ledger's security parameters first (timelock)."""
+
     def opener(**overrides: Any) -> int:
-        params = RoundParams(**{**FAST_ROUND.__dict__, **overrides})
-        return ledger.open_round(params, aggregator)
+        wanted = SecurityParams(**{**FAST_ROUND.__dict__, **overrides})
+        if ledger.security_params() != wanted:
+            set_params(w3, ledger, admin, **wanted.__dict__)
+        return ledger.open_round(aggregator)
 
     return opener
 

@@ -14,7 +14,7 @@ from chainml.chain.types import (
     RoundStatus,
     VoteState,
 )
-from tests.contracts.conftest import cid
+from tests.contracts.conftest import FAST_ROUND, cid, time_travel
 
 
 def test_deploy_wires_roles_and_genesis(ledger, deployments, admin, aggregator, validators):
@@ -28,6 +28,7 @@ def test_deploy_wires_roles_and_genesis(ledger, deployments, admin, aggregator, 
     assert genesis["round"] == 0 and genesis["parent"] == 0
     assert genesis["weights"][1] == 0x55
     assert ledger.ledger.functions.validatorCount().call() == len(validators)
+    assert ledger.security_params() == FAST_ROUND  # fixed at deployment, not per round
 
 
 def test_python_digest_matches_contract_and_eth_account(ledger, make_node, sign, open_round):
@@ -72,10 +73,10 @@ def _vote_all(ledger, proposal_id, validators, approvals):
 
 
 def test_full_round(
-    mode, ledger, make_node, sign, submit, open_round, aggregator, validators, gateway, rando
+    mode, w3, ledger, make_node, sign, submit, open_round, aggregator, validators, gateway, rando
 ):
     nodes = [make_node(gateway=gateway) for _ in range(4)]
-    round_id = open_round(min_commitments=4)
+    round_id = open_round(min_commitments=3)
     signed = [sign(n) for n in nodes]
     submit(mode, signed, nodes)
     info = ledger.round_info(round_id)
@@ -87,6 +88,8 @@ def test_full_round(
         assert all(ledger.has_committed(round_id, n.address) for n in nodes)
 
     ledger.close_commit_phase(round_id, aggregator)
+    if mode == "batched":  # the batch can be challenged until its window closes
+        time_travel(w3, FAST_ROUND.challenge_window)
     included, excluded = nodes[:3], nodes[3:]
     inc_tree = MerkleTree([address_leaf(n.address) for n in included])
     exc_tree = MerkleTree([address_leaf(n.address) for n in excluded])

@@ -23,10 +23,10 @@ from chainml.chain.deploy import DeployParams, deploy
 from chainml.chain.deployments import Deployments, save_deployments
 from chainml.chain.eip712 import Commitment, SignedCommitment, to_fixed
 from chainml.chain.merkle import MerkleTree, address_leaf
-from chainml.chain.types import CODEC_RAW, OnchainCid, Proposal, RoundParams
+from chainml.chain.types import CODEC_RAW, OnchainCid, Proposal, SecurityParams
 
-PARAMS = RoundParams(
-    commit_period=3_600, min_commitments=1, quorum_bps=6_600, challenge_window=0,
+PARAMS = SecurityParams(
+    commit_period=3_600, min_commitments=1, quorum_bps=6_600, challenge_window=60,
     vote_commit_period=600, reveal_period=600,
 )  # fmt: skip
 N_GATEWAY_NODES = 4
@@ -126,7 +126,7 @@ class _Swarm:
             self.w3.eth.wait_for_transaction_receipt(self.w3.eth.send_transaction(tx))  # type: ignore[arg-type]
             ledger.tx.resync(s.admin)  # that transfer used the admin's next nonce
 
-        r1 = ledger.open_round(PARAMS, s.aggregator)
+        r1 = ledger.open_round(s.aggregator)
         self.commit(r1, "relayed")
         ledger.close_commit_phase(r1, s.aggregator)
         pid, inc, exc = self.propose(r1, "r1")
@@ -135,9 +135,11 @@ class _Swarm:
         s.aggregates[1] = cid("aggregate-r1")
         self.settle(r1, inc, exc)
 
-        r2 = ledger.open_round(PARAMS, s.aggregator)
+        r2 = ledger.open_round(s.aggregator)
         self.commit(r2, "batched")
         ledger.close_commit_phase(r2, s.aggregator)
+        self.w3.provider.make_request("evm_increaseTime", [PARAMS.challenge_window])  # type: ignore[arg-type]
+        self.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
         pid, _, _ = self.propose(r2, "r2-bad")
         self.vote(pid, [False, False, False])
         ledger.reject(pid, s.admin)
@@ -147,7 +149,7 @@ class _Swarm:
         s.aggregates[2] = cid("aggregate-r2")
         self.settle(r2, inc, exc)
 
-        r3 = ledger.open_round(PARAMS, s.aggregator)
+        r3 = ledger.open_round(s.aggregator)
         ledger.commit(self.sign(direct[0], r3, (1.0, 0.25)), direct[0])
         ledger.close_commit_phase(r3, s.aggregator)
         ledger.close_round(r3, s.aggregator)
@@ -158,8 +160,11 @@ def populate(w3: Web3, url: str, directory: Path) -> SwarmChain:
     accounts = list(w3.eth.accounts)
     admin, aggregator, validators, gateway = accounts[0], accounts[1], accounts[2:5], accounts[6]
     deployments = deploy(
-        w3, admin, DeployParams(aggregators=(aggregator,), validators=tuple(validators))
+        w3,
+        admin,
+        DeployParams(aggregators=(aggregator,), validators=tuple(validators), security=PARAMS),
     )
+    Ledger.from_deployments(w3, deployments).deposit_bond(PARAMS.gateway_bond, gateway)
     path = directory / "deployments.json"
     save_deployments(path, deployments)
     nodes = [

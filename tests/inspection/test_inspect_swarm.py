@@ -24,7 +24,12 @@ def swarm_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     try:
         run_swarm(
             SwarmConfig(
-                nodes=NODES, rounds=ROUNDS, mode="relayed", adversaries=0.25, attack="scale"
+                nodes=NODES,
+                rounds=ROUNDS,
+                mode="relayed",
+                adversaries=0.25,
+                attack="scale",
+                aggregation="trimmed",  # a robust rule (the swarm's default is now "mean")
             ),
             data_dir=data_dir,
             run_dir=data_dir / "run",

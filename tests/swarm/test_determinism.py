@@ -17,7 +17,7 @@ from chainml.swarm.payloads import encode_update
 
 model, family = get_model("mlp-sine"), get_family("sine")
 params = model.init(0)
-config = node_config(shots=10, queries=10, steps=10, inner_lr=0.02, top_fraction=0.1, round_id=1)
+config = node_config(round_id=1)
 digest = hashlib.sha256()
 for index in range(6):
     task = family.task(0, index, "train")

@@ -65,7 +65,7 @@ def test_a_device_over_its_ram_budget_refuses(make_env: Callable[[str], SwarmEnv
         task="digits",
         arch_id="mlp-digits",
         seed=0,
-        node=node_config(shots=5, queries=5, steps=2, inner_lr=0.02, top_fraction=0.1, round_id=1),
+        node=node_config(round_id=1),
         profile="nrf52805-ble",
         domain_separator=services.ledger.domain_separator,
         nonce=0,

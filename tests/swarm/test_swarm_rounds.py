@@ -20,8 +20,10 @@ def test_held_out_loss_drops_over_rounds_and_verify_is_ok(
     rows = env.run(SwarmConfig(nodes=24, rounds=4, mode="batched", aggregation="mean"), workers=2)
     assert [r["status"] for r in rows] == ["finalized"] * 4
     assert [r["version"] for r in rows] == [1, 2, 3, 4]
-    after = [r["heldout"]["loss_after"]["mean"] for r in rows]
-    assert after[-1] < after[0], after
+    # Four rounds are enough for the device protocol to improve; the MAML protocol needs more
+    # (tests/swarm/test_learning.py checks both over a longer run).
+    device = [r["heldout"]["device"]["mean"] for r in rows]
+    assert device[-1] < device[0], device
     assert all(r["committed"] == 24 and r["included"] + r["excluded"] == 24 for r in rows)
     assert all(r["gas"]["total"] > 0 and r["bytes_per_node"]["mean"] > 0 for r in rows)
 
@@ -75,4 +77,5 @@ def test_verify_fails_clearly_without_the_ipfs_data(
     )  # fmt: skip
     out = capsys.readouterr().out
     assert code == 1
-    assert "version 1 (round 1)" in out and "MISMATCH" in out and "cannot recompute" in out
+    assert "version 1 (round 1)" in out and "MISSING BLOCK" in out and "stored block missing" in out
+    assert env.version_cids()[1] in out  # names the block at fault

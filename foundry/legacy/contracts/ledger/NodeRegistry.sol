@@ -1,0 +1,227 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {IChainMLLedger} from "../interfaces/IChainMLLedger.sol";
+
+/// @title Node registry, roles and reputation
+/// @notice Registers MCU nodes (address, hardware-profile CID, optional gateway), activates and
+/// deactivates them, counts validators and keeps a reputation score per account.
+/// @dev Everything a commitment needs about its node (registered, active, gateway, last round
+/// committed, next nonce) is packed into ONE storage slot, so a commitment touches one cold
+/// slot for its node and never a fresh one (see `ChainMLLedger` for the gas budget).
+abstract contract NodeRegistry is AccessControl, IChainMLLedger {
+    /// @notice May open rounds, close commit phases and propose aggregates.
+    bytes32 public constant AGGREGATOR_ROLE = keccak256("AGGREGATOR_ROLE");
+    /// @notice May vote on aggregation proposals (one vote each).
+    bytes32 public constant VALIDATOR_ROLE = keccak256("VALIDATOR_ROLE");
+    /// @notice Held by the voting contract only: may finalize rounds and penalize proposers.
+    bytes32 public constant VOTING_ROLE = keccak256("VOTING_ROLE");
+
+    uint8 internal constant _FLAG_REGISTERED = 1;
+    uint8 internal constant _FLAG_ACTIVE = 2;
+
+    /// @dev One slot: 160 + 32 + 56 + 8 = 256 bits.
+    struct NodeRecord {
+        address gateway;
+        uint32 lastCommitRound;
+        uint56 nextNonce;
+        uint8 flags;
+    }
+
+    /// @dev One slot per account, touched only when reputation changes (never on commit).
+    struct ReputationRecord {
+        int64 score;
+        uint32 lastSettledRound;
+        uint64 profileCodec;
+    }
+
+    /// @notice A node as returned by `nodeInfo()`.
+    struct NodeView {
+        bool registered;
+        bool active;
+        address gateway;
+        uint256 lastCommitRound;
+        uint256 nextNonce;
+        int64 reputation;
+        uint256 lastSettledRound;
+        Cid profile;
+    }
+
+    /// @notice Reputation a node starts with.
+    int64 public immutable initialReputation;
+
+    mapping(address node => NodeRecord) internal _nodes;
+    mapping(address account => ReputationRecord) internal _reputation;
+    mapping(address node => bytes32) private _profileDigest;
+    mapping(address gateway => uint256) private _gatewayNodeCount;
+    uint256 private _nodeCount;
+    uint256 private _validatorCount;
+
+    constructor(address admin, int64 initialReputation_) {
+        if (admin == address(0)) revert LedgerZeroAddress();
+        initialReputation = initialReputation_;
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Registration
+    // ----------------------------------------------------------------------------------------
+
+    /// @notice Registers one node.
+    /// @param node The node's Ethereum address (the key that signs its commitments).
+    /// @param profile CID of the node's hardware profile (or a bare hash with codec 0x55).
+    /// @param gateway Account allowed to relay for the node, or zero for none.
+    /// @dev Requirements: caller is admin; `node` is new and non-zero. Emits {NodeRegistered}.
+    function registerNode(address node, Cid calldata profile, address gateway)
+        external
+        onlyRole(DEFAULT_ADMIN_ROLE)
+    {
+        _register(node, profile, gateway);
+    }
+
+    /// @notice Registers many nodes behind one gateway in one transaction.
+    /// @dev The loop is bounded by the caller's input, never by the registry size.
+    /// Requirements: caller is admin; equal array lengths. Emits {NodeRegistered} per node.
+    function registerNodes(address[] calldata nodes, Cid[] calldata profiles, address gateway)
+        external
+        onlyRole(DEFAULT_ADMIN_ROLE)
+    {
+        if (nodes.length != profiles.length) {
+            revert LedgerLengthMismatch(nodes.length, profiles.length);
+        }
+        for (uint256 i = 0; i < nodes.length; ++i) {
+            _register(nodes[i], profiles[i], gateway);
+        }
+    }
+
+    /// @notice Stops a node from committing; its history and reputation stay.
+    /// @dev Requirements: caller is admin; node registered and active. Emits {NodeDeactivated}.
+    function deactivateNode(address node) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        NodeRecord memory n = _registered(node);
+        if (n.flags & _FLAG_ACTIVE == 0) revert LedgerNodeInactive(node);
+        _nodes[node].flags = n.flags & ~_FLAG_ACTIVE;
+        emit NodeDeactivated(node);
+    }
+
+    /// @notice Lets a deactivated node commit again.
+    /// @dev Requirements: caller is admin; node registered and inactive. Emits {NodeReactivated}.
+    function reactivateNode(address node) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        NodeRecord memory n = _registered(node);
+        if (n.flags & _FLAG_ACTIVE != 0) revert LedgerNodeAlreadyActive(node);
+        _nodes[node].flags = n.flags | _FLAG_ACTIVE;
+        emit NodeReactivated(node);
+    }
+
+    /// @notice Changes (or removes, with zero) the gateway allowed to relay for `node`.
+    /// @dev Requirements: caller is admin or the node itself. Emits {NodeGatewayChanged}.
+    function setNodeGateway(address node, address gateway) external {
+        if (msg.sender != node && !hasRole(DEFAULT_ADMIN_ROLE, msg.sender)) {
+            revert LedgerUnauthorized(msg.sender);
+        }
+        NodeRecord memory n = _registered(node);
+        address previous = n.gateway;
+        _nodes[node].gateway = gateway;
+        if (previous != address(0)) --_gatewayNodeCount[previous];
+        if (gateway != address(0)) ++_gatewayNodeCount[gateway];
+        emit NodeGatewayChanged(node, previous, gateway);
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Views
+    // ----------------------------------------------------------------------------------------
+
+    /// @notice Everything the registry knows about `node` (all zero if unknown).
+    function nodeInfo(address account) external view returns (NodeView memory v) {
+        NodeRecord memory n = _nodes[account];
+        ReputationRecord memory r = _reputation[account];
+        v = NodeView({
+            registered: n.flags & _FLAG_REGISTERED != 0,
+            active: n.flags & _FLAG_ACTIVE != 0,
+            gateway: n.gateway,
+            lastCommitRound: n.lastCommitRound,
+            nextNonce: n.nextNonce,
+            reputation: r.score,
+            lastSettledRound: r.lastSettledRound,
+            profile: Cid({digest: _profileDigest[account], codec: r.profileCodec})
+        });
+    }
+
+    /// @notice Reputation of any account (nodes, gateways, aggregators).
+    function reputationOf(address account) external view returns (int64) {
+        return _reputation[account].score;
+    }
+
+    /// @notice Number of registered nodes (active or not).
+    function nodeCount() external view returns (uint256) {
+        return _nodeCount;
+    }
+
+    /// @notice Number of registered nodes that name `gateway` as their relay.
+    function gatewayNodeCount(address gateway) external view returns (uint256) {
+        return _gatewayNodeCount[gateway];
+    }
+
+    /// @inheritdoc IChainMLLedger
+    function validatorCount() external view returns (uint256) {
+        return _validatorCount;
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Internals
+    // ----------------------------------------------------------------------------------------
+
+    function _register(address node_, Cid calldata profile, address gateway) private {
+        if (node_ == address(0)) revert LedgerZeroAddress();
+        if (_nodes[node_].flags & _FLAG_REGISTERED != 0) revert LedgerNodeAlreadyRegistered(node_);
+        _nodes[node_] = NodeRecord({
+            gateway: gateway,
+            lastCommitRound: 0,
+            nextNonce: 0,
+            flags: _FLAG_REGISTERED | _FLAG_ACTIVE
+        });
+        _reputation[node_] = ReputationRecord({
+            score: initialReputation,
+            lastSettledRound: 0,
+            profileCodec: profile.codec
+        });
+        _profileDigest[node_] = profile.digest;
+        if (gateway != address(0)) ++_gatewayNodeCount[gateway];
+        ++_nodeCount;
+        emit NodeRegistered(node_, gateway, profile.digest, profile.codec);
+    }
+
+    function _registered(address node_) internal view returns (NodeRecord memory n) {
+        n = _nodes[node_];
+        if (n.flags & _FLAG_REGISTERED == 0) revert LedgerNodeNotRegistered(node_);
+    }
+
+    function _isGateway(address account) internal view returns (bool) {
+        return _gatewayNodeCount[account] != 0;
+    }
+
+    /// @dev Adds `delta` to `account`'s score, saturating at the int64 bounds.
+    function _changeReputation(address account, uint256 round, int64 delta, ReputationReason why)
+        internal
+        returns (int64 score)
+    {
+        int256 next = int256(_reputation[account].score) + delta;
+        if (next > type(int64).max) next = type(int64).max;
+        if (next < type(int64).min) next = type(int64).min;
+        score = int64(next);
+        _reputation[account].score = score;
+        emit ReputationChanged(account, round, why, delta, score);
+    }
+
+    /// @dev Keeps `_validatorCount` exact so quorum needs no enumeration of validators.
+    function _grantRole(bytes32 role, address account) internal override returns (bool granted) {
+        granted = super._grantRole(role, account);
+        if (granted && role == VALIDATOR_ROLE) ++_validatorCount;
+    }
+
+    /// @dev See {_grantRole}.
+    function _revokeRole(bytes32 role, address account) internal override returns (bool revoked) {
+        revoked = super._revokeRole(role, account);
+        if (revoked && role == VALIDATOR_ROLE) --_validatorCount;
+    }
+}
