@@ -31,6 +31,7 @@ def run_swarm(
     workers: int,
     validators: int = DEFAULT_VALIDATORS,
     show_progress: bool = True,
+    executor_spec: str = "pool",
 ) -> list[dict[str, Any]]:
     """Connect, run or resume the swarm with progress bars, and return its round rows."""
     services = connect(
@@ -40,8 +41,9 @@ def run_swarm(
         task=config.task,
         seed=config.seed,
         validators=validators,
+        recipe=config.recipe(),
     )
-    executor = make_executor(workers)
+    executor = make_executor(workers, executor_spec)
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -69,26 +71,39 @@ def run_swarm(
         executor.close()
 
 
-def print_summary(rows: list[dict[str, Any]]) -> None:
-    table = Table(title="swarm summary")
-    for column in ("round", "status", "version", "held-out loss (0 → 10 steps)", "gas",
-                   "bytes/node", "energy/node (mJ)", "wall (s)"):  # fmt: skip
+def _mean(row: dict[str, Any], *path: str) -> float | None:
+    value: Any = row
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return float(value) if isinstance(value, int | float) else None
+
+
+def print_summary(rows: list[dict[str, Any]], every: int = 1) -> None:
+    """One line per round (or per ``every`` rounds, plus the first and the last): both
+    evaluation protocols on the round's new version, gas, bytes, energy and wall time."""
+    table = Table(title="swarm summary (held-out tasks; MAML protocol: 5 shots, k SGD steps)")
+    for column in ("round", "status", "version", "MAML k=0 → k=10", "device protocol",
+                   "gas/node", "bytes/node", "energy/node (mJ)", "wall (s)"):  # fmt: skip
         table.add_column(column, justify="right")
-    for row in sorted(rows, key=lambda r: r["round"]):
-        heldout = row.get("heldout")
-        loss = (
-            f"{heldout['loss_before']['mean']:.3f} → {heldout['loss_after']['mean']:.3f}"
-            if heldout
-            else "-"
+    ordered = sorted(rows, key=lambda r: r["round"])
+    for i, row in enumerate(ordered):
+        if every > 1 and i not in (0, len(ordered) - 1) and row["round"] % every:
+            continue
+        before, after = (
+            _mean(row, "heldout", "loss_before", "mean"),
+            _mean(row, "heldout", "loss_after", "mean"),
         )
-        bytes_node = row.get("bytes_per_node", {}).get("mean")
-        energy = row.get("energy_per_node_j", {}).get("mean")
+        device = _mean(row, "heldout", "device", "mean")
+        bytes_node = _mean(row, "bytes_per_node", "mean")
+        energy = _mean(row, "energy_per_node_j", "mean")
+        committed = max(int(row.get("committed") or 0), 1)
         table.add_row(
             str(row["round"]),
             row["status"],
             str(row["version"]) if row["version"] is not None else "-",
-            loss,
-            f"{row['gas']['total']:,}",
+            f"{before:.3f} → {after:.3f}" if before is not None and after is not None else "-",
+            f"{device:.3f}" if device is not None else "-",
+            f"{row['gas']['total'] // committed:,}",
             f"{bytes_node:,.0f}" if bytes_node is not None else "-",
             f"{energy * 1e3:.2f}" if energy is not None else "-",
             f"{row['wall_time_s']['total']:.1f}",
@@ -105,7 +120,12 @@ def run(
         str, typer.Option(help="sine, meter, vibration, coldchain or digits.")
     ] = "sine",
     mode: Annotated[str, typer.Option(help="direct, relayed or batched.")] = "batched",
-    aggregation: Annotated[str, typer.Option(help="mean, median, trimmed or krum.")] = "trimmed",
+    aggregation: Annotated[
+        str,
+        typer.Option(
+            help="guard (collusion screen + centered clipping), mean, cclip, median, trimmed, krum."
+        ),
+    ] = SwarmConfig.aggregation,
     seed: Annotated[int, typer.Option(help="Seed for the fleet, data and keys.")] = 0,
     dropout: Annotated[float, typer.Option(help="Fraction of nodes absent per round.")] = 0.0,
     adversaries: Annotated[
@@ -116,6 +136,14 @@ def run(
         typer.Option(help=f"Attack the adversaries run: {', '.join(ATTACKS)}."),
     ] = None,
     workers: Annotated[int, typer.Option(help="Worker processes for the devices.")] = 2,
+    executor: Annotated[
+        str,
+        typer.Option(
+            envvar="CHAINML_EXECUTOR",
+            help="Where device jobs run: `pool` (local processes), `ray` (a local Ray "
+            "instance with --workers CPUs) or `ray:ADDRESS` (an existing Ray cluster).",
+        ),
+    ] = "pool",
     validators: Annotated[
         int, typer.Option(help="Validators, when the swarm deploys its own ledger.")
     ] = DEFAULT_VALIDATORS,
@@ -154,6 +182,7 @@ def run(
         ipfs=ipfs,
         workers=workers,
         validators=validators,
+        executor_spec=executor,
     )
     print_summary(rows)
     console.print(f"run directory: {run_dir}", highlight=False)

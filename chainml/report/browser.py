@@ -1,9 +1,10 @@
 """Open a report in real headless Chromium through chromedriver and check what rendered.
 
 A ~100-line W3C WebDriver client over ``urllib`` instead of selenium: four endpoints are all
-the check needs, and it adds no dependency. chromedriver listens on 127.0.0.1 on a free port;
-Chromium runs headless with a fresh profile and every background-network feature off. Both are
-stopped by PID when the ``Browser`` context exits.
+the check needs, and it adds no dependency. chromedriver listens on loopback only (127.0.0.1 and
+::1) on a free port: it is started without ``--allowed-ips``, which would make it listen on every
+interface and merely filter clients by address. Chromium runs headless with a fresh profile and
+every background-network feature off. Both are stopped by PID when the ``Browser`` context exits.
 
 Run ``python -m chainml.report.browser REPORT.html SCREENSHOT.png`` for a docs screenshot.
 """
@@ -74,7 +75,8 @@ class Browser:
         port = free_port()
         self._base = f"http://{HOST}:{port}"
         self._proc = subprocess.Popen(
-            [self.chromedriver, f"--port={port}", f"--allowed-ips={HOST}"],
+            # No --allowed-ips: with it chromedriver binds *:port (and only filters clients).
+            [self.chromedriver, f"--port={port}"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -111,6 +113,16 @@ class Browser:
                     self._proc.wait()
                 self._proc = None
             shutil.rmtree(self._profile, ignore_errors=True)
+
+    @property
+    def url(self) -> str:
+        """chromedriver's base URL (``http://127.0.0.1:<port>``) while the session is open."""
+        return self._base
+
+    @property
+    def pid(self) -> int | None:
+        """chromedriver's PID while the session is open (Chromium runs as its child)."""
+        return self._proc.pid if self._proc is not None else None
 
     # -- commands -------------------------------------------------------------------------
 

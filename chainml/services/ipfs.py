@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +61,7 @@ class LocalIpfsNode:
             if not (node_modules() / package).exists():
                 raise ServiceError(f"npm package {package} is not installed; {SETUP_HINT}")
         self._check_repo()
+        self._clear_stale_lock()
         scripts = node_scripts_dir()
         argv = [
             str(node_executable()),
@@ -81,6 +83,16 @@ class LocalIpfsNode:
         ready = self._ready_line() or {}
         record = self.service.add_details(record, peer_id=str(ready.get("peerId", "")))
         return _info(record)
+
+    def _clear_stale_lock(self) -> None:
+        """Remove the repo lock a killed node left behind. Only called when no node of this
+        data directory is running: js-ipfs would otherwise refuse to start until the lock goes
+        stale by age, so a node killed with SIGKILL could not be restarted at once."""
+        lock = self.repo_dir / "repo.lock"
+        if lock.is_dir():
+            shutil.rmtree(lock, ignore_errors=True)
+        elif lock.exists():
+            lock.unlink(missing_ok=True)
 
     def down(self) -> IpfsInfo | None:
         """Stop the node this data directory started; the repo is kept. None if not running."""

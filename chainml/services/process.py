@@ -51,8 +51,13 @@ def ensure_port_free(port: int, service: str) -> None:
     if not 0 < port < 65536:
         raise ServiceError(f"port {port} is not a valid TCP port (1-65535)")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As the servers themselves bind: connections of a stopped server that linger in
+        # TIME_WAIT must not make its port look taken (a restart on the same port would fail);
+        # a live listener still makes the bind fail.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((HOST, port))
+            sock.listen(1)
         except OSError as exc:
             if exc.errno in (errno.EADDRINUSE, errno.EACCES):
                 raise ServiceError(

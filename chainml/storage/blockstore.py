@@ -7,7 +7,8 @@ Layout (format 1): ``<root>/packs/<stem>.pack``, append-only logs of 64-byte-hea
     BLOCKS        header, a table of (digest, length) per block, then their bytes back to
                   back (a large file's leaves are its content, readable in one ``pread``)
     PIN / UNPIN   header only: the latest one for a CID (by stamp) wins across processes
-    TOUCH         header only: content re-put, so a gc's grace period covers it again
+    TOUCH         header only: written by earlier versions for a garbage collector that is
+                  gone; read and ignored
 
 A header is ``crc32 u32 | kind u8 | codec u8 | flags u16 | a u64 | b u64 | stamp u64 |
 digest 32s`` (little endian), the CRC covering the other 60 bytes (for BLOCKS the digest
@@ -23,20 +24,20 @@ parents, the root last) plus its pin. A record counts only once it is entirely i
 file with a valid header: the kernel extends a file only over bytes already copied, so a
 reader never sees a block whose bytes are not all there, nor a root before its children,
 even if the writer is killed mid-write. With ``fsync`` every put is on disk before it
-returns, and a multi-block object's root is written only once the rest is.
+returns, and a multi-block object's root is written only once the rest is. Content already
+stored is never written again: re-adding it appends nothing (only a pin, if it was unpinned).
+
+A writer that dies leaves its torn tail and its preallocated space behind; the first process
+that looks at that pack afterwards (any ``refresh``, i.e. any lookup that misses) takes the
+dead writer's lock, cuts the tail off and gives the space back, without waiting for the next
+write.
 
 Readers keep an in-memory index (digest -> pack, offset, length) and scan packs for new
 records only when a lookup misses (or for ``pins()``), so a hit costs one ``pread``.
 Nothing here hashes: verification belongs to the readers (``embedded`` / ``unixfs``).
 
-``gc`` holds ``<root>/gc.lock`` exclusively; a put that reuses blocks already stored and an
-explicit pin hold it shared, so a gc never deletes blocks under them. A gc compacts only
-packs no live writer holds, copying what stays into a new pack before deleting the old ones
-(readers that still have them open keep reading them until they look again).
-
-A store written before format 1 (``<root>/blocks/<2 hex>/<64 hex>`` files and
-``<root>/pins/<cid>``) stays readable: its blocks and pins are used when the packs miss, and
-``gc`` removes the unreachable ones; new writes always go to packs.
+Nothing is ever deleted: the swarm's content (weights, updates, leaves) is the audit trail
+that validators and ``chainml verify`` recompute from.
 """
 
 from __future__ import annotations
@@ -49,18 +50,15 @@ import sys
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from chainml.errors import IntegrityError, StorageError
-from chainml.storage.cid import RAW, canonical_bytes, cid_str, make_cid_bytes, split_cid_bytes
+from chainml.storage.cid import canonical_bytes, cid_str, make_cid_bytes, split_cid_bytes
 
 PACKS_DIR = "packs"
-LEGACY_BLOCKS_DIR = "blocks"
-GC_LOCK = "gc.lock"
 _PACK = ".pack"
 _NEW = ".new-"
-_TMP_PREFIX = ".tmp-"  # temporaries of the pre-pack layout
 
 _BODY = struct.Struct("<BBHQQQ32s")
 _CRC = struct.Struct("<I")
@@ -75,12 +73,12 @@ FORMAT_VERSION = 1
 
 PACK_ROLL_BYTES = 1 << 30
 """A writer starts a new pack once its pack reaches this size."""
-STALE_NEW_SECONDS = 60.0
-"""A half-created pack (``.new-*``) this old and unlocked was left by a dead writer."""
 PREALLOCATE_BYTES = 8 << 20
 """Disk space a writer allocates ahead past the end of its pack (the size stays put): an
 append into allocated blocks skips ext4's per-page delayed-allocation bookkeeping, about a
 quarter of the cost of writing a 10 KB record."""
+RECLAIM_SLACK_BYTES = 1 << 20
+"""Allocated space this far past a pack's end, with no writer holding the pack, is reclaimed."""
 _SCAN_CHUNK = 1 << 16
 _IOV_MAX = 1024
 _OPEN_FLAGS = getattr(os, "O_CLOEXEC", 0)
@@ -185,8 +183,6 @@ class BlockStore:
             os.makedirs(self._dir, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"cannot create the embedded store at {self.root}: {exc}") from exc
-        legacy = self.root / LEGACY_BLOCKS_DIR
-        self._legacy = str(legacy) if legacy.is_dir() else None
         self._fsync = fsync
         self._lock = threading.RLock()
         self._loc: dict[bytes, Location] = {}
@@ -194,8 +190,6 @@ class BlockStore:
         self._pins: dict[bytes, tuple[tuple[int, str, int], int]] = {}
         self._clock = 0
         self._writer: _Writer | None = None
-        self._gc_fd: int | None = None
-        self._gc_generation = -1
         self.refresh()
 
     # ------------------------------------------------------------------ reading
@@ -215,8 +209,6 @@ class BlockStore:
 
     def _get_slow(self, cid: bytes) -> bytes:
         loc = self.locate(cid)
-        if loc is None:
-            return self._legacy_get(cid)
         data = os.pread(loc[0].fd, loc[2], loc[1])
         if len(data) != loc[2]:
             self._truncated(cid, loc)
@@ -228,23 +220,21 @@ class BlockStore:
             f"under {self._dir} is shorter than its records say"
         )
 
-    def locate(self, cid: bytes) -> Location | None:
-        """Where the block is in a pack (looking for new records on a miss), or ``None`` if
-        it is only in the pre-pack layout; ``BlockNotFoundError`` if it is nowhere."""
+    def locate(self, cid: bytes) -> Location:
+        """Where the block is (looking for new records on a miss); ``BlockNotFoundError``
+        if it is nowhere."""
         digest = split_cid_bytes(cid)[1]
         loc = self._loc.get(digest)
         if loc is None:
             self.refresh()
             loc = self._loc.get(digest)
-        if loc is None and not self._legacy_has(cid):
-            raise self._not_found(cid)
+        if loc is None:
+            raise self.not_found(cid)
         return loc
 
     def block_file(self, cid: bytes) -> tuple[str, int, int]:
         """``(pack path, offset, length)`` of a block's bytes (for tools and tests)."""
         loc = self.locate(cid)
-        if loc is None:
-            return self._legacy_path(cid), 0, os.path.getsize(self._legacy_path(cid))
         return os.path.join(self._dir, loc[0].name + _PACK), loc[1], loc[2]
 
     def pack_names(self) -> list[str]:
@@ -274,13 +264,6 @@ class BlockStore:
 
         for cid in cids:
             loc = self._loc.get(cid[-32:]) or self.locate(cid)
-            if loc is None:  # pre-pack layout
-                if run:
-                    flush()
-                data = self._legacy_get(cid)
-                buffers.append(data)
-                views.append(memoryview(data))
-                continue
             if run:
                 last = run[-1][1]
                 if last[0] is not loc[0] or last[1] + last[2] != loc[1]:
@@ -291,13 +274,16 @@ class BlockStore:
         return buffers, views
 
     def has(self, cid: bytes) -> bool:
-        digest = split_cid_bytes(cid)[1]
+        return self.has_digest(split_cid_bytes(cid)[1])
+
+    def has_digest(self, digest: bytes) -> bool:
+        """Whether a block with this sha2-256 digest is stored (any codec)."""
         if digest in self._loc:
             return True
         self.refresh()
-        return digest in self._loc or self._legacy_has(cid)
+        return digest in self._loc
 
-    def _not_found(self, cid: bytes) -> BlockNotFoundError:
+    def not_found(self, cid: bytes) -> BlockNotFoundError:
         return BlockNotFoundError(
             f"{cid_str(canonical_bytes(cid))} is not in the embedded store at {self.root} "
             "(add it, or import a CAR that contains it)"
@@ -330,7 +316,7 @@ class BlockStore:
         try:
             fd = os.open(path, os.O_RDONLY | _OPEN_FLAGS)
         except FileNotFoundError:
-            return None  # deleted by a gc meanwhile
+            return None  # deleted meanwhile
         header = os.pread(fd, HEAD_SIZE, 0)
         if header != _FILE_HEAD:
             os.close(fd)
@@ -340,18 +326,39 @@ class BlockStore:
         return pack
 
     def _forget(self, pack: _Pack) -> None:
-        """A gc deleted this pack after copying what it kept to another one."""
+        """The pack file was removed from the directory (by hand: chainml never deletes)."""
         del self._packs[pack.name]
         self._loc = {d: loc for d, loc in self._loc.items() if loc[0] is not pack}
         pack.close()
 
     def _scan_pack(self, pack: _Pack) -> None:
-        size = os.fstat(pack.fd).st_size
-        if size <= pack.scanned:
-            return
-        entries, end = _scan(pack.fd, pack.scanned, size)
-        self._apply(pack, entries)
-        pack.scanned = end
+        stat = os.fstat(pack.fd)
+        size = stat.st_size
+        if size > pack.scanned:
+            entries, end = _scan(pack.fd, pack.scanned, size)
+            self._apply(pack, entries)
+            pack.scanned = end
+        writer = self._writer
+        if writer is not None and writer.pack is pack:
+            return  # our own pack: its reservation is in use
+        if pack.scanned < size or stat.st_blocks * 512 > size + RECLAIM_SLACK_BYTES:
+            self._reclaim(pack)
+
+    def _reclaim(self, pack: _Pack) -> None:
+        """If no live writer holds ``pack``, cut off a dead writer's torn tail and give back
+        its preallocated space now (a damaged pack is left as it is)."""
+        fd = _lock_pack(os.path.join(self._dir, pack.name + _PACK), os.O_RDWR | _OPEN_FLAGS)
+        if fd is None:
+            return  # a live writer holds it (its tail is a record being written)
+        try:
+            size = os.fstat(fd).st_size
+            _, end = _scan(fd, pack.scanned, size)
+            if end == pack.scanned and _torn_or_clean(fd, end, size):
+                os.ftruncate(fd, end)  # frees the torn bytes and the space allocated past them
+        except OSError:
+            pass  # reclaiming is an optimisation: the next writer cuts the tail off anyway
+        finally:
+            os.close(fd)
 
     def _apply(self, pack: _Pack, entries: list[Entry]) -> None:
         loc = self._loc
@@ -362,10 +369,6 @@ class BlockStore:
                 clock = stamp
             if kind == BLOCK:
                 loc[digest] = (pack, offset, size, stamp)
-            elif kind == TOUCH:
-                old = loc.get(digest)
-                if old is not None and old[3] < stamp:
-                    loc[digest] = (old[0], old[1], old[2], stamp)
             elif kind in (PIN, UNPIN):
                 key = (stamp, pack.name, offset)
                 cid = make_cid_bytes(codec, digest)
@@ -384,7 +387,7 @@ class BlockStore:
     # ------------------------------------------------------------------ writing
 
     def put(self, cid: bytes, data: bytes | memoryview) -> None:
-        """Store one block; a copy already here is reused (see ``put_dag``)."""
+        """Store one block; a copy already here is kept and nothing is written."""
         self.put_dag(((cid, data),))
 
     def put_many(self, blocks: Iterable[tuple[bytes, bytes | memoryview]]) -> None:
@@ -435,17 +438,22 @@ class BlockStore:
 
         New blocks go into one record of this process's pack, written with one ``writev``
         together with the pin, so the root is visible only once everything below it is.
-        Blocks already in the store are not written again; they get a ``TOUCH`` (gc grace)
-        instead, under the shared gc lock so no gc can delete them meanwhile. With ``fsync``
-        the root goes in a record of its own, written once the rest is on disk.
+        Blocks already in the store are not written again, and a pin that is already in force
+        is not logged again: re-adding stored content appends nothing. With ``fsync`` the root
+        goes in a record of its own, written once the rest is on disk.
         """
         known = self._loc
         if any(cid[-32:] in known for cid, _ in blocks):
-            with self.gc_shared():
-                self.refresh()  # under the lock no gc runs: what is indexed now stays
-                self._append_dag(blocks, pin, reuse=True)
+            self.refresh()  # the current pins, and blocks other processes stored meanwhile
+            if pin is not None and self._pinned_now(pin):
+                pin = None
+            self._append_dag(blocks, pin, reuse=True)
             return
         self._append_dag(blocks, pin, reuse=False)
+
+    def _pinned_now(self, cid: bytes) -> bool:
+        state = self._pins.get(canonical_bytes(cid))
+        return state is not None and state[1] == PIN
 
     def _append_dag(
         self, blocks: Sequence[tuple[bytes, bytes | memoryview]], pin: bytes | None, reuse: bool
@@ -463,19 +471,13 @@ class BlockStore:
         pin: bytes | None,
         *,
         reuse: bool,
-        stamp: int | None = None,
     ) -> None:
         with self._lock:
-            writer = self._writer
-            if writer is None or writer.generation != _fork_generation:
-                writer = self._open_writer()
-            stamp = self._tick() if stamp is None else stamp
             known = self._loc
             rows: list[bytes] = []
             data: list[bytes | memoryview] = []
             sizes: list[int] = []
             digests: list[bytes] = []
-            touches: list[bytes] = []
             seen: set[bytes] = set()
             for cid, block in blocks:
                 digest = cid[-32:]
@@ -485,12 +487,17 @@ class BlockStore:
                 size = len(block)
                 old = known.get(digest) if reuse else None
                 if old is not None and old[2] == size:
-                    touches.append(encode_head(TOUCH, 0, 0, 0, stamp, digest))
-                    continue
+                    continue  # already stored: nothing to write
                 rows.append(_ROW.pack(digest, size))
                 data.append(block)
                 sizes.append(size)
                 digests.append(digest)
+            if not data and pin is None:
+                return
+            writer = self._writer
+            if writer is None or writer.generation != _fork_generation:
+                writer = self._open_writer()
+            stamp = self._tick()
             parts: list[bytes | memoryview] = []
             start = writer.end
             body_at = start
@@ -500,7 +507,6 @@ class BlockStore:
                 parts += (encode_head(BLOCKS, 0, len(data), sum(sizes), stamp, crc), table)
                 parts += data
                 body_at = start + HEAD_SIZE + len(table)
-            parts += touches
             pin_head = None
             if pin is not None:
                 codec, pin_digest = split_cid_bytes(pin)
@@ -520,21 +526,17 @@ class BlockStore:
             for digest, size in zip(digests, sizes, strict=True):
                 known[digest] = (pack, offset, size, stamp)
                 offset += size
-            for head in touches:
-                digest = head[-32:]
-                old = known[digest]
-                known[digest] = (old[0], old[1], old[2], stamp)
             writer.end = start + total
             if writer.end >= PACK_ROLL_BYTES:
                 self._drop_writer()
 
-    def _log(self, kind: int, cid: bytes, stamp: int | None = None) -> None:
-        """Append one pin, unpin or touch record."""
+    def _log(self, kind: int, cid: bytes) -> None:
+        """Append one pin or unpin record."""
         with self._lock:
             writer = self._writer
             if writer is None or writer.generation != _fork_generation:
                 writer = self._open_writer()
-            stamp = self._tick() if stamp is None else stamp
+            stamp = self._tick()
             codec, digest = split_cid_bytes(cid)
             head = encode_head(kind, codec, 0, 0, stamp, digest)
             try:
@@ -561,7 +563,7 @@ class BlockStore:
         if writer is not None:
             writer.close()  # releases the lock: the pack can be adopted or compacted
 
-    def _open_writer(self, *, adopt: bool = True) -> _Writer:
+    def _open_writer(self) -> _Writer:
         """Adopt a pack no live process writes (cutting off a torn tail) or start one."""
         if self._writer is not None:
             if self._writer.generation == _fork_generation:
@@ -569,7 +571,7 @@ class BlockStore:
             self._writer.abandon()  # a forked child: the parent keeps its lock and its pack
             self._writer = None
         try:
-            writer = (self._adopt() if adopt else None) or self._create()
+            writer = self._adopt() or self._create()
         except OSError as exc:
             raise StorageError(f"cannot write to the embedded store at {self.root}: {exc}") from exc
         self._writer = writer
@@ -614,7 +616,7 @@ class BlockStore:
                 os.write(fd, _FILE_HEAD)
                 if self._fsync:
                     os.fsync(fd)
-                os.rename(tmp, path)  # now readers, adopters and gc can see it
+                os.rename(tmp, path)  # now readers and adopters can see it
                 if self._fsync:
                     _fsync_dir(self._dir)
             except (BlockingIOError, FileNotFoundError):
@@ -637,7 +639,10 @@ class BlockStore:
     # ------------------------------------------------------------------ pins
 
     def pin(self, cid: bytes) -> None:
-        self._log(PIN, cid)
+        """Pin ``cid``; a pin already in force is not logged again."""
+        self.refresh()
+        if not self._pinned_now(cid):
+            self._log(PIN, canonical_bytes(cid))
 
     def unpin(self, cid: bytes) -> bool:
         """Unpin; returns whether it was pinned."""
@@ -659,241 +664,6 @@ class BlockStore:
         state = self._pins.get(canonical_bytes(cid))
         return state is not None and state[1] == PIN
 
-    # ------------------------------------------------------------------ gc
-
-    @contextlib.contextmanager
-    def gc_shared(self) -> Iterator[None]:
-        """Hold off any gc (in any process) while blocks already stored are being reused."""
-        with self._gc_lock(fcntl.LOCK_SH):
-            yield
-
-    @contextlib.contextmanager
-    def gc_exclusive(self) -> Iterator[None]:
-        """Be the only gc, with no put or pin reusing stored blocks, in any process."""
-        with self._gc_lock(fcntl.LOCK_EX):
-            yield
-
-    @contextlib.contextmanager
-    def _gc_lock(self, mode: int) -> Iterator[None]:
-        # The thread lock comes first, always: the flock belongs to one shared descriptor,
-        # so threads of this process must not take it over from one another.
-        with self._lock:
-            fd = self._gc_lock_fd()
-            fcntl.flock(fd, mode)
-            try:
-                yield
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-
-    def _gc_lock_fd(self) -> int:
-        if self._gc_fd is None or self._gc_generation != _fork_generation:
-            path = str(self.root / GC_LOCK)
-            try:
-                self._gc_fd = os.open(path, os.O_RDWR | os.O_CREAT | _OPEN_FLAGS, 0o644)
-            except OSError as exc:
-                raise StorageError(f"cannot open the gc lock {path}: {exc}") from exc
-            self._gc_generation = _fork_generation
-        return self._gc_fd
-
-    def collect(self, live: set[bytes], older_than: float) -> int:
-        """Delete blocks whose digest is not in ``live`` and whose newest record (write or
-        re-put) is before ``older_than`` (a Unix time); returns how many.
-
-        Call under ``gc_exclusive``. Only packs no live writer holds are compacted (this
-        store's own pack is released first): what stays is copied into a new pack, with the
-        pins and unpins that still matter, before the old packs are deleted.
-        """
-        cutoff = int(older_than * 1e9)
-        with self._lock:
-            self._drop_writer()
-            held: dict[str, int] = {}
-            try:
-                return self._compact(live, cutoff, held) + self._collect_legacy(live, older_than)
-            finally:
-                for fd in held.values():
-                    os.close(fd)
-                for pack in self._packs.values():
-                    pack.close()
-                self._packs.clear()
-                self._loc.clear()
-                self._pins.clear()
-                self.refresh()
-
-    def _compact(self, live: set[bytes], cutoff: int, held: dict[str, int]) -> int:
-        others: dict[str, int] = {}
-        try:
-            for name in os.listdir(self._dir):
-                if name.startswith(_NEW):
-                    self._remove_stale_new(name)
-                if not name.endswith(_PACK) or name.startswith("."):
-                    continue
-                path = os.path.join(self._dir, name)
-                fd = _lock_pack(path, os.O_RDONLY | _OPEN_FLAGS)
-                if fd is not None:
-                    held[name[: -len(_PACK)]] = fd
-                    continue
-                with contextlib.suppress(FileNotFoundError):  # a live writer holds it
-                    others[name[: -len(_PACK)]] = os.open(path, os.O_RDONLY | _OPEN_FLAGS)
-            newest: dict[bytes, int] = {}
-            where: dict[bytes, tuple[str, int, int]] = {}
-            elsewhere: set[bytes] = set()
-            pin_state: dict[bytes, tuple[tuple[int, str, int], int, bool]] = {}
-            pinned_elsewhere: set[bytes] = set()
-            held_touches: dict[bytes, int] = {}
-            scans = []
-            for stem, fd in list(held.items()):
-                size = os.fstat(fd).st_size
-                entries, end = _scan(fd, HEAD_SIZE, size)
-                if os.pread(fd, HEAD_SIZE, 0) == _FILE_HEAD and _torn_or_clean(fd, end, size):
-                    scans.append((stem, entries, True))
-                else:  # foreign or damaged: never compacted nor deleted by a gc
-                    others[stem] = held.pop(stem)
-            for stem, fd in others.items():
-                if os.pread(fd, HEAD_SIZE, 0) == _FILE_HEAD:
-                    scans.append((stem, _scan(fd, HEAD_SIZE, os.fstat(fd).st_size)[0], False))
-            for stem, entries, is_held in scans:
-                for kind, codec, offset, size, stamp, digest in entries:
-                    if kind in (BLOCK, TOUCH):
-                        if stamp > newest.get(digest, -1):
-                            newest[digest] = stamp
-                        if kind == BLOCK:
-                            if not is_held:
-                                elsewhere.add(digest)
-                            elif digest not in where:
-                                where[digest] = (stem, offset, size)
-                        elif is_held and stamp > held_touches.get(digest, -1):
-                            held_touches[digest] = stamp
-                    elif kind in (PIN, UNPIN):
-                        cid = make_cid_bytes(codec, digest)
-                        if not is_held:
-                            pinned_elsewhere.add(cid)
-                        key = (stamp, stem, offset)
-                        current = pin_state.get(cid)
-                        if current is None or current[0] < key:
-                            pin_state[cid] = (key, kind, is_held)
-        finally:
-            for fd in others.values():
-                os.close(fd)
-
-        doomed = [d for d in where if d not in elsewhere]
-        keep = [d for d in doomed if d in live or newest[d] >= cutoff]
-        carry = [
-            (cid, key[0], kind)
-            for cid, (key, kind, is_held) in pin_state.items()
-            if is_held and (kind == PIN or cid in pinned_elsewhere)
-        ]
-        # a recent re-put of a block that stays in a live writer's pack keeps protecting it
-        carry += [
-            (make_cid_bytes(RAW, digest), stamp, TOUCH)
-            for digest, stamp in held_touches.items()
-            if digest in elsewhere and stamp >= cutoff
-        ]
-        if keep or carry:
-            self._open_writer(adopt=False)
-            # blocks put together (same stamp) are copied together, so a file's leaves stay
-            # back to back and every copy keeps its stamp (its gc grace is not reset)
-            batch: list[tuple[bytes, bytes]] = []
-            batch_bytes = 0
-            batch_stamp = -1
-            for digest in keep:
-                stem, offset, size = where[digest]
-                if batch and (newest[digest] != batch_stamp or batch_bytes >= 64 << 20):
-                    self._append(batch, None, reuse=False, stamp=batch_stamp)
-                    batch, batch_bytes = [], 0
-                data = _pread_exact(held[stem], size, offset)
-                if len(data) != size:
-                    raise IntegrityError(
-                        f"pack {stem}{_PACK} under {self._dir} is shorter than its records say"
-                    )
-                batch.append((digest, data))
-                batch_bytes += size
-                batch_stamp = newest[digest]
-            if batch:
-                self._append(batch, None, reuse=False, stamp=batch_stamp)
-            for cid, stamp, kind in carry:
-                self._log(kind, cid, stamp)
-            if self._writer is not None:
-                os.fsync(self._writer.fd)  # the copies are durable before the originals go
-            self._drop_writer()
-        for stem in held:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(self._dir, stem + _PACK))
-        return len(doomed) - len(keep)
-
-    def _remove_stale_new(self, name: str) -> bool:
-        """Delete a half-created pack whose creator died: unlocked and not brand new (a
-        creator locks its file right after creating it, but not in the same instant)."""
-        path = os.path.join(self._dir, name)
-        try:
-            if os.stat(path).st_mtime > time.time() - STALE_NEW_SECONDS:
-                return False
-        except FileNotFoundError:
-            return False
-        fd = _lock_pack(path, os.O_RDONLY | _OPEN_FLAGS)
-        if fd is None:
-            return False  # being created right now (or already gone)
-        try:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(self._dir, name))
-            return True
-        finally:
-            os.close(fd)
-
-    def remove_stale_temporaries(self) -> int:
-        """Delete half-created packs (and pre-pack temporaries) of dead writers."""
-        removed = 0
-        for name in os.listdir(self._dir):
-            if name.startswith(_NEW) and self._remove_stale_new(name):
-                removed += 1
-        if self._legacy is not None:
-            for shard in os.scandir(self._legacy):
-                if not shard.is_dir():
-                    continue
-                for entry in os.scandir(shard.path):
-                    if entry.name.startswith(_TMP_PREFIX) and not _owner_alive(entry.name):
-                        with contextlib.suppress(FileNotFoundError):
-                            os.unlink(entry.path)
-                        removed += 1
-        return removed
-
-    # ------------------------------------------------------------------ pre-pack layout
-
-    def _legacy_path(self, cid: bytes) -> str:
-        digest = split_cid_bytes(cid)[1].hex()
-        return f"{self._legacy}/{digest[:2]}/{digest}"
-
-    def _legacy_get(self, cid: bytes) -> bytes:
-        if self._legacy is not None:
-            try:
-                with open(self._legacy_path(cid), "rb", buffering=0) as handle:
-                    return handle.read()
-            except FileNotFoundError:
-                pass
-        raise self._not_found(cid)
-
-    def _legacy_has(self, cid: bytes) -> bool:
-        return self._legacy is not None and os.path.exists(self._legacy_path(cid))
-
-    def _collect_legacy(self, live: set[bytes], older_than: float) -> int:
-        if self._legacy is None:
-            return 0
-        removed = 0
-        for shard in os.scandir(self._legacy):
-            if not shard.is_dir():
-                continue
-            for entry in os.scandir(shard.path):
-                if entry.name.startswith(_TMP_PREFIX):
-                    continue
-                try:
-                    digest = bytes.fromhex(entry.name)
-                    if digest in live or entry.stat().st_mtime >= older_than:
-                        continue
-                    os.unlink(entry.path)
-                    removed += 1
-                except (ValueError, FileNotFoundError):
-                    continue
-        return removed
-
     # ------------------------------------------------------------------ lifetime
 
     def release(self) -> None:
@@ -911,9 +681,6 @@ class BlockStore:
             self._packs.clear()
             self._loc.clear()
             self._pins.clear()
-            if self._gc_fd is not None and self._gc_generation == _fork_generation:
-                os.close(self._gc_fd)
-            self._gc_fd = None
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
@@ -1020,7 +787,7 @@ def _torn_or_clean(fd: int, end: int, size: int) -> bool:
 
 def _lock_pack(path: str, flags: int) -> int | None:
     """Open ``path`` holding its exclusive lock, or ``None`` if someone holds it or it is
-    gone (a gc may delete it between the open and the lock: the inode is checked)."""
+    gone (it may be renamed or deleted between the open and the lock: the inode is checked)."""
     try:
         fd = os.open(path, flags)
     except FileNotFoundError:
@@ -1095,14 +862,3 @@ def _fsync_dir(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _owner_alive(name: str) -> bool:
-    try:
-        pid = int(name[len(_TMP_PREFIX) :].split("-", 1)[0])
-        os.kill(pid, 0)
-    except (ValueError, ProcessLookupError):
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -15,6 +15,11 @@ from chainml.storage.limits import check_object_size
 from chainml.storage.protobuf import read_varint, varint
 
 MAX_HEADER_SIZE = 1 << 20
+MAX_HEADER_DEPTH = 8
+"""A CAR v1 header is a map holding a list of links: two levels. Deeper nesting is refused
+before it can exhaust the stack (a 1.2 kB header of nested arrays used to raise RecursionError)."""
+MAX_HEADER_ITEMS = 1 << 16
+"""No header needs more entries than this; a claimed count above it is refused at once."""
 CID_TAG = 42
 
 
@@ -50,8 +55,8 @@ def read_car(source: BinaryIO, max_bytes: int) -> tuple[list[bytes], Iterator[tu
         raise IntegrityError(f"CAR header length {size} is not plausible: not a CAR v1 file?")
     header = _read_exact(source, size, "CAR header")
     try:
-        value, end = _cbor_decode(header, 0)
-    except (IndexError, ValueError, TypeError) as exc:
+        value, end = _cbor_decode(header, 0, 0)
+    except (IndexError, ValueError, TypeError, UnicodeDecodeError) as exc:
         raise IntegrityError(f"CAR header is not valid CBOR: {exc}") from exc
     if end != len(header) or not isinstance(value, dict):
         raise IntegrityError("CAR header is not a single CBOR map")
@@ -61,8 +66,11 @@ def read_car(source: BinaryIO, max_bytes: int) -> tuple[list[bytes], Iterator[tu
             "(`ipfs dag export` writes v1)"
         )
     roots = value.get("roots")
-    if not isinstance(roots, list) or not all(isinstance(r, _Link) for r in roots):
+    if not isinstance(roots, list) or not roots or not all(isinstance(r, _Link) for r in roots):
         raise IntegrityError("CAR header has no valid roots list")
+    for root in roots:
+        if _cid_length(root, "CAR root") != len(root):
+            raise IntegrityError("CAR header has a root with bytes after its CID")
     return [bytes(r) for r in roots], _iter_blocks(source, max_bytes)
 
 
@@ -79,19 +87,21 @@ def _iter_blocks(source: BinaryIO, max_bytes: int) -> Iterator[tuple[bytes, byte
         yield section[:cid_len], section[cid_len:]
 
 
-def _cid_length(section: bytes) -> int:
+def _cid_length(section: bytes, what: str = "CAR block") -> int:
     """Length of the CID that starts a block section (v0: 34 bytes; v1: parsed)."""
     if section[:2] == b"\x12\x20":
+        if len(section) < 34:
+            raise IntegrityError(f"{what} is shorter than its CID")
         return 34
     pos = 0
     version, pos = read_varint(section, pos)
     if version != 1:
-        raise IntegrityError(f"CAR block has an unsupported CID version {version}")
+        raise IntegrityError(f"{what} has an unsupported CID version {version}")
     _, pos = read_varint(section, pos)  # codec
     _, pos = read_varint(section, pos)  # multihash function
     length, pos = read_varint(section, pos)
     if pos + length > len(section):
-        raise IntegrityError("CAR block section is shorter than its CID")
+        raise IntegrityError(f"{what} is shorter than its CID")
     return pos + length
 
 
@@ -133,7 +143,10 @@ class _Link(bytes):
     """A CID decoded from CBOR tag 42 (binary CID without the multibase 0x00 prefix)."""
 
 
-def _cbor_decode(buf: bytes, pos: int) -> tuple[object, int]:
+def _cbor_decode(buf: bytes, pos: int, depth: int) -> tuple[object, int]:
+    """One CBOR item at ``pos`` and the position after it; nesting is bounded by ``depth``."""
+    if depth > MAX_HEADER_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_HEADER_DEPTH} levels")
     initial = buf[pos]
     pos += 1
     major, info = initial >> 5, initial & 0x1F
@@ -141,10 +154,14 @@ def _cbor_decode(buf: bytes, pos: int) -> tuple[object, int]:
         arg = info
     elif info <= 27:
         width = 1 << (info - 24)
+        if pos + width > len(buf):
+            raise ValueError("truncated CBOR head")
         arg = int.from_bytes(buf[pos : pos + width], "big")
         pos += width
     else:
         raise ValueError(f"unsupported CBOR additional info {info}")
+    if major in (4, 5) and arg > MAX_HEADER_ITEMS:
+        raise ValueError(f"a CBOR {'array' if major == 4 else 'map'} of {arg} items")
     if major == 0:
         return arg, pos
     if major == 1:
@@ -157,18 +174,19 @@ def _cbor_decode(buf: bytes, pos: int) -> tuple[object, int]:
     if major == 4:
         items = []
         for _ in range(arg):
-            item, pos = _cbor_decode(buf, pos)
+            item, pos = _cbor_decode(buf, pos, depth + 1)
             items.append(item)
         return items, pos
     if major == 5:
         mapping = {}
         for _ in range(arg):
-            key, pos = _cbor_decode(buf, pos)
-            mapping[key] = None
-            mapping[key], pos = _cbor_decode(buf, pos)
+            key, pos = _cbor_decode(buf, pos, depth + 1)
+            if not isinstance(key, str):
+                raise ValueError("a map key that is not a text string")
+            mapping[key], pos = _cbor_decode(buf, pos, depth + 1)
         return mapping, pos
     if major == 6:
-        item, pos = _cbor_decode(buf, pos)
+        item, pos = _cbor_decode(buf, pos, depth + 1)
         if arg == CID_TAG and isinstance(item, bytes) and item[:1] == b"\x00":
             return _Link(item[1:]), pos
         return item, pos

@@ -14,13 +14,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import time
 from pathlib import Path
 
 from multiformats import CID
 
 from chainml.errors import IntegrityError, StorageError
-from chainml.storage.blockstore import BlockStore
+from chainml.storage.blockstore import BlockNotFoundError, BlockStore
 from chainml.storage.car import read_car, write_car
 from chainml.storage.cid import (
     RAW,
@@ -134,34 +133,15 @@ class EmbeddedStore:
 
     def pin(self, cid: CIDLike) -> None:
         root = to_cid_bytes(cid)
-        with self.blocks.gc_shared():  # no gc may delete the DAG between the check and the pin
-            for _ in iter_dag_blocks(root, self.blocks.get):
-                pass  # a pin promises the whole DAG is here and intact
-            self.pins.add(root)
+        for _ in iter_dag_blocks(root, self.blocks.get):
+            pass  # a pin promises the whole DAG is here and intact
+        self.pins.add(root)
 
     def unpin(self, cid: CIDLike) -> None:
         self.pins.remove(to_cid_bytes(cid))
 
     def pinned(self) -> list[CID]:
         return [cid_object(root) for root in self.pins.list()]
-
-    def gc(self, *, grace_seconds: float = 300.0) -> int:
-        """Delete blocks no pin reaches; returns how many. Like ``ipfs repo gc``.
-
-        Other processes may be putting objects meanwhile: new blocks go to packs their
-        writers hold (never compacted while held), and putting or pinning content already
-        here holds off a gc. Blocks written or re-put within ``grace_seconds`` are kept too,
-        as unpinned content someone may be about to pin. If a pinned DAG is incomplete, this
-        raises before deleting anything.
-        """
-        with self.blocks.gc_exclusive():
-            started = time.time()
-            live = {
-                split_cid_bytes(cid)[1]
-                for root in self.pins.list()
-                for cid in iter_dag_cids(root, self.blocks.get)
-            }
-            return self.blocks.collect(live, older_than=started - grace_seconds)
 
     def export_car(self, cid: CIDLike, path: str | os.PathLike[str]) -> None:
         root = to_cid_bytes(cid)
@@ -178,24 +158,53 @@ class EmbeddedStore:
                 tmp.unlink()
 
     def import_car(self, path: str | os.PathLike[str]) -> list[CID]:
+        """Everything is checked before anything is written: every block against its CID, and
+        every root's whole DAG present (in the CAR or already here), so a bad CAR adds nothing.
+        """
         try:
             with open(path, "rb") as source:
                 roots, blocks = read_car(source, self.max_object_size)
-                verified = []
+                verified: dict[bytes, tuple[bytes, bytes]] = {}
                 for cid, data in blocks:
                     verify_block(cid, data)
-                    verified.append((cid, data))
+                    verified.setdefault(split_cid_bytes(cid)[1], (cid, data))
         except OSError as exc:
             raise StorageError(f"cannot read CAR file {path}: {exc}") from exc
+        canonical = [canonical_bytes(root) for root in roots]
+        for root in canonical:
+            self._check_complete(root, verified, path)
         # a CAR lists parents before children: store it reversed, so every block becomes
-        # visible only after the blocks below it
-        self.blocks.put_many(reversed(verified))
-        result = []
-        for root in roots:
-            canonical = canonical_bytes(root)
-            self.pin(canonical)
-            result.append(cid_from_bytes(canonical))
-        return result
+        # visible only after the blocks below it; blocks already here are not written again
+        new = [block for digest, block in verified.items() if not self.blocks.has_digest(digest)]
+        if new:
+            self.blocks.put_many(reversed(new))
+        for root in canonical:
+            self.pin(root)
+        return [cid_from_bytes(root) for root in canonical]
+
+    def _check_complete(
+        self, root: bytes, car: dict[bytes, tuple[bytes, bytes]], path: str | os.PathLike[str]
+    ) -> None:
+        """Raise unless the DAG of ``root`` is entirely in ``car`` or in this store."""
+
+        def block(cid: bytes) -> bytes:
+            found = car.get(split_cid_bytes(cid)[1])
+            return found[1] if found is not None else self.blocks.get(cid)
+
+        try:
+            for cid in iter_dag_cids(root, block):
+                if split_cid_bytes(cid)[1] not in car and not self.blocks.has(cid):
+                    raise IntegrityError(
+                        f"CAR file {path} lacks block {cid_str(canonical_bytes(cid))} of its "
+                        f"root {cid_str(root)} (and this store does not have it either); "
+                        "nothing was imported"
+                    )
+        except BlockNotFoundError as exc:  # an interior node is missing
+            raise IntegrityError(
+                f"CAR file {path} does not hold the whole DAG of its root {cid_str(root)} "
+                f"(an interior block is missing: {str(exc).split(' is not in')[0]}); "
+                "nothing was imported"
+            ) from exc
 
     def close(self) -> None:
         """Release this process's pack (so another writer may adopt it) and descriptors."""

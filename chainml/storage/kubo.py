@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+import requests
+import urllib3
 from multiformats import CID
 
 from chainml.errors import IntegrityError, StorageError
@@ -30,8 +32,14 @@ from chainml.storage.cid import (
     verify_block,
 )
 from chainml.storage.limits import check_object_size, parse_max_object_size
-from chainml.storage.store import parse_api_address
-from chainml.storage.unixfs import CHUNK_SIZE, decode_file_node, file_cid, iter_file
+from chainml.storage.store import StoreUnavailableError, parse_api_address
+from chainml.storage.unixfs import (
+    CHUNK_SIZE,
+    decode_file_node,
+    file_cid,
+    iter_dag_cids,
+    iter_file,
+)
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -186,8 +194,12 @@ class KuboStore:
         try:
             with open(path, "rb") as source:
                 roots, blocks = read_car(source, self.max_object_size)
+                car: dict[bytes, bytes] = {}
                 for block_cid, block in blocks:
                     verify_block(block_cid, block)
+                    car.setdefault(split_cid_bytes(block_cid)[1], bytes(block))
+            for root in roots:  # nothing goes to the node unless every root's DAG is whole
+                self._check_complete(canonical_bytes(root), car, path)
             with open(path, "rb") as source:
                 self._call(
                     "dag/import",
@@ -200,6 +212,23 @@ class KuboStore:
         for root in canonical:
             self.pin(root)
         return [cid_from_bytes(root) for root in canonical]
+
+    def _check_complete(
+        self, root: bytes, car: dict[bytes, bytes], path: str | os.PathLike[str]
+    ) -> None:
+        """Raise unless the DAG of ``root`` is in ``car`` or already on the node."""
+
+        def block(cid: bytes) -> bytes:
+            found = car.get(split_cid_bytes(cid)[1])
+            return found if found is not None else self._block(cid)
+
+        for cid in iter_dag_cids(root, block):
+            if split_cid_bytes(cid)[1] not in car and not self.has(cid):
+                raise IntegrityError(
+                    f"CAR file {path} lacks block {cid_str(canonical_bytes(cid))} of its root "
+                    f"{cid_str(root)} (and the IPFS node does not have it either); nothing "
+                    "was imported"
+                )
 
     def close(self) -> None:
         self._client.close()
@@ -223,6 +252,17 @@ class KuboStore:
             return call()
         except ipfs_errors.Error as exc:
             raise self._wrap(what, cid, exc) from exc
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            # a node that dies mid-reply can surface below ipfshttpclient's own errors
+            raise self._unreachable(what, cid) from exc
+
+    def _unreachable(self, what: str, cid: bytes | None) -> StoreUnavailableError:
+        subject = f" {cid_str(canonical_bytes(cid))}" if cid is not None else ""
+        return StoreUnavailableError(
+            f"cannot reach the IPFS node at {self.api_url} ({what}{subject}): is it "
+            "running? Start one with `chainml ipfs up` (on the same port), then rerun "
+            "to resume; or use --ipfs embedded"
+        )
 
     def _wrap(self, what: str, cid: bytes | None, exc: Exception) -> StorageError:
         subject = f" {cid_str(canonical_bytes(cid))}" if cid is not None else ""
@@ -233,14 +273,11 @@ class KuboStore:
                     f"{self.timeout:g} s ({what} timed out): it is not stored there; "
                     "add or import it first"
                 )
-            return StorageError(
+            return StoreUnavailableError(
                 f"IPFS node at {self.api_url} did not answer {what} within {self.timeout:g} s"
             )
-        if isinstance(exc, ipfs_errors.ConnectionError):
-            return StorageError(
-                f"cannot reach the IPFS node at {self.api_url} ({what}{subject}): is it "
-                "running? Start one with `chainml ipfs up`, or use --ipfs embedded"
-            )
+        if isinstance(exc, ipfs_errors.ConnectionError | ipfs_errors.ProtocolError):
+            return self._unreachable(what, cid)
         return StorageError(f"IPFS node at {self.api_url} failed {what}{subject}: {exc}")
 
 

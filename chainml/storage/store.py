@@ -15,13 +15,22 @@ from typing import Protocol, runtime_checkable
 
 from multiformats import CID
 
-from chainml.errors import ConfigError
+from chainml.errors import ConfigError, StorageError
 from chainml.storage.cid import CIDLike
 
 IPFS_ENV = "CHAINML_IPFS"
 EMBEDDED = "embedded"
 EMBEDDED_SUBDIR = "ipfs-embedded"
 """Where the embedded store lives inside the data directory."""
+
+
+class StoreUnavailableError(StorageError):
+    """The store's service cannot be reached (an IPFS node that is down or went away).
+
+    Unlike a bad or missing object, this says nothing about the content: callers must not
+    count it as a device's or a proposal's fault, but stop and let the run resume once the
+    node is back.
+    """
 
 
 @runtime_checkable

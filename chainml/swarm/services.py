@@ -7,11 +7,14 @@ other step. A deployment whose current weights are for another model is refused 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import requests
 from web3 import Web3
+from web3.exceptions import Web3Exception
 
 from chainml.chain.client import Ledger
 from chainml.chain.deploy import DeployParams, deploy
@@ -21,14 +24,15 @@ from chainml.chain.deployments import (
     load_deployments,
     save_deployments,
 )
-from chainml.errors import ChainError, ConfigError, StorageError
+from chainml.errors import ChainError, ChainMLError, ConfigError, ServiceError, StorageError
 from chainml.meta.models import get_model
+from chainml.meta.recipe import Recipe
 from chainml.meta.tasks import get_family
 from chainml.services.chain import LocalChain
 from chainml.storage.cid import cid_to_onchain, onchain_to_str
-from chainml.storage.store import Store, open_store
+from chainml.storage.store import Store, StoreUnavailableError, open_store
 from chainml.swarm.fleet import GATEWAY_ACCOUNT_INDEX
-from chainml.swarm.payloads import encode_weights, weights_arch
+from chainml.swarm.payloads import encode_weights, version_recipe, weights_arch
 
 DEFAULT_VALIDATORS = 3
 
@@ -50,10 +54,11 @@ class Services:
     """Make the chain's state durable now (the local Anvil's state file); no-op elsewhere."""
 
 
-def genesis_weights(task: str, seed: int) -> tuple[bytes, str]:
-    """The seeded initial model of ``task``: its safetensors bytes and architecture id."""
+def genesis_weights(task: str, seed: int, recipe: Recipe | None = None) -> tuple[bytes, str]:
+    """The seeded initial model of ``task`` with the learning recipe every later version follows
+    (default: :class:`Recipe`'s defaults): the version file's bytes and architecture id."""
     arch = get_family(task).default_arch
-    return encode_weights(get_model(arch).init(seed), arch), arch
+    return encode_weights(get_model(arch).init(seed), arch, recipe=recipe or Recipe()), arch
 
 
 def connect(
@@ -64,20 +69,22 @@ def connect(
     task: str,
     seed: int,
     validators: int = DEFAULT_VALIDATORS,
+    recipe: Recipe | None = None,
 ) -> Services:
     w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 120}))
     if not w3.is_connected():
         raise ChainError(f"no chain answers at {rpc_url}; start it with `chainml chain up`")
     store = open_store(store_spec, data_dir)
-    accounts = list(w3.eth.accounts)
-    if len(accounts) <= GATEWAY_ACCOUNT_INDEX:
-        raise ChainError(
-            f"the chain at {rpc_url} unlocks {len(accounts)} accounts; the swarm needs "
-            f"{GATEWAY_ACCOUNT_INDEX + 1} (a local Anvil or Ganache chain)"
-        )
-    deployments = _deployment(w3, data_dir, store, task, seed, validators)
-    ledger = Ledger.from_deployments(w3, deployments)
-    _check_current_weights(ledger, store, task)
+    with chain_errors(rpc_url):
+        accounts = list(w3.eth.accounts)
+        if len(accounts) <= GATEWAY_ACCOUNT_INDEX:
+            raise ChainError(
+                f"the chain at {rpc_url} unlocks {len(accounts)} accounts; the swarm needs "
+                f"{GATEWAY_ACCOUNT_INDEX + 1} (a local Anvil or Ganache chain)"
+            )
+        deployments = _deployment(w3, data_dir, store, task, seed, validators, recipe)
+        ledger = Ledger.from_deployments(w3, deployments)
+        _check_current_weights(ledger, store, task, recipe)
     extra = deployments.extra
     role_validators = [str(v) for v in extra.get("validators", [])]  # type: ignore[union-attr]
     aggregators = [str(a) for a in extra.get("aggregators", [])]  # type: ignore[union-attr]
@@ -87,7 +94,9 @@ def connect(
         )
     local = LocalChain(data_dir)
     info = local.info()
-    checkpoint = local.checkpoint if info is not None and info.url == rpc_url else (lambda: None)
+    checkpoint = _checkpointer(local, rpc_url) if info is not None and info.url == rpc_url else (
+        lambda: None
+    )  # fmt: skip
     checkpoint()
     return Services(
         checkpoint=checkpoint,
@@ -105,8 +114,47 @@ def connect(
     )
 
 
+@contextlib.contextmanager
+def chain_errors(rpc_url: str) -> Iterator[None]:
+    """Turn a chain that stops answering into one clear line (not a requests traceback)."""
+    try:
+        yield
+    except ChainMLError:
+        raise
+    except (requests.RequestException, OSError) as exc:
+        raise ChainError(
+            f"lost the connection to the chain at {rpc_url} ({type(exc).__name__}); restart it "
+            "(`chainml chain up` for the local chain) and rerun the same command to resume"
+        ) from exc
+    except Web3Exception as exc:
+        raise ChainError(f"the chain at {rpc_url} refused a call: {exc}") from exc
+
+
+def _checkpointer(local: LocalChain, rpc_url: str) -> Callable[[], bool]:
+    """``LocalChain.checkpoint`` for the chain the run started on, which refuses to pretend:
+    if that chain stopped, nothing was made durable, and the run must stop and say so."""
+
+    def checkpoint() -> bool:
+        info = local.info()
+        if info is None or info.url != rpc_url:
+            raise ServiceError(
+                f"the local chain at {rpc_url} stopped during the run, so its state could not "
+                "be saved; start it again with `chainml chain up` and rerun the same command "
+                "to resume from the last saved state"
+            )
+        return local.checkpoint()
+
+    return checkpoint
+
+
 def _deployment(
-    w3: Web3, data_dir: Path, store: Store, task: str, seed: int, validators: int
+    w3: Web3,
+    data_dir: Path,
+    store: Store,
+    task: str,
+    seed: int,
+    validators: int,
+    recipe: Recipe | None,
 ) -> Deployments:
     path = deployments_path(data_dir)
     existing = load_deployments(path)
@@ -114,7 +162,7 @@ def _deployment(
         ledger_code = w3.eth.get_code(Web3.to_checksum_address(existing.address("ChainMLLedger")))
         if ledger_code:
             return existing
-    weights, _ = genesis_weights(task, seed)
+    weights, _ = genesis_weights(task, seed, recipe)
     genesis = store.put(weights)
     accounts = list(w3.eth.accounts)
     params = DeployParams(
@@ -127,12 +175,15 @@ def _deployment(
     return deployments
 
 
-def _check_current_weights(ledger: Ledger, store: Store, task: str) -> None:
+def _check_current_weights(ledger: Ledger, store: Store, task: str, recipe: Recipe | None) -> None:
     version = ledger.current_version()
     cid = onchain_to_str(*ledger.version(version)["weights"])
     expected = get_family(task).default_arch
     try:
-        arch = weights_arch(store.get(cid))
+        data = store.get(cid)
+        arch = weights_arch(data)
+    except StoreUnavailableError:
+        raise  # the store is down: a fresh ledger would not help
     except StorageError as exc:
         raise ConfigError(
             f"the ledger's current version {version} has weights {cid}, which the store cannot "
@@ -142,4 +193,10 @@ def _check_current_weights(ledger: Ledger, store: Store, task: str) -> None:
         raise ConfigError(
             f"the ledger's current weights are a {arch} model, but --task {task} trains "
             f"{expected}; use a new --data-dir for a different task"
+        )
+    if recipe is not None and (recorded := version_recipe(data)) != recipe:
+        changed = sorted(k for k, v in recipe.to_json().items() if recorded.to_json()[k] != v)
+        raise ConfigError(
+            f"the ledger's versions follow another learning recipe ({', '.join(changed)} "
+            "differ); rerun with the recorded settings, or use a new --data-dir"
         )

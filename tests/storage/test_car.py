@@ -11,7 +11,6 @@ from aleph_cid import compute_cid, read_carv1_root
 from multiformats import CID
 
 from chainml.errors import IntegrityError, StorageError
-from chainml.storage.blockstore import BlockNotFoundError
 from chainml.storage.car import encode_header, read_car, write_car
 from chainml.storage.cid import cid_str, raw_cid_bytes
 from chainml.storage.embedded import EmbeddedStore
@@ -97,8 +96,27 @@ def test_a_car_missing_blocks_cannot_be_pinned(tmp_path: Path, embedded: Embedde
     path = tmp_path / "partial.car"
     with open(path, "wb") as out:
         write_car(out, [root], only_root)
-    with pytest.raises(BlockNotFoundError, match="not in the embedded store"):
+    packs = embedded.root / "packs"
+    before = {p.name: p.stat().st_size for p in packs.iterdir()}
+    with pytest.raises(IntegrityError, match=r"lacks block .* nothing was imported"):
         embedded.import_car(path)
+    assert {p.name: p.stat().st_size for p in packs.iterdir()} == before  # nothing written
+    assert not embedded.has(root)
+
+
+def test_a_car_whose_root_block_is_missing_writes_nothing(tmp_path: Path, embedded: EmbeddedStore):
+    data = payload(3 * CHUNK_SIZE, seed=27)
+    root, blocks = build_file(data)
+    leaves = [(c, bytes(b)) for c, b in blocks if c != root]
+    path = tmp_path / "rootless.car"
+    with open(path, "wb") as out:
+        write_car(out, [root], leaves)
+    packs = embedded.root / "packs"
+    before = {p.name: p.stat().st_size for p in packs.iterdir()}
+    with pytest.raises(IntegrityError, match=r"lacks block bafy\w+ of its root bafy"):
+        embedded.import_car(path)
+    assert {p.name: p.stat().st_size for p in packs.iterdir()} == before
+    assert not any(embedded.has(c) for c, _ in leaves)  # the leaves were not written unpinned
 
 
 @pytest.mark.parametrize(

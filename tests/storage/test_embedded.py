@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import fcntl
 import multiprocessing
 import os
 import random
@@ -234,7 +233,7 @@ def test_a_damaged_record_ends_the_pack_which_is_then_left_alone(tmp_path: Path)
     damaged_size = pack.stat().st_size
     later = reopened.put(b"later")  # damage, not a torn write: that pack is left alone
     assert len(pack_paths(tmp_path)) == 2
-    reopened.gc(grace_seconds=0)
+    assert not EmbeddedStore(tmp_path).has(make_cid_bytes(RAW, bytes(32)))  # refresh, reclaim
     assert pack.stat().st_size == damaged_size
     assert reopened.get(first) == b"first" and reopened.get(later) == b"later"
 
@@ -321,29 +320,6 @@ def test_readers_never_see_a_partial_object_while_writers_write(tmp_path: Path):
     )
     assert looks > 1
     assert _read_everything_visible(EmbeddedStore(root)) == 3 * 40 + 1
-
-
-def test_gc_alongside_writers_never_loses_their_objects(tmp_path: Path):
-    root = str(tmp_path / "shared")
-    EmbeddedStore(root).put(payload(40_000, seed=1))  # shared content, in a pack gc can take
-    ctx = multiprocessing.get_context("spawn")
-    done = [str(tmp_path / f"done{seed}") for seed in range(2)]
-    writers = [ctx.Process(target=_writer, args=(root, s, 30, done[s])) for s in range(2)]
-    for process in writers:
-        process.start()
-    runs = 0
-    try:
-        while any(process.is_alive() for process in writers):
-            runs += EmbeddedStore(root).gc(grace_seconds=0) >= 0
-    finally:
-        for process in writers:
-            process.join(60)
-    assert [process.exitcode for process in writers] == [0, 0], _writers_report(done)
-    assert runs > 0
-    store = EmbeddedStore(root)
-    assert _read_everything_visible(store) == 2 * 30 + 1
-    store.gc(grace_seconds=0)
-    assert _read_everything_visible(EmbeddedStore(root)) == 2 * 30 + 1
 
 
 def _put_then_die_mid_write(root: str, data: bytes, fraction: float) -> None:
@@ -464,110 +440,6 @@ def test_a_thousand_small_updates_round_trip_quickly(embedded: EmbeddedStore):
     assert elapsed < 6.0, f"1,000 puts + gets took {elapsed:.2f} s"
 
 
-def test_stale_half_created_packs_of_dead_writers_are_removed(embedded: EmbeddedStore):
-    embedded.put(b"x")
-    packs = embedded.root / PACKS_DIR
-    dead = packs / ".new-dead.pack"
-    dead.write_bytes(b"half a hea")
-    alive = packs / ".new-alive.pack"
-    alive.write_bytes(b"")
-    young = packs / ".new-young.pack"  # just created: its creator is about to lock it
-    young.write_bytes(b"")
-    old = time.time() - 3600
-    for path in (dead, alive):
-        os.utime(path, (old, old))
-    with open(alive, "rb") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # its creator is still at work
-        assert embedded.blocks.remove_stale_temporaries() == 1
-        assert not dead.exists() and alive.exists() and young.exists()
-
-
-def test_gc_deletes_only_what_no_pin_reaches(embedded: EmbeddedStore):
-    kept_data = payload(3 * CHUNK_SIZE, seed=41)
-    gone_data = payload(3 * CHUNK_SIZE, seed=42)
-    kept = embedded.put(kept_data)
-    gone = embedded.put(gone_data, pin=False)
-    assert embedded.gc() == 0  # everything is inside the grace period
-    assert embedded.gc(grace_seconds=0) == 4  # three leaves and the root of `gone`
-    assert embedded.get(kept) == kept_data
-    assert not embedded.has(gone)
-    assert EmbeddedStore(embedded.root).pinned() == [kept]
-
-
-def test_gc_gives_the_space_back(embedded: EmbeddedStore):
-    cids = [embedded.put(payload(MIB, seed=i)) for i in range(4)]
-    for cid in cids[1:]:
-        embedded.unpin(cid)
-    size = sum(p.stat().st_size for p in pack_paths(embedded.root))
-    assert embedded.gc(grace_seconds=0) == 3 * 5
-    after = sum(p.stat().st_size for p in pack_paths(embedded.root))
-    assert after < size / 3
-    assert embedded.get(cids[0]) == payload(MIB, seed=0)
-    for cid in cids[:1]:
-        embedded.unpin(cid)
-    embedded.gc(grace_seconds=0)
-    assert pack_paths(embedded.root) == []  # nothing left to keep: no pack at all
-
-
-def test_gc_keeps_unpins_that_still_override_a_live_writers_pin(tmp_path: Path):
-    writer = EmbeddedStore(tmp_path)  # stays alive: gc must leave its pack alone
-    cid = writer.put(b"pinned by a live writer")
-    other = EmbeddedStore(tmp_path)
-    other.unpin(cid)
-    other.gc(grace_seconds=3600)  # compacts `other`'s pack, which holds the unpin
-    assert EmbeddedStore(tmp_path).pinned() == []
-    assert writer.pinned() == []
-
-
-def test_re_putting_content_protects_it_from_a_concurrent_gc(embedded, monkeypatch):
-    data = payload(2 * CHUNK_SIZE, seed=43)
-    hour_ago = time.time_ns() - 3600 * 10**9
-    monkeypatch.setattr(blockstore, "time_ns", lambda: hour_ago)
-    cid = embedded.put(data, pin=False)
-    small = embedded.put(b"small, old and unpinned", pin=False)
-    monkeypatch.undo()
-    embedded.put(data, pin=False)  # another process is about to pin it
-    assert embedded.gc(grace_seconds=60) == 1  # only the small object
-    assert embedded.get(cid) == data
-    assert not embedded.has(small)
-
-
-def test_gc_refuses_to_run_on_an_incomplete_pinned_dag(embedded: EmbeddedStore):
-    data = payload(2 * CHUNK_SIZE, seed=44)
-    *leaves, (root, _) = blocks_of(data)
-    embedded.blocks.put_many(leaves)
-    embedded.blocks.pin(root)  # pinned, but its root block never arrived
-    loose = embedded.put(b"unpinned", pin=False)
-    with pytest.raises(BlockNotFoundError, match=cid_str(root)):
-        embedded.gc(grace_seconds=0)
-    assert embedded.has(loose)
-
-
-def test_a_store_in_the_old_one_file_per_block_layout_is_still_readable(tmp_path: Path):
-    big, small = payload(3 * CHUNK_SIZE, seed=51), b"an old small object"
-    gone = payload(1000, seed=52)
-    for data in (big, small, gone):
-        for cid, block in blocks_of(data):
-            digest = cid[4:].hex()
-            shard = tmp_path / "blocks" / digest[:2]
-            shard.mkdir(parents=True, exist_ok=True)
-            (shard / digest).write_bytes(block)
-    (tmp_path / "pins").mkdir()
-    for data in (big, small):
-        (tmp_path / "pins" / cid_str(build_file(data)[0])).touch()
-    store = EmbeddedStore(tmp_path)
-    big_cid, small_cid = (cid_from_bytes(build_file(d)[0]) for d in (big, small))
-    assert store.get(big_cid) == big and store.get(small_cid) == small
-    assert set(store.pinned()) == {big_cid, small_cid}
-    new = store.put(b"new content goes to a pack")
-    assert set(store.pinned()) == {big_cid, small_cid, new}
-    store.unpin(small_cid)
-    assert not (tmp_path / "pins" / str(small_cid)).exists()
-    assert store.gc(grace_seconds=0) == 2  # the old small object and the unpinned one
-    assert not store.has(small_cid)
-    assert EmbeddedStore(tmp_path).get(big_cid) == big
-
-
 def test_a_store_of_a_newer_format_is_refused_naming_the_file(tmp_path: Path):
     packs = tmp_path / PACKS_DIR
     packs.mkdir()
@@ -632,46 +504,3 @@ def test_threads_share_one_store(embedded: EmbeddedStore):
     for cid, data in results:
         assert embedded.get(cid) == data and reopened.get(cid) == data
     assert len(reopened.pinned()) == 6 * 30 + 1
-
-
-def _gc_then_die(root: str, when: str) -> None:
-    store = EmbeddedStore(root)
-    real_unlink, real_writev = os.unlink, os.writev
-
-    def die() -> None:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-    if when == "copying":  # half of the first copy written, then killed
-        os.writev = lambda fd, parts: (
-            os.write(fd, b"".join(bytes(p) for p in parts)[:1000]),
-            die(),
-        )[0]
-    else:  # the copies are written, one old pack is deleted, then killed
-        os.unlink = lambda path: (real_unlink(path), die())[0]
-    store.gc(grace_seconds=0)
-    os.unlink, os.writev = real_unlink, real_writev
-
-
-@pytest.mark.parametrize("when", ["copying", "deleting"])
-def test_a_gc_killed_mid_way_loses_nothing(tmp_path: Path, when: str):
-    root = tmp_path / "store"
-    kept = {}
-    stores = [EmbeddedStore(root) for _ in range(3)]
-    for i, store in enumerate(stores):  # three packs, then none held by a live writer
-        for size in (3000, 2 * CHUNK_SIZE + 1):
-            data = payload(size, seed=10 * i + size % 7)
-            kept[store.put(data)] = data
-        store.put(payload(500, seed=i), pin=False)  # garbage
-    assert len(pack_paths(root)) == 3
-    for store in stores:
-        store.close()
-    process = multiprocessing.get_context("spawn").Process(target=_gc_then_die, args=(root, when))
-    process.start()
-    process.join(60)
-    assert process.exitcode == -signal.SIGKILL
-    store = EmbeddedStore(root)
-    assert set(store.pinned()) == set(kept)
-    for cid, data in kept.items():
-        assert store.get(cid) == data
-    store.gc(grace_seconds=0)
-    assert [EmbeddedStore(root).get(cid) for cid in kept] == list(kept.values())
