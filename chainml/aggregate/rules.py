@@ -169,6 +169,74 @@ def direction_outliers(rows: np.ndarray, centre: np.ndarray, min_cosine: float) 
     return out
 
 
+def exact_norms(rows: np.ndarray) -> np.ndarray:
+    """L2 norms of the rows on the fixed-point grid of :func:`to_fixed_point` (one common scale
+    for all rows, so only their ratios mean anything), identical on every machine."""
+    fixed = to_fixed_point(rows)
+    return np.sqrt(np.array([float(int(v)) for v in np.einsum("ij,ij->i", fixed, fixed)]))
+
+
+def centered_clip(
+    rows: np.ndarray, centre: np.ndarray, radius_factor: float, iterations: int
+) -> np.ndarray:
+    """Centered clipping (Karimireddy, He & Jaggi, ICML 2021), excluding nobody.
+
+    From a robust start ``v``, repeat: ``v += mean_i clip(x_i - v, tau)`` with ``tau`` =
+    ``radius_factor`` times the median distance to ``v``. An update far from the crowd moves the
+    result by at most ``tau / n``, however large it is; honest updates all count.
+    """
+    _require_rows(rows, 1)
+    if radius_factor <= 0 or iterations < 1:
+        raise ConfigError("centered clipping needs a positive radius factor and >= 1 iteration")
+    v = centre.astype(np.float64)
+    n = rows.shape[0]
+    for _ in range(iterations):
+        diffs = rows.astype(np.float64) - v[None, :]
+        dist = exact_norms(diffs)
+        tau = radius_factor * float(np.sort(dist)[(n - 1) // 2])
+        scales = [1.0 if d <= tau or d == 0 else tau / d for d in dist.tolist()]
+        v = v + ordered_sum(diffs, scales) / float(n)
+    return v.astype(np.float32)
+
+
+def _exact_gram(rows: np.ndarray) -> list[list[int]]:
+    fixed = to_fixed_point(rows)
+    return [[int(v) for v in row] for row in (fixed @ fixed.T).astype(np.int64)]
+
+
+def coordinated_rows(
+    rows: np.ndarray, centre: np.ndarray, min_cosine: float, min_partners: int = 1
+) -> list[int]:
+    """Rows that point the same way as at least ``min_partners`` other rows, both as updates
+    and as deviations from ``centre`` (cosine >= ``min_cosine`` for both; exact integer tests).
+
+    Honest nodes hold different tasks and draw different samples, so no two of their updates
+    are near-parallel. Colluders that share one malicious direction (ALIE, IPM, min-max and
+    min-sum, Fang's Krum attack, sybils, model replacement) are, whatever their scale. The
+    deviation test keeps two honest updates that merely share the fleet's common direction from
+    matching; the raw test keeps two small honest updates (whose deviations are both about
+    ``-centre``) from matching.
+    """
+    n = rows.shape[0]
+    if n < 3:
+        return []
+    diffs = (rows.astype(np.float64) - centre.astype(np.float64)[None, :]).astype(np.float32)
+    grams = (_exact_gram(rows.astype(np.float32)), _exact_gram(diffs))
+    m2 = round(min_cosine * min_cosine * 1_000_000)
+
+    def parallel(g: list[list[int]], i: int, j: int) -> bool:
+        # cos >= m  <=>  g_ij > 0 and 10^6 g_ij^2 >= 10^6 m^2 g_ii g_jj (Python ints: exact)
+        return g[i][j] > 0 and g[i][j] ** 2 * 1_000_000 >= m2 * g[i][i] * g[j][j]
+
+    partners = [0] * n
+    for i in range(n):
+        for j in range(i + 1, n):
+            if all(parallel(g, i, j) for g in grams):
+                partners[i] += 1
+                partners[j] += 1
+    return [i for i in range(n) if partners[i] >= min_partners]
+
+
 def _require_rows(rows: np.ndarray, minimum: int) -> None:
     if rows.ndim != 2 or rows.shape[0] < minimum:
         raise ConfigError(f"need at least {minimum} contribution(s) to aggregate, got {rows.shape}")

@@ -15,6 +15,7 @@ import numpy as np
 
 from chainml.aggregate import rules
 from chainml.errors import ConfigError
+from chainml.meta.recipe import Recipe
 
 
 @dataclass(frozen=True)
@@ -144,17 +145,74 @@ class Krum(Strategy):
         return rules.weighted_mean(rows)
 
 
-STRATEGIES: dict[str, type[Strategy]] = {s.name: s for s in (Mean, Median, TrimmedMean, Krum)}
+@dataclass(frozen=True)
+class CenteredClip(Strategy):
+    """Centered clipping around the coordinate-wise median: bounded influence for every update,
+    and no honest node is ever excluded or penalised (the default rule)."""
+
+    rule_id: ClassVar[int] = 5
+    name: ClassVar[str] = "cclip"
+    clip_factor: float | None = None
+    radius_factor: float = 1.0
+    iterations: int = 3
+
+    def _select(self, rows: np.ndarray) -> list[int]:
+        return list(range(rows.shape[0]))
+
+    def _combine(self, rows: np.ndarray, kept: Sequence[Contribution]) -> np.ndarray:
+        centre = rules.coordinate_median(rows)
+        return rules.centered_clip(rows, centre, self.radius_factor, int(self.iterations))
+
+
+@dataclass(frozen=True)
+class Guard(Strategy):
+    """Collusion screening, norm clipping and centered clipping (the recommended robust rule).
+
+    1. Screen: leave out every update parallel to another one (cosine >= ``collusion_cosine`` =
+       0.999, both as updates and as deviations from the coordinate-wise median). Honest nodes
+       train on different tasks and samples: on sine, the closest honest pair seen has cosine
+       0.993. Colluders that share one malicious direction are parallel. Only these nodes are
+       excluded (and lose reputation).
+    2. Clip every remaining update to ``clip_factor`` times the median norm.
+    3. Centered clipping around their coordinate-wise median: what slips through the screen
+       moves the aggregate by at most the clipping radius over n.
+    """
+
+    rule_id: ClassVar[int] = 6
+    name: ClassVar[str] = "guard"
+    clip_factor: float | None = 2.0
+    collusion_cosine: float = 0.999
+    radius_factor: float = 1.0
+    iterations: int = 3
+
+    def _select(self, rows: np.ndarray) -> list[int]:
+        if rows.shape[0] < 3:
+            return list(range(rows.shape[0]))
+        centre = rules.coordinate_median(rows)
+        flagged = set(rules.coordinated_rows(rows, centre, self.collusion_cosine))
+        kept = [i for i in range(rows.shape[0]) if i not in flagged]
+        return kept if kept else list(range(rows.shape[0]))
+
+    def _combine(self, rows: np.ndarray, kept: Sequence[Contribution]) -> np.ndarray:
+        centre = rules.coordinate_median(rows)
+        return rules.centered_clip(rows, centre, self.radius_factor, int(self.iterations))
+
+
+STRATEGIES: dict[str, type[Strategy]] = {
+    s.name: s for s in (Mean, Median, TrimmedMean, Krum, CenteredClip, Guard)
+}
 RULE_IDS: dict[int, type[Strategy]] = {s.rule_id: s for s in STRATEGIES.values()}
 
 
 def strategy_named(name: str, **settings: float) -> Strategy:
-    try:
-        return STRATEGIES[name](**settings)
-    except KeyError:
+    if name not in STRATEGIES:
         raise ConfigError(
             f"unknown aggregation rule {name!r}; choose one of {', '.join(STRATEGIES)}"
-        ) from None
+        )
+    try:
+        return STRATEGIES[name](**settings)
+    except TypeError as exc:
+        raise ConfigError(f"invalid settings for aggregation rule {name!r}: {exc}") from None
 
 
 def strategy_for_rule(rule_id: int) -> Strategy:
@@ -163,3 +221,8 @@ def strategy_for_rule(rule_id: int) -> Strategy:
         return RULE_IDS[rule_id]()
     except KeyError:
         raise ConfigError(f"unknown aggregation rule id {rule_id}") from None
+
+
+def strategy_for_recipe(recipe: Recipe) -> Strategy:
+    """The strategy a version's recipe names, with the recipe's settings."""
+    return strategy_named(recipe.aggregation, **recipe.strategy_settings)

@@ -1,9 +1,11 @@
 """One simulated device's round, as a picklable job a worker process runs.
 
-The device fetches the meta-weights by CID (verified by the store), checks they fit its budget,
-adapts on this round's local samples, stores its sparse int8 update on IPFS and signs the
-EIP-712 commitment. Everything is a function of the job, so a resumed round recomputes the
-exact same update and CID. A device that cannot do the round reports why; it never raises.
+The device fetches the version by CID (verified by the store), checks the model fits its budget,
+follows the learning recipe that the version itself carries (so the device cannot drift from
+what validators expect), computes its update on this round's local samples, stores the sparse
+int8 update on IPFS and signs the EIP-712 commitment. Everything is a function of the job, so a
+resumed round recomputes the exact same update and CID. A device that cannot do the round
+reports why; it never raises.
 """
 
 from __future__ import annotations
@@ -19,21 +21,20 @@ from chainml.chain.eip712 import Commitment, SignedCommitment, sign_commitment, 
 from chainml.device.cost import adaptation_macs, check_fits, int8_download_bytes, round_cost
 from chainml.device.profile import get_profile
 from chainml.errors import ChainMLError
-from chainml.meta.adapt import AdaptConfig
 from chainml.meta.federated import NodeConfig, node_step
-from chainml.meta.models import Params, get_model
+from chainml.meta.models import get_model
 from chainml.meta.tasks import Task, TaskFamily, get_family
 from chainml.storage.cid import cid_str, cid_to_onchain
-from chainml.storage.store import Store, shared_store
-from chainml.swarm.attacks import LabelFlippedTask, poison_update
-from chainml.swarm.payloads import decode_weights, encode_update
+from chainml.storage.store import Store, StoreUnavailableError, shared_store
+from chainml.swarm.attacks import AttackContext, attacked_node_step
+from chainml.swarm.payloads import VersionFile, decode_version, encode_update
 
-COMMITMENT_WIRE_BYTES = 9 * 32 + 65
-"""ABI-encoded commitment fields plus the 65-byte signature, as a device would transmit them."""
+COMMITMENT_WIRE_BYTES = 4 + 4 + 32 + 1 + 4 + 8 + 8 + 8 + 65
+"""What a device transmits for its commitment, packed: round (u32), base version (u32), update
+digest (32), codec (u8), samples (u32), losses (2 x u64), nonce (u64) and the 65-byte signature.
+The node's address is not sent: the gateway recovers it from the signature."""
 
 Status = Literal["ok", "refused", "failed"]
-MAX_GRAD_NORM = 5.0
-"""Devices clip each online gradient: one large-amplitude sample must not blow up the step."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,9 @@ class NodeJob:
     nonce: int
     attack: str | None = None
     sybil_leader: int | None = None
+    colluders: tuple[int, ...] = ()
+    """An adversary's fellow attackers (itself included), if the run tells it; colluders
+    without it compute their statistics on seeded surrogate tasks."""
 
 
 @dataclass(frozen=True)
@@ -75,17 +79,10 @@ class NodeOutcome:
     """Host time spent on (adaptation, IPFS, signing): how the round's wall time splits."""
 
 
-def node_config(
-    *, shots: int, queries: int, steps: int, inner_lr: float, top_fraction: float, round_id: int
-) -> NodeConfig:
-    """The TinyMetaFed node step the swarm runs: online Reptile adaptation (every setting spelled
-    out, so a change of the engine's defaults cannot silently change the protocol), the head kept
-    local, the top-P% of the body delta sent as int8."""
-    adapt = AdaptConfig(steps=steps, inner_lr=inner_lr, online=True, max_grad_norm=MAX_GRAD_NORM)
-    return NodeConfig(
-        adapt=adapt, shots=shots, queries=queries, top_fraction=top_fraction, granularity="param",
-        rule="reptile", round=round_id,
-    )  # fmt: skip
+def node_config(round_id: int) -> NodeConfig:
+    """The job's config: only the round, which selects the device's data draw. The recipe is
+    replaced by the base version's own when the device runs (see :func:`run_node`)."""
+    return NodeConfig(round=round_id)
 
 
 @cache
@@ -93,24 +90,23 @@ def _family(name: str) -> TaskFamily:
     return get_family(name)
 
 
-_weights_cache: dict[tuple[str, str], Params] = {}
+_version_cache: dict[tuple[str, str], VersionFile] = {}
 
 
-def _weights(store: Store, cid: str, arch_id: str) -> Params:
+def _version(store: Store, cid: str, arch_id: str) -> VersionFile:
     key = (cid, arch_id)
-    if key not in _weights_cache:
-        _weights_cache.clear()  # one round's weights at a time
-        _weights_cache[key] = decode_weights(store.get(cid), arch_id)
-    return _weights_cache[key]
+    if key not in _version_cache:
+        _version_cache.clear()  # one round's version at a time
+        _version_cache[key] = decode_version(store.get(cid), arch_id)
+    return _version_cache[key]
 
 
 def _local_task(job: NodeJob) -> Task:
-    """The data the device trains on: its own task, poisoned or borrowed by an attacker."""
+    """The device's own task (a sybil borrows its operator's: one operator, one update)."""
     family = _family(job.task)
     if job.attack == "sybil" and job.sybil_leader is not None:
-        return family.task(job.seed, job.sybil_leader, "train")  # one operator, one update
-    task = family.task(job.seed, job.index, "train")
-    return LabelFlippedTask(task) if job.attack == "label_flip" else task
+        return family.task(job.seed, job.sybil_leader, "train")
+    return family.task(job.seed, job.index, "train")
 
 
 def _claimed_base(job: NodeJob) -> int:
@@ -130,13 +126,18 @@ def run_node(job: NodeJob) -> NodeOutcome:
     try:
         t0 = time.perf_counter()
         store = shared_store(job.store_spec, job.data_dir)
-        params = _weights(store, job.weights_cid, job.arch_id)
+        version = _version(store, job.weights_cid, job.arch_id)
         t1 = time.perf_counter()
         model = get_model(job.arch_id)
-        result = node_step(model, params, _local_task(job), job.node)
+        config = NodeConfig(recipe=version.recipe, round=job.node.round)
+        if job.attack is None:
+            result = node_step(model, version.params, _local_task(job), config)
+        else:  # the attack wraps the honest computation (chainml.swarm.attacks)
+            ctx = AttackContext(_family(job.task), job.seed, job.index, job.colluders)
+            result = attacked_node_step(
+                job.attack, model, version.params, _local_task(job), config, ctx
+            )
         update = result.update
-        if job.attack is not None:
-            update = poison_update(job.attack, update, job.seed, job.round, job.index)
         t2 = time.perf_counter()
         payload = encode_update(update)
         update_cid = store.put(payload)
@@ -155,13 +156,16 @@ def run_node(job: NodeJob) -> NodeOutcome:
         )
         signed = sign_commitment(job.key, commitment, job.domain_separator)
         seconds = (t2 - t1, (t1 - t0) + (t3 - t2), time.perf_counter() - t3)
+    except StoreUnavailableError:
+        raise  # the store is down: that says nothing about the device, so the run stops
     except Exception as exc:  # a device that fails is data, not a crash of the whole round
         return NodeOutcome(job.index, address, "failed", error=f"{type(exc).__name__}: {exc}")
+    recipe = version.recipe
     macs = adaptation_macs(
         job.arch_id,
-        steps=job.node.adapt.steps,
-        samples_per_step=1,
-        eval_samples=2 * job.node.queries,
+        steps=recipe.inner_steps + 1,  # the inner step, then the meta-gradient's backward pass
+        samples_per_step=recipe.support_shots + recipe.query_shots,
+        eval_samples=recipe.query_shots,
     )
     cost = round_cost(
         profile,
