@@ -13,7 +13,7 @@ SOLC_STAMP := .toolchain/solcx/.chainml-installed
 DATA_DIR ?= $(CURDIR)/.chainml
 PYTEST_ARGS ?=
 
-.PHONY: help setup browser demo test bench deploy lint lock down clean
+.PHONY: help setup browser mcu-toolchain demo test bench deploy lint lock down clean
 
 help:
 	@echo "make demo   - set up, start a local chain + IPFS, deploy the contracts, run the demo"
@@ -22,31 +22,41 @@ help:
 	@echo "make bench  - run every bench/*.py"
 	@echo "make down   - stop the chain and IPFS node that the demo started"
 
-setup: $(PY_STAMP) $(NPM_STAMP) $(SOLC_STAMP) browser
-	@echo "setup: ok ($(VENV), node_modules, solc adapter, chromium)"
+setup: $(PY_STAMP) $(NPM_STAMP) $(SOLC_STAMP) browser mcu-toolchain
+	@echo "setup: ok ($(VENV), node_modules, solc adapter, chromium, Cortex-M4 toolchain + QEMU)"
 
 # Headless Chromium + ChromeDriver (Debian packages) for the report's browser test.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser:
 	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; else \
-	  echo "[setup 4/4] chromium + chromium-driver (Debian) for the report's browser test"; \
+	  echo "[setup 4/5] chromium + chromium-driver (Debian) for the report's browser test"; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; \
 	fi
 
+# Cortex-M4 cross compiler, newlib and QEMU's mps2-an386 board (Debian packages) for
+# `chainml export`, bench/mcu.py and tests/mcu; gcc (host) builds QEMU's instruction counter.
+mcu-toolchain:
+	@if [ -x /usr/bin/arm-none-eabi-gcc ] && [ -x /usr/bin/qemu-system-arm ] && [ -x /usr/bin/gcc ] \
+	  && [ -d /usr/lib/arm-none-eabi/newlib ]; then :; else \
+	  echo "[setup 5/5] gcc-arm-none-eabi + libnewlib-arm-none-eabi + qemu-system-arm (Debian) for MCU export"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends gcc gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm >/dev/null; \
+	fi
+
 $(PY_STAMP): pyproject.toml requirements.lock
-	@echo "[setup 1/4] Python packages into $(VENV) (pinned by requirements.lock)"
+	@echo "[setup 1/5] Python packages into $(VENV) (pinned by requirements.lock)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --progress-bar on --upgrade-strategy only-if-needed -c requirements.lock -e '.[dev]' | grep -v -E '^(Requirement already satisfied|  Using cached|WARNING: Location)' || true
 	@$(PY) -c "import chainml, torch, brownie" && touch $@
 
 $(NPM_STAMP): package.json package-lock.json
-	@echo "[setup 2/4] npm packages into node_modules (pinned by package-lock.json)"
+	@echo "[setup 2/5] npm packages into node_modules (pinned by package-lock.json)"
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 $(SOLC_STAMP): $(PY_STAMP) $(NPM_STAMP) node/solc-adapter.js chainml/toolchain.py
-	@echo "[setup 3/4] solc-js adapter for py-solc-x and brownie"
+	@echo "[setup 3/5] solc-js adapter for py-solc-x and brownie"
 	$(PY) -m chainml.toolchain
 	@touch $@
 

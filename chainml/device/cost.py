@@ -14,6 +14,7 @@ from functools import cache
 import torch
 from torch import nn
 
+from chainml.device.footprint import footprint
 from chainml.device.profile import HardwareProfile
 from chainml.errors import BudgetError
 from chainml.meta.models import get_model
@@ -69,13 +70,23 @@ class RoundCost:
         return self.compute_j + self.radio_j
 
 
-def check_fits(profile: HardwareProfile, arch_id: str) -> None:
-    """Refuse work the device cannot hold: int8 weights in flash, adaptation state in RAM."""
+def check_fits(profile: HardwareProfile, arch_id: str, batch: int = 1) -> None:
+    """Refuse work the device cannot hold: the int8 firmware in flash, its inference buffers
+    and stack in RAM (measured on a Cortex-M4 build where available, see
+    :mod:`chainml.device.footprint`), and the float32 adaptation state in RAM (estimate)."""
     spec = get_model(arch_id).spec
-    try:
-        spec.check_budget(ram_bytes=profile.ram_bytes, flash_bytes=profile.flash_bytes)
-    except BudgetError as exc:
-        raise BudgetError(f"device {profile.name} refuses the round: {exc}") from exc
+    fp = footprint(arch_id)
+    need = {
+        f"flash ({fp.source})": (fp.flash_bytes, profile.flash_bytes),
+        f"inference RAM ({fp.source})": (fp.ram_inference_bytes, profile.ram_bytes),
+        "adaptation RAM (estimate)": (spec.ram_adapt_bytes(batch), profile.ram_bytes),
+    }
+    for what, (used, limit) in need.items():
+        if used > limit:
+            raise BudgetError(
+                f"device {profile.name} refuses the round: {arch_id} needs {used} bytes of "
+                f"{what}, the device has {limit}; pick a smaller architecture or batch"
+            )
 
 
 def round_cost(profile: HardwareProfile, macs: int, bytes_down: int, bytes_up: int) -> RoundCost:
