@@ -77,6 +77,23 @@ def _cnn_vibration() -> TinyNet:
     return TinyNet(body, nn.Linear(16, 2))
 
 
+def _snn(inputs: int, hidden: int, out: int, steps: int | None = None) -> TinyNet:
+    """Two LIF layers read out by their spike rate (chainml.neuro.lif); ``steps`` repeats a
+    static input as a constant current, otherwise the input is already ``(T, channels)``."""
+    from chainml.neuro.lif import LIF, RepeatInTime, SpikeRate  # torch-only module, no cycle
+
+    encode: list[nn.Module] = [] if steps is None else [RepeatInTime(steps)]
+    first: list[nn.Module] = [nn.Linear(inputs, hidden), *encode]
+    body = nn.Sequential(*first, LIF(), nn.Linear(hidden, hidden), LIF(), SpikeRate())
+    return TinyNet(body, nn.Linear(hidden, out))
+
+
+def _mlp_events(steps: int, channels: int, hidden: int, out: int) -> TinyNet:
+    """The MLP baseline for ``(T, channels)`` event inputs: flatten, then the usual MLP."""
+    mlp = _mlp([steps * channels, hidden, hidden], out)
+    return TinyNet(nn.Sequential(nn.Flatten(-2), *mlp.body), mlp.head)
+
+
 @dataclass(frozen=True)
 class Architecture:
     """A registry entry: how to build the template and what it consumes and produces."""
@@ -95,6 +112,10 @@ ARCHITECTURES: dict[str, Architecture] = {
         Architecture("cnn-vibration", _cnn_vibration, (1, 128), "cross_entropy"),
         Architecture("mlp-coldchain", lambda: _mlp([24, 32, 32], 2), (24,), "cross_entropy"),
         Architecture("mlp-digits", lambda: _mlp([64, 64, 64], 5), (64,), "cross_entropy"),
+        # Spiking models (chainml.neuro): the gasdrift event task and sine (8 time steps).
+        Architecture("snn-gasdrift", lambda: _snn(8, 64, 1), (16, 8), "mse"),
+        Architecture("mlp-gasdrift", lambda: _mlp_events(16, 8, 40, 1), (16, 8), "mse"),
+        Architecture("snn-sine", lambda: _snn(1, 40, 1, steps=8), (1,), "mse"),
     )
 }
 

@@ -1,4 +1,5 @@
-"""Registry of task families: ``sine``, ``meter``, ``vibration``, ``coldchain``, ``digits``."""
+"""Registry of task families: ``sine``, ``meter``, ``vibration``, ``coldchain``, ``digits``,
+``gasdrift`` (event-based gas sensors with drift, for spiking models)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from chainml.errors import MetaLearningError
 from chainml.meta.tasks.base import Episode, Split, Task, TaskFamily, stack_episodes
 from chainml.meta.tasks.coldchain import ColdChainFamily
 from chainml.meta.tasks.digits import DigitsFamily
+from chainml.meta.tasks.gasdrift import GasDriftFamily
 from chainml.meta.tasks.meter import MeterFamily
 from chainml.meta.tasks.sine import SineFamily
 from chainml.meta.tasks.vibration import VibrationFamily
@@ -18,6 +20,7 @@ FAMILIES: dict[str, Callable[[], TaskFamily]] = {
     "vibration": VibrationFamily,
     "coldchain": ColdChainFamily,
     "digits": DigitsFamily,
+    "gasdrift": GasDriftFamily,
 }
 
 
