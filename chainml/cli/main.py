@@ -10,37 +10,65 @@ from typing import Annotated
 import typer
 
 from chainml import __version__
-from chainml.cli import (
-    chain_cmd,
-    console_cmd,
-    demo_cmd,
-    deploy_cmd,
-    inspect_cmd,
-    ipfs_cmd,
-    report_cmd,
-    swarm_cmd,
-    verify_cmd,
-)
 from chainml.cli.context import CliContext, err_console
+from chainml.cli.lazy import Lazy, LazyGroup
 from chainml.errors import ChainMLError
 from chainml.paths import DATA_DIR_ENV, data_dir
 
+# Each command's module is imported only when that command runs, so `chainml --help` and the
+# light commands never pay for torch and web3. A test checks these one-line helps against the
+# commands' own (see tests/foundation/test_cli_startup.py).
+LazyGroup.lazy = {
+    "chain": Lazy("chainml.cli.chain_cmd", "app", "Start, stop and inspect the local chain."),
+    "ipfs": Lazy(
+        "chainml.cli.ipfs_cmd", "app", "Run the local IPFS node and move content in and out."
+    ),
+    "demo": Lazy(
+        "chainml.cli.demo_cmd",
+        "demo",
+        "Run the full local demo: chain, IPFS, brownie deploy, swarm, verify, report.",
+    ),
+    "deploy": Lazy(
+        "chainml.cli.deploy_cmd",
+        "deploy",
+        "Deploy the contracts with `brownie run scripts/deploy.py`; write deployments.json.",
+    ),
+    "console": Lazy(
+        "chainml.cli.console_cmd",
+        "console",
+        "Open `brownie console` with `ledger` and `voting` bound to the deployed contracts.",
+    ),
+    "swarm": Lazy("chainml.cli.swarm_cmd", "app", "Run swarms of simulated MCU nodes."),
+    "verify": Lazy(
+        "chainml.cli.verify_cmd",
+        "verify",
+        "Replay the version history: print OK, or the first version whose aggregate differs.",
+    ),
+    "inspect": Lazy(
+        "chainml.cli.inspect_cmd",
+        "app",
+        "Inspect a deployment: contracts, nodes, versions, rounds, events, one node.",
+    ),
+    "report": Lazy(
+        "chainml.cli.report_cmd",
+        "report",
+        "Write RUN_DIR's report: report.html (opens offline) plus one PNG per plot.",
+    ),
+    "export": Lazy(
+        "chainml.cli.export_cmd",
+        "export",
+        "Quantize a finalized version to int8 and emit a .tflite, C code and Cortex-M4 ELFs.",
+    ),
+}
+
 app = typer.Typer(
     name="chainml",
+    cls=LazyGroup,
     help="Federated meta-learning for fleets of tiny devices, coordinated on Ethereum.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.add_typer(chain_cmd.app, name="chain")
-app.add_typer(ipfs_cmd.app, name="ipfs")
-app.command("demo")(demo_cmd.demo)
-app.command("deploy")(deploy_cmd.deploy)
-app.command("console")(console_cmd.console)
-app.add_typer(swarm_cmd.app, name="swarm")
-app.command("verify")(verify_cmd.verify)
-app.add_typer(inspect_cmd.app, name="inspect")
-app.command("report")(report_cmd.report)
 
 
 def _version(value: bool) -> None:
