@@ -16,7 +16,7 @@ from chainml.meta.federated import NodeConfig, node_steps
 from chainml.meta.models import get_model
 from chainml.meta.sparse import encode_sparse, flatten_params
 from chainml.meta.tasks import get_family
-from chainml.swarm.attacks import adversary_indices, attacked_updates
+from chainml.swarm.attacks import adversary_indices
 from chainml.swarm.config import SwarmConfig
 from chainml.swarm.evidence import gather_round
 from chainml.swarm.payloads import decode_update, decode_version
@@ -32,7 +32,6 @@ class Outcome:
     first_step: np.ndarray
     honest_mean: np.ndarray
     stored: dict[int, bytes]
-    twin: dict[int, bytes]
 
 
 def run(env: SwarmEnv, rule: str) -> Outcome:
@@ -56,8 +55,6 @@ def run(env: SwarmEnv, rule: str) -> Outcome:
     honest = node_steps(
         model, v0.params, [t for i, t in enumerate(tasks) if i not in adversaries], cfg
     )
-    colluders = tuple(sorted(adversaries))  # the harness tells each attacker its colluders
-    twin = attacked_updates(ATTACK, model, v0.params, tasks, adversaries, cfg, family, 0, colluders)
     index_of = {r["node"].lower(): r["index"] for r in nodes}
     evidence = gather_round(ledger, store, 1, 0)
     stored = {
@@ -71,7 +68,6 @@ def run(env: SwarmEnv, rule: str) -> Outcome:
         first_step,
         np.mean([r.update.to_dense() for r in honest], axis=0),
         stored,
-        {i: encode_sparse(u) for i, u in twin.items()},
     )
 
 
