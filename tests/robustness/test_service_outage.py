@@ -17,6 +17,7 @@ from web3 import Web3
 from chainml.errors import ChainError, ChainMLError, ServiceError
 from chainml.services.chain import LocalChain
 from chainml.services.ipfs import LocalIpfsNode
+from chainml.services.process import ensure_port_free
 from chainml.storage.kubo import KuboStore
 from chainml.storage.store import StoreUnavailableError
 from chainml.swarm.services import _checkpointer, chain_errors
@@ -80,6 +81,14 @@ def test_chain_lost_mid_call_is_one_line(tmp_path):
         local.down()
 
 
+def _port_released(port: int) -> bool:
+    try:
+        ensure_port_free(port, "the chain")
+    except ServiceError:
+        return False
+    return True
+
+
 def test_checkpoint_of_a_stopped_chain_fails_loudly(tmp_path: Path):
     """A run must not report a version as durable when the chain it saves is gone."""
     local = LocalChain(tmp_path / "data")
@@ -95,6 +104,8 @@ def test_checkpoint_of_a_stopped_chain_fails_loudly(tmp_path: Path):
             checkpoint()
         text = _one_line(caught.value)
         assert "stopped during the run" in text and "chainml chain up" in text
+        # the killed process's listener can outlive its pid by a moment: wait for the port
+        procs.wait_for(lambda: _port_released(info.port), 20, "the chain's port to be released")
         restarted = local.up(port=info.port)  # resume: the same port, the saved state
         assert restarted.port == info.port
         assert _checkpointer(local, restarted.url)() is True
