@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import click
 import typer
@@ -63,7 +63,3 @@ class LazyGroup(TyperGroup):
         if name in self.lazy and name not in self.commands:
             self.commands[name] = self.lazy[name].load(name)
         return super().resolve_command(ctx, args)
-
-    def real_command(self, name: str) -> Any:
-        """The imported command (for tests that compare it with its listing)."""
-        return self.lazy[name].load(name)
