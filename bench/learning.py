@@ -8,7 +8,7 @@ the same tasks with the same number of task episodes. Then meter, vibration, col
 digits each go through the swarm too, against from-scratch and FedAvg initialisations under the
 device protocol. Prints tables, then one JSON object as the last line.
 
-    python bench/learning.py [--nodes 50] [--rounds 1000] [--workers 2] [--out DIR]
+    python bench/learning.py [--nodes 50] [--rounds 500] [--workers 2] [--out DIR]
                              [--families meter,vibration,coldchain,digits]
 """
 
@@ -68,14 +68,21 @@ def centralized_maml(nodes: int, episodes: int, seed: int) -> dict[str, Any]:
     """MAML (Finn et al.), trained in-process on the swarm's ``nodes`` train tasks with as many
     task episodes as the swarm used, scored with the same protocol on the same held-out tasks."""
     family = get_family("sine")
+    recipe = SwarmConfig().recipe()
     batch = min(25, nodes)
-    config = MAMLConfig(
+    config = MAMLConfig(  # Finn et al.'s settings: one inner step, meta lr 1e-3, batch 25
         iterations=max(1, episodes // batch),
-        sampling=TaskSampling(meta_batch=batch, shots=10, queries=10, population=nodes, seed=seed),
+        sampling=TaskSampling(
+            meta_batch=batch,
+            shots=recipe.support_shots,
+            queries=recipe.query_shots,
+            population=nodes,
+            seed=seed,
+        ),
     )
     start = time.perf_counter()
     result = train_maml(family, "mlp-sine", config)
-    scores = score(result.params, family, SwarmConfig().recipe(), seed=seed)
+    scores = score(result.params, family, recipe, seed=seed)
     return {
         "iterations": config.iterations,
         "mse": {str(k): v for k, v in scores.maml.items()},
@@ -168,7 +175,7 @@ def family_table(name: str, nodes: int, rounds: int, workers: int, seed: int) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=50)
-    parser.add_argument("--rounds", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=500)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--family-nodes", type=int, default=20)

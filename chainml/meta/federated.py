@@ -39,9 +39,6 @@ from chainml.meta.sparse import (
 )
 from chainml.meta.tasks import Task, TaskFamily, stack_episodes
 
-DEVICE_MAX_GRAD_NORM = 1.0
-
-
 @dataclass(frozen=True)
 class NodeConfig:
     """What a node does in one round: the recipe, and the round that selects its data draw."""
@@ -72,18 +69,12 @@ def maml_adapt_config(recipe: Recipe) -> AdaptConfig:
     return AdaptConfig(steps=recipe.inner_steps, inner_lr=recipe.inner_lr)
 
 
-def device_adapt_config(recipe: Recipe, steps: int = 0) -> AdaptConfig:
-    """What a deployed device runs: the ridge head re-fit, then ``steps`` online SGD steps (one
-    sample each, gradient norm clipped to 1 so that one large sample cannot blow the model up)
-    at the recipe's inner rate; the headline device protocol takes none."""
-    return AdaptConfig(
-        steps=steps,
-        inner_lr=recipe.inner_lr,
-        head_refit="ridge",
-        ridge_lambda=recipe.ridge_lambda,
-        online=True,
-        max_grad_norm=DEVICE_MAX_GRAD_NORM,
-    )
+def device_adapt_config(recipe: Recipe) -> AdaptConfig:
+    """What a deployed device runs on the samples it holds: the ridge head re-fit and no
+    gradient step. Online learning adds samples, not steps: each new sample is folded into the
+    head's ridge statistics (recursive least squares) and the head re-solved, so the body is
+    never back-propagated on the device and one bad sample cannot blow the model up."""
+    return AdaptConfig(steps=0, head_refit="ridge", ridge_lambda=recipe.ridge_lambda)
 
 
 def node_objective(

@@ -6,8 +6,10 @@
 * **Device protocol**: exactly what a deployed chainml device does with the published weights:
   it collects the recipe's ``device_shots`` local samples and re-fits its head by ridge
   regression on the body's features (:func:`~chainml.meta.federated.device_adapt_config`), with no
-  backprop, within its RAM budget (the ridge statistics are (d+1)^2 floats). ``device_curve``
-  also reports k further online SGD steps (one sample each), for the task-family tables.
+  backprop, within its RAM budget (the ridge statistics are (d+1)^2 floats). Online learning
+  on the device is recursive least squares: after k online steps the device has folded k more
+  samples (k more per class for classification) into the same statistics and re-solved its
+  head. ``device_curve`` reports k in {0, 5, 10} for the task-family tables.
 
 Both use :func:`chainml.meta.evaluate.evaluate`, hence the same ``adapt`` that devices run.
 """
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from chainml.errors import MetaLearningError
 from chainml.meta.adapt import AdaptConfig
 from chainml.meta.evaluate import evaluate
 from chainml.meta.federated import device_adapt_config
@@ -96,7 +99,7 @@ def device_protocol(
     steps: int = 0,
 ) -> tuple[float, float, float | None]:
     """(mean loss, 95% CI, accuracy) of a device that re-fits its head on its local samples,
-    then takes ``steps`` online steps (0: the headline protocol)."""
+    after ``steps`` online steps (0: the headline protocol)."""
     curve = device_curve(
         params, family, recipe, arch_id=arch_id, n_tasks=n_tasks, seed=seed, steps=(steps,)
     )
@@ -113,18 +116,28 @@ def device_curve(
     seed: int = 0,
     steps: Sequence[int] = (0, 5, 10),
 ) -> dict[int, tuple[float, float, float | None]]:
-    """The device protocol after each number of online steps: {k: (loss, CI, accuracy)}."""
-    result = evaluate(
-        params,
-        family,
-        arch_id=arch_id,
-        n_tasks=n_tasks,
-        shots=recipe.device_shots,
-        steps=tuple(steps),
-        adapt_config=device_adapt_config(recipe),
-        seed=seed,
-    )
-    return {r.steps: (r.loss_mean, r.loss_ci95, r.acc_mean) for r in result.results}
+    """The device protocol after each number of online steps: {k: (loss, CI, accuracy)}.
+
+    Step k re-fits the head on ``device_shots + k`` samples of each held-out task (what the
+    device's recursive least squares holds after k more samples) and scores fresh query
+    samples of the same tasks."""
+    if any(k < 0 for k in steps):
+        raise MetaLearningError(f"online steps must be >= 0, got {list(steps)}")
+    out = {}
+    for k in steps:
+        result = evaluate(
+            params,
+            family,
+            arch_id=arch_id,
+            n_tasks=n_tasks,
+            shots=recipe.device_shots + k,
+            steps=(0,),
+            adapt_config=device_adapt_config(recipe),
+            seed=seed,
+        )
+        r = result.results[0]
+        out[k] = (r.loss_mean, r.loss_ci95, r.acc_mean)
+    return out
 
 
 def score(

@@ -33,12 +33,14 @@ class SwarmConfig:
     mode: Mode = "batched"
     aggregation: str = "guard"
     seed: int = 0
-    shots: int = 10
-    queries: int = 10
-    inner_steps: int = 1
-    inner_lr: float = 0.01
-    top_fraction: float = 0.1
-    server_lr: float = 0.03
+    shots: int | None = None
+    """Support samples per device and round; None: the task family's recipe default (so are
+    the other learning settings below)."""
+    queries: int | None = None
+    inner_steps: int | None = None
+    inner_lr: float | None = None
+    top_fraction: float | None = None
+    server_lr: float | None = None
     relay_batch: int = 32
     merkle_batch: int = 256
     eval_tasks: int = 100
@@ -64,7 +66,7 @@ class SwarmConfig:
             problems.append(
                 f"--aggregation {self.aggregation!r} is not one of {', '.join(STRATEGIES)}"
             )
-        if not 0 < self.top_fraction <= 1:
+        if self.top_fraction is not None and not 0 < self.top_fraction <= 1:
             problems.append(f"top fraction must be in (0, 1], got {self.top_fraction}")
         if not 0 <= self.dropout < 1:
             problems.append(f"--dropout must be in [0, 1), got {self.dropout}")
@@ -80,18 +82,22 @@ class SwarmConfig:
             raise ConfigError("; ".join(problems))
 
     def recipe(self) -> Recipe:
-        """The learning recipe a fresh ledger's genesis records for this run (every later
-        version follows the genesis's recipe, never this config)."""
-        return Recipe(
-            support_shots=self.shots,
-            query_shots=self.queries,
-            inner_steps=self.inner_steps,
-            inner_lr=self.inner_lr,
-            device_shots=self.shots + self.queries,
-            top_fraction=self.top_fraction,
-            server_lr=self.server_lr,
-            aggregation=self.aggregation,
-        )
+        """The learning recipe a fresh ledger's genesis records for this run: the task family's
+        default with this config's explicit settings (every later version follows the genesis's
+        recipe, never this config)."""
+        explicit = {
+            "support_shots": self.shots,
+            "query_shots": self.queries,
+            "inner_steps": self.inner_steps,
+            "inner_lr": self.inner_lr,
+            "top_fraction": self.top_fraction,
+            "server_lr": self.server_lr,
+        }
+        overrides = {k: v for k, v in explicit.items() if v is not None}
+        try:
+            return Recipe.for_family(self.task, aggregation=self.aggregation, **overrides)
+        except ConfigError as exc:
+            raise ConfigError(f"invalid swarm settings: {exc}") from exc
 
     @property
     def profiles(self) -> list[str]:

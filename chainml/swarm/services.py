@@ -56,9 +56,11 @@ class Services:
 
 def genesis_weights(task: str, seed: int, recipe: Recipe | None = None) -> tuple[bytes, str]:
     """The seeded initial model of ``task`` with the learning recipe every later version follows
-    (default: :class:`Recipe`'s defaults): the version file's bytes and architecture id."""
+    (default: the task family's, :meth:`Recipe.for_family`): the version file's bytes and
+    architecture id."""
     arch = get_family(task).default_arch
-    return encode_weights(get_model(arch).init(seed), arch, recipe=recipe or Recipe()), arch
+    recipe = recipe or Recipe.for_family(task)
+    return encode_weights(get_model(arch).init(seed), arch, recipe=recipe), arch
 
 
 def connect(

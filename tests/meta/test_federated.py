@@ -143,3 +143,38 @@ def test_simulation_is_deterministic_and_learns_under_both_protocols() -> None:
     assert after.device < 0.6 * before.device
     assert after.maml[10] < before.maml[10]
     assert a.compression >= 10
+
+
+def test_family_defaults_shape_the_recipe_and_explicit_settings_win() -> None:
+    sine = Recipe.for_family("sine")
+    assert (sine.support_shots, sine.query_shots, sine.inner_steps) == (5, 15, 3)
+    assert sine.device_shots == 20 and sine.ridge_weight < Recipe().ridge_weight
+    meter = Recipe.for_family("meter")
+    assert meter.ridge_weight == 1.0 and meter.device_shots == 20
+    assert Recipe.for_family("unknown-family") == Recipe()
+    mine = Recipe.for_family("sine", support_shots=8, inner_steps=1)
+    assert (mine.support_shots, mine.inner_steps, mine.device_shots) == (8, 1, 23)
+    with pytest.raises(ConfigError):
+        Recipe.for_family("sine", support_shots=0)
+
+
+def test_a_device_online_step_folds_one_more_sample_into_its_ridge_head(sine_model) -> None:
+    """k online steps on the device = the ridge head re-fit on device_shots + k samples; no
+    gradient step, so no online step can blow the head up."""
+    from chainml.meta.evaluate import evaluate
+    from chainml.meta.federated import device_adapt_config
+    from chainml.meta.protocols import device_curve
+
+    sine = get_family("sine")
+    recipe = Recipe.for_family("sine")
+    config = device_adapt_config(recipe)
+    assert config.steps == 0 and config.head_refit == "ridge"
+    p = sine_model.init(0)
+    curve = device_curve(p, sine, recipe, n_tasks=100, steps=(0, 10))
+    more = evaluate(
+        p, sine, n_tasks=100, shots=recipe.device_shots + 10, steps=(0,), adapt_config=config
+    )
+    assert curve[10][0] == more.results[0].loss_mean
+    assert curve[10][0] < curve[0][0]  # ten more samples: a better head on random features
+    with pytest.raises(MetaLearningError):
+        device_curve(p, sine, recipe, n_tasks=100, steps=(-1,))
