@@ -21,8 +21,12 @@ import {ChainMLParams} from "./ChainMLParams.sol";
 ///  - direct: the node sends `commit` itself;
 ///  - relayed: the node's gateway sends `commitRelayed` with many signed commitments;
 ///  - batched: a bonded gateway posts a Merkle root (`postBatch`) with the leaves on IPFS;
-///    anyone can prove inclusion (`proveLeaf`) and challenge a bad leaf (`challengeLeaf`)
+///    anyone can challenge a bad leaf with its inclusion proof (`challengeLeaf`)
 ///    within the challenge window, slashing the gateway's bond for a reward.
+/// Reputation: each finalized round records one Merkle root over every registered node's
+/// reputation after it (the table is on IPFS; validators recompute it before voting), so
+/// settling a round costs the same for any number of nodes. A node below the initial score
+/// proves its score against the latest root when it needs to (`proveReputations`).
 /// @dev Gas: a commitment never writes a fresh slot. Its data goes into an event; double
 /// commits and nonce replay are caught by the node's single registry slot, which stores the
 /// last round the node committed in and its next nonce. Nothing loops over registered nodes.
@@ -71,6 +75,7 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
         // slot 2
         uint32 includedCount;
         uint32 excludedCount;
+        uint32 gatedCount;
         // slots 3 and 4, written once at finalization
         bytes32 includedRoot;
         bytes32 excludedRoot;
@@ -101,6 +106,7 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
         uint256 excludedCount;
         uint256 settledCount;
         bool proposalPending;
+        uint256 gatedCount;
     }
 
     struct BatchRecord {
@@ -145,6 +151,9 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
     uint256 private _currentRound;
     uint256 private _lastFinalizedRound;
     uint256 private _batchCount;
+    /// @dev Merkle root of every registered node's reputation after `_lastFinalizedRound`
+    /// (zero before any): nodes prove their score against it when they need to.
+    bytes32 private _reputationRoot;
     mapping(uint256 round => RoundRecord) private _rounds;
     mapping(uint256 batchId => BatchRecord) private _batches;
     mapping(uint256 batchId => mapping(bytes32 leaf => bool)) private _voided;
@@ -183,8 +192,9 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
     /// the security parameters and the validator set in force now.
     /// @return id The new round id (rounds count from 1).
     /// @dev Requirements: caller is aggregator or admin; no round is open or aggregating; the
-    /// last finalized round is fully settled (so reputation moves in round order and gates
-    /// this round exactly as validators see it); at least one validator. Emits {RoundOpened}.
+    /// last finalized round is settled: every node its reputation table put below the initial
+    /// score has been proven (so the gate of this round is exactly the validators'); at least
+    /// one validator. Emits {RoundOpened}.
     function openRound(uint256 baseVersion) external returns (uint256 id) {
         _onlyAggregatorOrAdmin();
         uint256 previous = _currentRound;
@@ -197,8 +207,9 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
         uint256 last = _lastFinalizedRound;
         if (last != 0) {
             RoundRecord storage lr = _rounds[last];
-            uint256 total = uint256(lr.includedCount) + lr.excludedCount;
-            if (lr.settledCount < total) revert LedgerSettlementPending(last, lr.settledCount, total);
+            if (lr.settledCount < lr.gatedCount) {
+                revert LedgerSettlementPending(last, lr.settledCount, lr.gatedCount);
+            }
         }
         id = previous + 1;
         uint256 current = currentVersion();
@@ -271,8 +282,9 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
 
     /// @inheritdoc IChainMLLedger
     /// @dev Requirements: caller is the bound voting contract; the round is ready for
-    /// aggregation, has no pending proposal and has proposals left. Emits {ProposalOpened}.
-    function openProposal(uint256 roundId)
+    /// aggregation, has no pending proposal and has proposals left; the proposal builds on the
+    /// latest reputation root. Emits {ProposalOpened}.
+    function openProposal(uint256 roundId, bytes32 parentReputationRoot)
         external
         onlyRole(VOTING_ROLE)
         returns (uint16 quorumBps, uint32 voteCommitPeriod, uint32 revealPeriod, uint256 validators)
@@ -281,6 +293,9 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
         if (rd.proposalPending) revert LedgerProposalPending(roundId);
         if (rd.proposalCount >= rd.maxProposals) {
             revert LedgerTooManyProposals(roundId, rd.maxProposals);
+        }
+        if (parentReputationRoot != _reputationRoot) {
+            revert LedgerStaleReputationRoot(roundId, parentReputationRoot, _reputationRoot);
         }
         rd.proposalPending = true;
         uint8 count = rd.proposalCount + 1;
@@ -293,30 +308,32 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
     /// @dev Requirements: caller is the bound voting contract; the round is ready for
     /// aggregation; the voted aggregate includes at least `minCommitments` nodes (validators
     /// certified that count, so phantom batch leaves cannot stand in for real updates).
+    /// The voted reputation root replaces the latest one: settlement is this one write, the
+    /// same for any number of nodes (validators recomputed the table before voting).
     /// Emits {VersionAppended} and {RoundFinalized}.
-    function finalizeRound(
-        uint256 roundId,
-        Cid calldata weights,
-        Cid calldata metrics,
-        bytes32 includedRoot,
-        bytes32 excludedRoot,
-        uint256 includedCount,
-        uint256 excludedCount
-    ) external onlyRole(VOTING_ROLE) returns (uint256 newVersion) {
+    function finalizeRound(uint256 roundId, Outcome calldata o)
+        external
+        onlyRole(VOTING_ROLE)
+        returns (uint256 newVersion)
+    {
         RoundRecord storage rd = _aggregatingRound(roundId);
-        if (includedCount < rd.minCommitments) {
-            revert LedgerTooFewIncluded(roundId, includedCount, rd.minCommitments);
+        if (o.includedCount < rd.minCommitments) {
+            revert LedgerTooFewIncluded(roundId, o.includedCount, rd.minCommitments);
         }
         rd.status = RoundStatus.Finalized;
         rd.proposalPending = false;
-        rd.includedRoot = includedRoot;
-        rd.excludedRoot = excludedRoot;
-        rd.includedCount = uint32(includedCount);
-        rd.excludedCount = uint32(excludedCount);
+        rd.includedRoot = o.includedRoot;
+        rd.excludedRoot = o.excludedRoot;
+        rd.includedCount = o.includedCount;
+        rd.excludedCount = o.excludedCount;
+        rd.gatedCount = o.gatedCount;
         _lastFinalizedRound = roundId;
-        newVersion = _appendVersion(weights, metrics, rd.baseVersion, roundId);
+        _reputationRoot = o.reputationRoot;
+        newVersion = _appendVersion(o.weights, o.metrics, rd.baseVersion, roundId);
         rd.producedVersion = uint32(newVersion);
-        emit RoundFinalized(roundId, newVersion, includedRoot, excludedRoot);
+        emit RoundFinalized(
+            roundId, newVersion, o.includedRoot, o.excludedRoot, o.reputationRoot, o.gatedCount
+        );
     }
 
     /// @inheritdoc IChainMLLedger
@@ -451,25 +468,6 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
         params.lockBond(msg.sender, deadline);
     }
 
-    /// @notice Proves that a signed commitment is a live (non-voided) leaf of a batch.
-    /// @return leaf The leaf hash.
-    /// @dev Reverts with {LedgerInvalidMerkleProof} for a wrong leaf or proof and
-    /// {LedgerLeafAlreadyVoided} for a voided one.
-    function proveLeaf(
-        uint256 batchId,
-        Commitment calldata c,
-        bytes32 r,
-        bytes32 vs,
-        bytes32[] calldata proof
-    ) external view returns (bytes32 leaf) {
-        BatchRecord storage b = _batch(batchId);
-        leaf = _batchLeaf(_structHash(c), r, vs);
-        if (!MerkleProof.verifyCalldata(proof, b.root, leaf)) {
-            revert LedgerInvalidMerkleProof(b.root, leaf);
-        }
-        if (_voided[batchId][leaf]) revert LedgerLeafAlreadyVoided(batchId, leaf);
-    }
-
     /// @notice Challenges a batch leaf. If the leaf is invalid (bad signature, wrong round,
     /// stale base, node not registered/active or not behind this gateway, node below the
     /// reputation minimum, or the node also committed directly in the round) it is voided:
@@ -518,34 +516,38 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
     // Reputation
     // ----------------------------------------------------------------------------------------
 
-    /// @notice Settles reputation for the latest finalized round in caller-chosen batches: up
-    /// for nodes in the voted included list, down for nodes in the voted excluded list. Each
-    /// node once; the next round opens only after every listed node is settled, so settlement
-    /// can neither be reordered nor skipped.
-    /// @param included For each node, true to prove it against the included root, false for
-    /// the excluded root. Leaves are keccak256(bytes.concat(keccak256(abi.encode(node)))).
-    /// @dev The loop is bounded by the caller's input, never by the registry size.
-    /// Emits {ReputationChanged} per node and {RoundSettled} when the round is complete.
-    function settleReputation(
-        uint256 roundId,
+    /// @notice Proves nodes' scores in the latest reputation table against its root and
+    /// caches them on the ledger: a node below the initial score needs such a fresh proof to
+    /// commit (direct or relayed) and for its batch leaf to be judged on reputation. Proving a
+    /// node that fell below the initial score in the latest round settles it; the next round
+    /// opens once all of them (the round's `gatedCount`) are settled. Anyone may prove; a
+    /// node already proven against the latest root is skipped.
+    /// @dev Leaf = keccak256(bytes.concat(keccak256(abi.encode(node, score)))); the root pairs
+    /// the full table's tree with its below-initial sub-table's (chainml.swarm.settlement), so
+    /// a node that must prove has a proof as short as that sub-table allows. The loop is
+    /// bounded by the caller's input, never by the registry size. Reverts
+    /// {LedgerInvalidMerkleProof} for a score or proof that is not in the latest table.
+    /// Emits {ReputationProven} per node, and {RoundSettled} when the round's last gated node
+    /// is settled.
+    function proveReputations(
         address[] calldata nodes,
-        bool[] calldata included,
+        int64[] calldata scores,
         bytes32[][] calldata proofs
     ) external {
-        RoundRecord storage rd = _existingRound(roundId);
-        if (rd.status != RoundStatus.Finalized) revert LedgerRoundNotFinalized(roundId);
-        if (roundId != _lastFinalizedRound) revert LedgerNotLatestFinalized(roundId, _lastFinalizedRound);
         uint256 n = nodes.length;
-        if (included.length != n) revert LedgerLengthMismatch(n, included.length);
+        if (scores.length != n) revert LedgerLengthMismatch(n, scores.length);
         if (proofs.length != n) revert LedgerLengthMismatch(n, proofs.length);
+        uint256 latest = _lastFinalizedRound;
+        bytes32 root = _reputationRoot;
+        uint256 settled = 0;
         for (uint256 i = 0; i < n; ++i) {
-            _settleOne(roundId, nodes[i], included[i] ? rd.includedRoot : rd.excludedRoot,
-                included[i], proofs[i]);
+            if (_proveOne(latest, root, nodes[i], scores[i], proofs[i])) ++settled;
         }
-        uint256 settled = uint256(rd.settledCount) + n;
-        rd.settledCount = uint32(settled);
-        if (n != 0 && settled == uint256(rd.includedCount) + rd.excludedCount) {
-            emit RoundSettled(roundId, settled);
+        if (settled != 0) {
+            RoundRecord storage rd = _rounds[latest];
+            uint256 total = uint256(rd.settledCount) + settled;
+            rd.settledCount = uint32(total);
+            if (total == rd.gatedCount) emit RoundSettled(latest, total);
         }
     }
 
@@ -558,9 +560,10 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
         return _currentRound;
     }
 
-    /// @notice Id of the latest finalized round (0 before any).
-    function lastFinalizedRound() external view returns (uint256) {
-        return _lastFinalizedRound;
+    /// @notice The latest reputation root and the latest finalized round (0 before any), whose
+    /// table it is the root of.
+    function reputationRoot() external view returns (bytes32 root, uint256 roundId) {
+        return (_reputationRoot, _lastFinalizedRound);
     }
 
     /// @notice A round's state and parameters.
@@ -589,12 +592,7 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
         v.excludedCount = rd.excludedCount;
         v.settledCount = rd.settledCount;
         v.proposalPending = rd.proposalPending;
-    }
-
-    /// @notice Whether `account` committed directly or relayed in `roundId` (batch leaves are
-    /// tracked per batch, see `BatchPosted`).
-    function hasCommitted(uint256 roundId, address account) external view returns (bool) {
-        return roundId != 0 && _nodes[account].lastCommitRound == roundId;
+        v.gatedCount = rd.gatedCount;
     }
 
     /// @notice Number of batches posted so far.
@@ -617,19 +615,9 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
         });
     }
 
-    /// @notice Whether a batch leaf was voided by a challenge.
-    function isLeafVoided(uint256 batchId, bytes32 leaf) external view returns (bool) {
-        return _voided[batchId][leaf];
-    }
-
     /// @notice The EIP-712 digest a node signs for `c` (for off-chain cross-checks).
     function commitmentDigest(Commitment calldata c) external view returns (bytes32) {
         return _hashTypedDataV4(_structHash(c));
-    }
-
-    /// @notice The batch leaf hash of a signed commitment (for off-chain cross-checks).
-    function batchLeaf(Commitment calldata c, bytes32 r, bytes32 vs) external pure returns (bytes32) {
-        return _batchLeaf(_structHash(c), r, vs);
     }
 
     // ----------------------------------------------------------------------------------------
@@ -638,6 +626,10 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
 
     function _latestRound() internal view override returns (uint256) {
         return _currentRound;
+    }
+
+    function _latestFinalizedRound() internal view override returns (uint256) {
+        return _lastFinalizedRound;
     }
 
     function _onlyAggregatorOrAdmin() private view {
@@ -733,7 +725,11 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
         }
         if (f == FaultReason.WrongRound) revert LedgerNonceOutOfRange(nonce);
         if (f == FaultReason.ReputationTooLow) {
-            revert LedgerReputationTooLow(who, _reputation[who].score, minRep);
+            ReputationRecord memory rep = _reputation[who];
+            if (rep.provenRound != _lastFinalizedRound) {
+                revert LedgerReputationNotProven(who, rep.provenRound, _lastFinalizedRound);
+            }
+            revert LedgerReputationTooLow(who, rep.provenScore, minRep);
         }
         if (nonce < n.nextNonce) revert LedgerNonceUsed(who, nonce, uint64(n.nextNonce));
         revert LedgerAlreadyCommitted(roundId, who);
@@ -745,7 +741,8 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
     /// commitment), hence the assembly on the raw word. Returns the fault instead of reverting
     /// so a relay can skip what a front-runner caused. Fault codes reused here: NodeNotAllowed
     /// (unregistered, inactive or wrong relayer), WrongRound (nonce out of range),
-    /// AlreadyCommitted (also for a used nonce), ReputationTooLow.
+    /// AlreadyCommitted (also for a used nonce), ReputationTooLow (also for a node that must
+    /// prove its reputation and has no proof against the latest root).
     /// Layout (see {NodeRecord}): gateway [0,160), lastCommitRound [160,192),
     /// nextNonce [192,248), flags [248,256).
     function _useNode(address who, uint256 roundId, uint64 nonce, address relayer, int64 minRep)
@@ -769,12 +766,15 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
         if (nonce < nextNonce || (word >> 160) & type(uint32).max == roundId) {
             return FaultReason.AlreadyCommitted;
         }
-        // The flag says whether the score may be below the minimum: a node never pushed below
-        // its initial score passes any minimum up to that score without a storage read.
-        if (
-            (flags & _FLAG_BELOW_INITIAL != 0 || minRep > initialReputation)
-                && _reputation[who].score < minRep
-        ) return FaultReason.ReputationTooLow;
+        // A node whose flag is clear scores at least the initial reputation in the latest table
+        // (proven, or never below it), so it passes any minimum up to that score without a
+        // storage read; any other node needs a fresh proof of a score at the minimum.
+        if (flags & _FLAG_MUST_PROVE != 0 || minRep > initialReputation) {
+            ReputationRecord storage rep = _reputation[who];
+            if (rep.provenRound != _lastFinalizedRound || rep.provenScore < minRep) {
+                return FaultReason.ReputationTooLow;
+            }
+        }
         // roundId < 2**32 (rounds are counted one by one) and nonce + 1 < 2**56 (checked above).
         word = (word & ((1 << 160) - 1)) | (roundId << 160) | ((uint256(nonce) + 1) << 192)
             | (flags << 248);
@@ -784,24 +784,31 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
         return FaultReason.None;
     }
 
-    /// @dev One node of {settleReputation}; split out to keep the loop's stack shallow.
-    function _settleOne(
-        uint256 roundId,
-        address who,
+    /// @dev One node of {proveReputations}: verifies (node, score) against `root` (the table
+    /// of round `latest`) and caches it. Returns whether it settled the node, i.e. turned its
+    /// must-prove flag on (a node that fell below the initial score in round `latest`).
+    function _proveOne(
+        uint256 latest,
         bytes32 root,
-        bool wasIncluded,
+        address who,
+        int64 score,
         bytes32[] calldata proof
-    ) private {
-        bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(who))));
+    ) private returns (bool settled) {
+        NodeRecord storage node = _nodes[who];
+        uint8 flags = node.flags;
+        if (flags & _FLAG_REGISTERED == 0) revert LedgerNodeNotRegistered(who);
+        bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(who, score))));
         if (!MerkleProof.verifyCalldata(proof, root, leaf)) revert LedgerInvalidMerkleProof(root, leaf);
         ReputationRecord storage rep = _reputation[who];
-        if (rep.lastSettledRound >= roundId) revert LedgerAlreadySettled(roundId, who);
-        rep.lastSettledRound = uint32(roundId);
-        if (wasIncluded) {
-            _changeReputation(who, roundId, inclusionReward, ReputationReason.Included);
-        } else {
-            _changeReputation(who, roundId, -exclusionPenalty, ReputationReason.Excluded);
+        if (rep.provenRound == latest) return false;
+        rep.provenRound = uint32(latest);
+        rep.provenScore = score;
+        bool below = score < initialReputation;
+        settled = below && flags & _FLAG_MUST_PROVE == 0;
+        if (below != (flags & _FLAG_MUST_PROVE != 0)) {
+            node.flags = below ? flags | _FLAG_MUST_PROVE : flags & ~_FLAG_MUST_PROVE;
         }
+        emit ReputationProven(who, latest, score, below);
     }
 
     /// @dev Why a leaf does not count, and whether the fault was the gateway's when it posted
@@ -824,7 +831,14 @@ contract ChainMLLedger is NodeRegistry, VersionHistory, EIP712 {
         if (n.flags & _FLAG_ACTIVE == 0 || n.gateway != b.gateway) {
             return (FaultReason.NodeNotAllowed, _nodeChangedAt[c.node] <= b.postedAt);
         }
-        if (_reputation[c.node].score < rd.minReputation) return (FaultReason.ReputationTooLow, true);
+        if (n.flags & _FLAG_MUST_PROVE != 0 || rd.minReputation > initialReputation) {
+            // Judged on the node's proven score in the latest table (fixed while the round
+            // runs): a challenger proves a low score first (`proveReputations`).
+            ReputationRecord memory rep = _reputation[c.node];
+            if (rep.provenRound == _lastFinalizedRound && rep.provenScore < rd.minReputation) {
+                return (FaultReason.ReputationTooLow, true);
+            }
+        }
         if (n.lastCommitRound == c.round) return (FaultReason.AlreadyCommitted, false);
         return (FaultReason.None, false);
     }

@@ -46,11 +46,13 @@ contract ChainMLVoting is IChainMLVoting {
         // slot 2
         uint64 aggregateCodec;
         uint64 metricsCodec;
-        // slots 3-6; the full-list CIDs are only in {ProposalSubmitted}
+        uint32 gatedCount;
+        // slots 3-7; the full-list and reputation-table CIDs are only in {ProposalSubmitted}
         bytes32 aggregateDigest;
         bytes32 metricsDigest;
         bytes32 includedRoot;
         bytes32 excludedRoot;
+        bytes32 reputationRoot;
     }
 
     /// @notice A proposal as returned by `proposal()`.
@@ -73,6 +75,8 @@ contract ChainMLVoting is IChainMLVoting {
         uint256 includedCount;
         uint256 excludedCount;
         uint256 ruleId;
+        bytes32 reputationRoot;
+        uint256 gatedCount;
     }
 
     /// @notice The ledger this contract finalizes rounds on.
@@ -95,8 +99,9 @@ contract ChainMLVoting is IChainMLVoting {
     /// @notice Proposes an aggregate for `p.round`.
     /// @return proposalId The new proposal id (proposals count from 1).
     /// @dev Requirements: caller is an aggregator; no pending proposal for the round;
-    /// non-empty aggregate CID; the round is ready for aggregation and has proposals left
-    /// (else the ledger's reason, e.g. {LedgerCommitPhaseOpen}, {LedgerTooManyProposals}).
+    /// non-empty aggregate CID; the round is ready for aggregation and has proposals left, and
+    /// the proposal builds on the ledger's latest reputation root (else the ledger's reason,
+    /// e.g. {LedgerCommitPhaseOpen}, {LedgerTooManyProposals}, {LedgerStaleReputationRoot}).
     /// The vote parameters and the validator count are the round's snapshot.
     /// Emits {ProposalSubmitted}.
     function propose(ProposalInput calldata p) external returns (uint256 proposalId) {
@@ -105,7 +110,7 @@ contract ChainMLVoting is IChainMLVoting {
         if (pending != 0) revert VotingProposalPending(p.round, pending);
         if (p.aggregate.digest == bytes32(0)) revert VotingEmptyAggregate();
         (uint16 quorumBps, uint32 voteCommitPeriod, uint32 revealPeriod, uint256 validators) =
-            ledger.openProposal(p.round);
+            ledger.openProposal(p.round, p.parentReputationRoot);
         if (validators == 0) revert VotingNoValidators();
         uint256 required = (quorumBps * validators + 9_999) / 10_000;
         if (required == 0) required = 1;
@@ -130,6 +135,8 @@ contract ChainMLVoting is IChainMLVoting {
         r.metricsDigest = p.metrics.digest;
         r.includedRoot = p.includedRoot;
         r.excludedRoot = p.excludedRoot;
+        r.reputationRoot = p.reputationRoot;
+        r.gatedCount = p.gatedCount;
         _pendingProposal[p.round] = proposalId;
         emit ProposalSubmitted(
             proposalId, p.round, msg.sender, p, validators, commitDeadline, revealDeadline
@@ -192,12 +199,16 @@ contract ChainMLVoting is IChainMLVoting {
         delete _pendingProposal[r.round];
         newVersion = ledger.finalizeRound(
             r.round,
-            Cid(r.aggregateDigest, r.aggregateCodec),
-            Cid(r.metricsDigest, r.metricsCodec),
-            r.includedRoot,
-            r.excludedRoot,
-            r.includedCount,
-            r.excludedCount
+            IChainMLLedger.Outcome({
+                weights: Cid(r.aggregateDigest, r.aggregateCodec),
+                metrics: Cid(r.metricsDigest, r.metricsCodec),
+                includedRoot: r.includedRoot,
+                excludedRoot: r.excludedRoot,
+                includedCount: r.includedCount,
+                excludedCount: r.excludedCount,
+                reputationRoot: r.reputationRoot,
+                gatedCount: r.gatedCount
+            })
         );
         emit ProposalAccepted(proposalId, r.round, newVersion, r.yes, r.no);
     }
@@ -282,7 +293,9 @@ contract ChainMLVoting is IChainMLVoting {
             excludedRoot: r.excludedRoot,
             includedCount: r.includedCount,
             excludedCount: r.excludedCount,
-            ruleId: r.ruleId
+            ruleId: r.ruleId,
+            reputationRoot: r.reputationRoot,
+            gatedCount: r.gatedCount
         });
     }
 

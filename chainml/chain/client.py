@@ -29,8 +29,9 @@ from chainml.chain.deployments import Deployments
 from chainml.chain.eip712 import Commitment, SignedCommitment
 from chainml.chain.errors import RevertDecoder, TransactionError, revert_data
 from chainml.chain.merkle import MerkleTree, commitment_leaf
+from chainml.chain.merkle import verify as merkle_verify
 from chainml.chain.types import OnchainCid, Proposal, SecurityParams, cid_abi
-from chainml.errors import ChainMLError
+from chainml.errors import ChainMLError, IntegrityError
 from chainml.storage.cid import onchain_to_str, str_to_onchain
 
 Sender = LocalAccount | str
@@ -432,10 +433,18 @@ class Ledger:
         return PostedBatch(batch_id, tree, list(signed), receipt)
 
     def prove_leaf(self, batch_id: int, signed: SignedCommitment, proof: Sequence[bytes]) -> bytes:
-        fn = self.ledger.functions.proveLeaf(
-            batch_id, signed.commitment.as_abi(), signed.r, signed.vs, list(proof)
-        )
-        return self._call(fn, f"prove leaf of batch {batch_id}")
+        """Check off chain that ``signed`` is a live leaf of batch ``batch_id`` (the posted root,
+        no ``LeafVoided``), exactly as ``challengeLeaf`` checks inclusion; returns the leaf.
+        Raises ``IntegrityError`` otherwise."""
+        root = bytes(self.batch(batch_id)["root"])
+        leaf = commitment_leaf(eip712.struct_hash(signed.commitment), signed.r, signed.vs)
+        if not merkle_verify(proof, root, leaf):
+            raise IntegrityError(
+                f"leaf 0x{leaf.hex()} is not in batch {batch_id}'s tree (root 0x{root.hex()})"
+            )
+        if any(bytes(e["leaf"]) == leaf for e in self.voided_leaves(batch_id)):
+            raise IntegrityError(f"leaf 0x{leaf.hex()} of batch {batch_id} was voided")
+        return leaf
 
     def challenge_leaf(
         self, batch_id: int, signed: SignedCommitment, proof: Sequence[bytes], sender: Sender
@@ -515,20 +524,24 @@ class Ledger:
             for e in self.logs(self.ledger, "ArtifactRecorded", from_block, version=version)
         ]
 
-    def settle_reputation(
-        self,
-        round_id: int,
-        items: Iterable[tuple[str, bool, Sequence[bytes]]],
-        sender: Sender,
+    def prove_reputations(
+        self, items: Iterable[tuple[str, int, Sequence[bytes]]], sender: Sender
     ) -> TxReceipt:
-        """Settle (node, included?, proof) items against the round's voted roots."""
-        nodes, flags, proofs = [], [], []
-        for node, included, proof in items:
+        """Prove (node, score, proof) items against the latest reputation root: caches each
+        score on chain (a node below the initial score needs that to commit) and settles the
+        nodes the latest round put below the initial score."""
+        nodes, scores, proofs = [], [], []
+        for node, score, proof in items:
             nodes.append(to_checksum_address(node))
-            flags.append(bool(included))
+            scores.append(int(score))
             proofs.append(list(proof))
-        fn = self.ledger.functions.settleReputation(round_id, nodes, flags, proofs)
-        return self._send(fn, sender, f"settle reputation of {len(nodes)} nodes, round {round_id}")
+        fn = self.ledger.functions.proveReputations(nodes, scores, proofs)
+        return self._send(fn, sender, f"prove the reputation of {len(nodes)} nodes")
+
+    def reputation_root(self) -> tuple[bytes, int]:
+        """The latest reputation root and the finalized round whose table it is (0: none)."""
+        root, round_id = self.ledger.functions.reputationRoot().call()
+        return bytes(root), int(round_id)
 
     # -- views ----------------------------------------------------------------------------
 
@@ -566,7 +579,8 @@ class Ledger:
         return int(self.ledger.functions.reputationOf(to_checksum_address(account)).call())
 
     def has_committed(self, round_id: int, node: str) -> bool:
-        return self.ledger.functions.hasCommitted(round_id, to_checksum_address(node)).call()
+        """Whether ``node`` committed directly or relayed in ``round_id`` (its registry slot)."""
+        return round_id != 0 and int(self.node_info(node)["lastCommitRound"]) == round_id
 
     def batch(self, batch_id: int) -> dict[str, Any]:
         return _named(

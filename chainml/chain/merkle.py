@@ -8,30 +8,51 @@ level by level and carries an odd last node up unchanged.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from eth_abi import encode
-from eth_utils import keccak, to_checksum_address
+from eth_utils import to_checksum_address
+
+from chainml.chain.eip712 import keccak256
 
 EMPTY_ROOT = b"\x00" * 32
 
 
 def hash_pair(a: bytes, b: bytes) -> bytes:
-    return keccak(a + b) if a < b else keccak(b + a)
+    return keccak256(a + b) if a < b else keccak256(b + a)
 
 
 def standard_leaf(types: Sequence[str], values: Sequence[object]) -> bytes:
-    return keccak(keccak(encode(list(types), list(values))))
+    return keccak256(keccak256(encode(list(types), list(values))))
 
 
 def commitment_leaf(struct_hash: bytes, r: bytes, vs: bytes) -> bytes:
-    """A batch leaf, as ``ChainMLLedger.batchLeaf`` computes it."""
+    """A batch leaf, as ``ChainMLLedger.challengeLeaf`` computes it."""
+    words = (struct_hash, r, vs)
+    if all(type(w) is bytes and len(w) == 32 for w in words):  # abi.encode of 3 bytes32
+        return keccak256(keccak256(struct_hash + r + vs))
     return standard_leaf(["bytes32", "bytes32", "bytes32"], [struct_hash, r, vs])
+
+
+_HEX_ADDRESS = re.compile(r"0[xX][0-9a-fA-F]{40}")
 
 
 def address_leaf(address: str) -> bytes:
     """A leaf of a proposal's included or excluded node list."""
+    if type(address) is str and _HEX_ADDRESS.fullmatch(address):  # abi.encode(address)
+        return keccak256(keccak256(bytes(12) + bytes.fromhex(address[2:])))
     return standard_leaf(["address"], [to_checksum_address(address)])
+
+
+def reputation_leaf(address: str, score: int) -> bytes:
+    """A leaf of a reputation table, as ``ChainMLLedger.proveReputations`` checks it:
+    ``keccak256(bytes.concat(keccak256(abi.encode(address node, int64 score))))``."""
+    value = int(score)
+    if type(address) is str and _HEX_ADDRESS.fullmatch(address) and -(1 << 63) <= value < 1 << 63:
+        word = value.to_bytes(32, "big", signed=True)  # abi.encode(int64) sign-extends
+        return keccak256(keccak256(bytes(12) + bytes.fromhex(address[2:]) + word))
+    return standard_leaf(["address", "int64"], [to_checksum_address(address), value])
 
 
 class MerkleTree:

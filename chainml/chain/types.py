@@ -121,7 +121,8 @@ class ReputationParams:
 
 @dataclass(frozen=True)
 class Proposal:
-    """An aggregation proposal: the aggregate plus the voted-on included/excluded node lists.
+    """An aggregation proposal: the aggregate, the voted-on included/excluded node lists and
+    the reputation table they lead to.
 
     The lists are Merkle roots over node addresses (``merkle.address_leaf``) with the full lists
     on IPFS; ``rule_id`` names the aggregation rule (the aggregation package defines the ids).
@@ -137,6 +138,14 @@ class Proposal:
     included_list: OnchainCid | None = None
     excluded_list: OnchainCid | None = None
     rule_id: int = 0
+    parent_reputation_root: bytes = ZERO32
+    """The ledger's latest reputation root, which this round's table builds on."""
+    reputation_root: bytes = ZERO32
+    """Root of every registered node's reputation after this round (``merkle.reputation_leaf``);
+    the table itself is on IPFS at ``reputation_table``."""
+    reputation_table: OnchainCid | None = None
+    gated_count: int = 0
+    """Nodes this round puts below the initial reputation (each must be proven on chain)."""
 
     def as_abi(self) -> tuple[Any, ...]:
         return (
@@ -150,6 +159,10 @@ class Proposal:
             self.excluded_count,
             cid_abi(self.excluded_list),
             self.rule_id,
+            self.parent_reputation_root,
+            self.reputation_root,
+            cid_abi(self.reputation_table),
+            self.gated_count,
         )
 
 

@@ -7,10 +7,13 @@ since the contract only holds the Merkle root, each leaf is checked here exactly
 challenger would: the file must rebuild the posted root, and each leaf needs a valid signature
 by a node that was registered, active and behind the posting gateway when the batch was posted,
 with at least the round's minimum reputation, for the right round and the round's base
-version, and must not be voided by a challenge. A voided or invalid leaf is dropped from every
-computation and counts against nobody: anyone can replay an old signed leaf, so a bad leaf
-says nothing about its node. A node's direct or relayed commitment wins over its batch leaves
-(the contract voids such a leaf); otherwise a node counts once, the first in chain order.
+version, and must not be voided by a challenge. Reputation is each node's score in the
+reputation table in force while the round runs (the latest finalized round's, whose root the
+ledger recorded; see ``chainml.swarm.settlement``), the same table the ledger gates on.
+A voided or invalid leaf is dropped from every computation and counts against nobody: anyone
+can replay an old signed leaf, so a bad leaf says nothing about its node. A node's direct or
+relayed commitment wins over its batch leaves (the contract voids such a leaf); otherwise a
+node counts once, the first in chain order.
 
 Only data that can never change is consulted (events, registry state rebuilt from events up to
 the batch's block, CIDs), so the same round gives the same evidence whenever and wherever it is
@@ -20,7 +23,7 @@ to vote on a round whose data they cannot see.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from eth_keys import keys
 from eth_keys.exceptions import BadSignature
@@ -34,7 +37,14 @@ from chainml.errors import IntegrityError, StorageError
 from chainml.storage.cid import onchain_to_str
 from chainml.storage.store import Store
 from chainml.swarm.payloads import decode_leaves
-from chainml.swarm.reads import registry_at, reputations_before
+from chainml.swarm.reads import registry_at
+from chainml.swarm.settlement import (
+    ReputationRules,
+    ReputationTable,
+    registered_before,
+    rules_of,
+    table_before,
+)
 
 
 @dataclass(frozen=True)
@@ -71,7 +81,12 @@ class RoundEvidence:
     updates: tuple[CommittedUpdate, ...]
     rejected: tuple[RejectedLeaf, ...]
     reputation: dict[str, int]
-    """Each committer's reputation when the round opened (lower-case address keys)."""
+    """Each committer's reputation in the table in force (lower-case address keys)."""
+    prior_table: ReputationTable = field(default_factory=lambda: ReputationTable.genesis(1_000))
+    """The reputation table in force while the round runs; the round's table builds on it."""
+    registered: tuple[str, ...] = ()
+    """Every node registered before the round opened (all are in the round's table)."""
+    rules: ReputationRules = field(default_factory=ReputationRules)
 
 
 def gather_round(ledger: Ledger, store: Store, round_id: int, from_block: int = 0) -> RoundEvidence:
@@ -79,8 +94,7 @@ def gather_round(ledger: Ledger, store: Store, round_id: int, from_block: int = 
     base_version = int(info["baseVersion"])
     min_reputation = int(info["minReputation"])
     weights_digest, weights_codec = ledger.version(base_version)["weights"]
-    opened = ledger.logs(ledger.ledger, "RoundOpened", from_block, round=round_id)
-    opened_at = int(opened[0]["blockNumber"]) if opened else from_block
+    prior = table_before(ledger, store, round_id, from_block)
     direct: list[CommittedUpdate] = []
     for event in ledger.commitments(round_id, from_block):
         direct.append(
@@ -102,9 +116,8 @@ def gather_round(ledger: Ledger, store: Store, round_id: int, from_block: int = 
             ledger, store, round_id, base_version, batch, from_block, committed
         )
         if accepted:
-            scores = reputations_before(ledger, [u.node for u in accepted], opened_at, from_block)
             for update in accepted:
-                score = scores[update.node.lower()]
+                score = prior.score(update.node)
                 if score < min_reputation:
                     index = update.position[2]
                     reason = f"reputation {score} is below the round's minimum {min_reputation}"
@@ -119,7 +132,7 @@ def gather_round(ledger: Ledger, store: Store, round_id: int, from_block: int = 
             continue
         seen.add(update.node.lower())
         updates.append(update)
-    reputation = reputations_before(ledger, [u.node for u in updates], opened_at, from_block)
+    reputation = {u.node.lower(): prior.score(u.node) for u in updates}
     return RoundEvidence(
         round=round_id,
         base_version=base_version,
@@ -127,6 +140,9 @@ def gather_round(ledger: Ledger, store: Store, round_id: int, from_block: int = 
         updates=tuple(updates),
         rejected=tuple(rejected),
         reputation=reputation,
+        prior_table=prior,
+        registered=registered_before(ledger, round_id, from_block),
+        rules=rules_of(ledger),
     )
 
 

@@ -2,7 +2,9 @@
 
 Every transaction that emitted an event about the round is found through the event logs and
 charged to one phase; receipts give its gas. Challenges (``LeafVoided`` of the round's
-batches) are their own phase, so an honest all-in figure leaves nothing out.
+batches) are their own phase, so an honest all-in figure leaves nothing out. Settlement is the
+reputation proofs against the round's root (``ReputationProven``): none in a round that puts
+no node below the initial score, since finalizing records one root for every node.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ _ROUND_EVENTS = (
     ("ledger", "RoundClosed", "close"),
     ("voting", "ProposalSubmitted", "propose"),
     ("ledger", "RoundFinalized", "finalize"),
-    ("ledger", "ReputationChanged", "settle"),
+    ("ledger", "ReputationProven", "settle"),
+    ("ledger", "RoundSettled", "settle"),
 )
 _PROPOSAL_EVENTS = (
     ("voting", "VoteCommitted", "vote"),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from eth_abi import decode
-from eth_utils import keccak, to_checksum_address
+from eth_utils import function_abi_to_4byte_selector, keccak, to_checksum_address
+from web3.exceptions import BlockNotFound
 
 from chainml.chain.client import Ledger
 from chainml.errors import ChainError
@@ -17,7 +19,12 @@ CHUNK = 250
 def node_infos(
     ledger: Ledger, addresses: Sequence[str], block: int | None = None
 ) -> dict[str, dict[str, Any]]:
-    """``nodeInfo`` of every address (at ``block``, default latest), keyed by lower-case address."""
+    """``nodeInfo`` of every address (at ``block``, default latest), keyed by lower-case address.
+
+    ``reputation`` is the chain's cached, last proven score. With a reputation book attached to
+    the ledger (``settlement.attach``) and the latest block, it is each node's current score in
+    the latest reputation table instead.
+    """
     abi = next(
         i for i in ledger.ledger.abi if i.get("type") == "function" and i["name"] == "nodeInfo"
     )
@@ -27,6 +34,8 @@ def node_infos(
              "(" + ",".join(x["type"] for x in c["components"]) + ")"
              for c in component["components"]) + ")"]  # fmt: skip
     tag = "latest" if block is None else hex(block)
+    # Encoded by hand: web3's encode_abi re-validates the whole ABI per call (~5 ms each).
+    selector = "0x" + function_abi_to_4byte_selector(abi).hex()
     unique = list(dict.fromkeys(a.lower() for a in addresses))
     out: dict[str, dict[str, Any]] = {}
     for start in range(0, len(unique), CHUNK):
@@ -37,7 +46,7 @@ def node_infos(
                 [
                     {
                         "to": ledger.ledger.address,
-                        "data": ledger.ledger.encode_abi("nodeInfo", [to_checksum_address(a)]),
+                        "data": _address_call(ledger, selector, a),
                     },
                     tag,
                 ],
@@ -52,7 +61,24 @@ def node_infos(
                 raise ChainError(f"nodeInfo({address}) at {tag} failed: {response['error']}")
             (values,) = decode(types, bytes.fromhex(response["result"][2:]))
             out[address] = dict(zip(names, values, strict=True))
+    book = getattr(ledger, "reputation_book", None)
+    if book is not None and block is None and out:
+        table = book.table(ledger)
+        for address, info in out.items():
+            if info["registered"] and address in table:
+                info["reputation"] = table.score(address)
     return out
+
+
+_HEX_ADDRESS = re.compile(r"0x[0-9a-f]{40}")
+
+
+def _address_call(ledger: Ledger, selector: str, address: str) -> str:
+    """``nodeInfo(address)`` call data; anything but a plain address goes through web3 (and
+    its error)."""
+    if _HEX_ADDRESS.fullmatch(address):
+        return selector + address[2:].rjust(64, "0")
+    return str(ledger.ledger.encode_abi("nodeInfo", [to_checksum_address(address)]))
 
 
 REPUTATION_CHANGED = keccak(text="ReputationChanged(address,uint256,uint8,int64,int64)")
@@ -61,7 +87,9 @@ REPUTATION_CHANGED = keccak(text="ReputationChanged(address,uint256,uint8,int64,
 def reputations_before(
     ledger: Ledger, addresses: Sequence[str], block: int, from_block: int = 0
 ) -> dict[str, int]:
-    """Each address's reputation as it stood before ``block``, rebuilt from events alone.
+    """Each address's on-chain penalty reputation (gateways, proposers, validators) as it
+    stood before ``block``, rebuilt from events alone. Nodes' reputation is in the reputation
+    tables instead (``chainml.swarm.settlement``); wave-1 code reads nodes through this.
 
     Reads the last ``ReputationChanged`` score of each account in ``[from_block, block)``, with
     the registry's initial reputation for accounts that have none. Unlike a state read at an
@@ -103,12 +131,7 @@ def registry_at(
     rebuilt from registry events alone, so it is the same on any node, any time later."""
     wanted = {a.lower() for a in addresses}
     state = {a: {"registered": False, "active": False, "gateway": _ZERO} for a in wanted}
-    logs: list[tuple[int, int, str, dict[str, Any]]] = []
-    for name in _REGISTRY_EVENTS:
-        event = getattr(ledger.ledger.events, name)
-        for e in event.get_logs(from_block=from_block, to_block=block):
-            logs.append((int(e["blockNumber"]), int(e["logIndex"]), name, dict(e["args"])))
-    for _b, _i, name, args in sorted(logs, key=lambda x: (x[0], x[1])):
+    for _b, _i, name, args in registry_logs(ledger, block, from_block):
         node = str(args["node"]).lower()
         if node not in wanted:
             continue
@@ -125,3 +148,44 @@ def registry_at(
 
 
 _ZERO = "0x0000000000000000000000000000000000000000"
+
+RegistryLog = tuple[int, int, str, dict[str, Any]]
+_registry_cache: dict[tuple[str, str, int], tuple[int, bytes, list[RegistryLog]]] = {}
+"""Registry events already read by this process, per (RPC endpoint, ledger, from_block): up
+to which block, that block's hash, and the events in chain order."""
+
+
+def _block_hash(ledger: Ledger, block: int) -> bytes | None:
+    try:
+        found = ledger.w3.eth.get_block(block)
+    except BlockNotFound:
+        return None
+    return bytes(found["hash"]) if found is not None and found.get("hash") else None
+
+
+def registry_logs(ledger: Ledger, block: int, from_block: int = 0) -> list[RegistryLog]:
+    """The registry events in ``[from_block, block]`` in chain order (block, log index, event,
+    args), read once per process: a later call reads only the blocks it has not seen.
+
+    A block hash commits to every block before it, so the cache is used only while the chain
+    still has the same block where the cached events end (an Anvil restarted from an older
+    state, or any reorganisation, makes this process read everything again).
+    """
+    provider = getattr(ledger.w3.provider, "endpoint_uri", None) or str(id(ledger.w3))
+    key = (str(provider), str(ledger.ledger.address), from_block)
+    cached = _registry_cache.get(key)
+    if cached is not None and _block_hash(ledger, cached[0]) != cached[1]:
+        cached = None
+    if cached is not None and block <= cached[0]:
+        return [log for log in cached[2] if log[0] <= block]
+    start, logs = (cached[0] + 1, list(cached[2])) if cached is not None else (from_block, [])
+    end_hash = _block_hash(ledger, block)
+    fresh: list[RegistryLog] = []
+    for name in _REGISTRY_EVENTS:
+        event = getattr(ledger.ledger.events, name)
+        for e in event.get_logs(from_block=start, to_block=block):
+            fresh.append((int(e["blockNumber"]), int(e["logIndex"]), name, dict(e["args"])))
+    logs += sorted(fresh, key=lambda x: (x[0], x[1]))
+    if end_hash is not None and _block_hash(ledger, block) == end_hash:
+        _registry_cache[key] = (block, end_hash, logs)
+    return logs

@@ -25,10 +25,12 @@ from chainml.storage.store import Store
 from chainml.storage.unixfs import file_cid
 from chainml.swarm.evidence import RoundEvidence
 from chainml.swarm.payloads import decode_update, decode_version, encode_weights
+from chainml.swarm.settlement import ReputationTable
 
 MIN_REPUTATION = 700
-"""Reputation-weighted inclusion: below this (when the round opened) a node's update is left
-out. Nodes start at 1,000 and lose 50 per exclusion, so about six net exclusions gate a node."""
+"""Reputation-weighted inclusion: below this (in the reputation table in force) a node's update
+is left out. Nodes start at 1,000 and lose 50 per exclusion, so about six net exclusions gate a
+node."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,10 @@ class AggregateOutcome:
     excluded: tuple[str, ...]
     invalid: tuple[tuple[str, str], ...]
     """Nodes whose committed update could not be used, and why (they are also excluded)."""
+    reputation: ReputationTable
+    """Every registered node's reputation after this round (its root goes into the proposal)."""
+    gated_count: int = 0
+    """Nodes this round puts below the initial score (the ledger's ``gatedCount``)."""
 
     @property
     def included_root(self) -> bytes:
@@ -121,6 +127,9 @@ def compute_aggregate(
     excluded = tuple(
         sorted({*result.excluded, *(n for n, _ in invalid if n not in included)}, key=str.lower)
     )
+    table = evidence.prior_table.next(
+        evidence.round, evidence.registered, result.included, excluded, evidence.rules
+    )
     return AggregateOutcome(
         arch_id=arch_id,
         rule_id=rule.rule_id,
@@ -130,4 +139,6 @@ def compute_aggregate(
         included=result.included,
         excluded=excluded,
         invalid=tuple(invalid),
+        reputation=table,
+        gated_count=len(table.newly_gated(evidence.prior_table)),
     )

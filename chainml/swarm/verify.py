@@ -4,11 +4,15 @@ For every finalized version, in order:
 
 1. fetch every block the version rests on, each checked against its CID by the store: the
    version's own weights and metrics, its proposal's node lists, every batch's leaves file and
-   every committed update of its round. A changed byte in any of them is reported as a
-   **stored block corrupt** (or **missing**) under that version, naming the CID at fault;
+   every committed update of its round, and its reputation table. A changed byte in any of them
+   is reported as a **stored block corrupt** (or **missing**) under that version, naming the
+   CID at fault;
 2. rebuild the round's evidence, recompute the aggregate with the accepted proposal's rule, and
    compare the weights CID and the voted node lists with what the chain recorded (an
-   **aggregate mismatch** names the recomputed and the recorded CIDs).
+   **aggregate mismatch** names the recomputed and the recorded CIDs);
+3. rebuild the round's reputation table from the previous one (checked the same way one
+   version earlier) and compare its root, CID, parent root and gated count with what the chain
+   recorded (a **reputation mismatch** names the recorded table's CID).
 
 The storage check of version v runs before the recompute of version v + 1, so a corrupt
 version is reported as itself, never under the version built on it. The first failure stops
@@ -74,7 +78,7 @@ def _blocks(ledger: Ledger, version: dict, proposal: dict, round_id: int, from_b
     metrics = cid_from_struct(version["metrics"])
     if any(metrics[0]):
         yield "metrics", onchain_to_str(*metrics)
-    for name in ("includedList", "excludedList"):
+    for name in ("includedList", "excludedList", "reputationTable"):
         cid = cid_from_struct(proposal[name])
         if any(cid[0]):
             yield name, onchain_to_str(*cid)
@@ -148,10 +152,43 @@ def _check_version(ledger: Ledger, store: Store, version_id: int, from_block: in
         proposal["excludedRoot"]
     ):
         return fail(MISMATCH, "aggregate mismatch: included/excluded node lists differ")
+    table_cid = _cid_or_none(proposal["reputationTable"])
+    recorded_root = _finalized_root(ledger, round_id, from_block)
+    recomputed = (
+        outcome.reputation.root,
+        outcome.reputation.cid,
+        outcome.reputation.parent_root,
+        outcome.gated_count,
+    )
+    on_chain = (
+        recorded_root,
+        table_cid,
+        bytes(proposal["parentReputationRoot"]),
+        int(proposal["gatedCount"]),
+    )
+    if recomputed != on_chain:
+        return fail(
+            MISMATCH,
+            f"reputation mismatch: recomputed table {outcome.reputation.cid} (root "
+            f"0x{outcome.reputation.root.hex()}) differs from the recorded {table_cid} (root "
+            f"0x{recorded_root.hex()})",
+            table_cid,
+        )
     return VersionCheck(
         version_id, round_id, recorded, True,
         f"{len(outcome.included)} included, {len(outcome.excluded)} excluded",
     )  # fmt: skip
+
+
+def _cid_or_none(value: object) -> str | None:
+    digest, codec = cid_from_struct(value)
+    return onchain_to_str(digest, codec) if any(digest) else None
+
+
+def _finalized_root(ledger: Ledger, round_id: int, from_block: int) -> bytes:
+    """The reputation root the ledger recorded when ``round_id`` finalized."""
+    events = ledger.logs(ledger.ledger, "RoundFinalized", from_block, round=round_id)
+    return bytes(events[0]["reputationRoot"]) if events else b""
 
 
 def _accepted(ledger: Ledger, round_id: int, from_block: int) -> dict | None:

@@ -86,9 +86,16 @@ interface IChainMLLedger is IChainMLTypes {
     event CommitPhaseClosed(uint256 indexed round, uint256 commitCount);
     /// @notice A round ended without producing a version.
     event RoundClosed(uint256 indexed round, uint256 commitCount, address closedBy);
-    /// @notice A round produced `version`; reputation can now be settled against the roots.
+    /// @notice A round produced `version` and the reputation root of every registered node
+    /// after it (`gatedCount` nodes fell below the initial score and must be proven before the
+    /// next round opens).
     event RoundFinalized(
-        uint256 indexed round, uint256 indexed version, bytes32 includedRoot, bytes32 excludedRoot
+        uint256 indexed round,
+        uint256 indexed version,
+        bytes32 includedRoot,
+        bytes32 excludedRoot,
+        bytes32 reputationRoot,
+        uint256 gatedCount
     );
     /// @notice A relayed commitment was skipped (not counted, nothing reverted) because the node
     /// had already committed, reused a nonce or is below the reputation minimum; `reason` is
@@ -103,8 +110,12 @@ interface IChainMLLedger is IChainMLTypes {
     event ValidatorTermChanged(address indexed validator, uint256 sinceRound, uint256 untilRound);
     /// @notice A proposal for `round` was opened on the ledger (the `count`-th of the round).
     event ProposalOpened(uint256 indexed round, uint256 count);
-    /// @notice A reputation settlement of `round` completed (every listed node settled).
+    /// @notice Every node that fell below the initial score in `round` has been proven.
     event RoundSettled(uint256 indexed round, uint256 nodes);
+    /// @notice `node`'s score in the reputation table of finalized round `round` was proven
+    /// against that round's root; `mustProve`: the node is below the initial score, so it
+    /// needs a fresh proof to commit.
+    event ReputationProven(address indexed node, uint256 indexed round, int64 score, bool mustProve);
     /// @notice An MCU artifact (e.g. an int8 TFLite Micro export) was derived from `version`.
     /// @dev Provenance only: anyone may record; `digest`/`codec` form the artifact's CID and
     /// `target` names the device target (e.g. keccak256 of its name).
@@ -190,8 +201,11 @@ interface IChainMLLedger is IChainMLTypes {
     error LedgerLeafAlreadyVoided(uint256 batchId, bytes32 leaf);
     /// @notice The challenged leaf is valid; nothing to void.
     error LedgerLeafValid(uint256 batchId, bytes32 leaf);
-    /// @notice The node's reputation for this round was already settled.
-    error LedgerAlreadySettled(uint256 round, address node);
+    /// @notice The node's reputation must be proven against the latest root (`latest`) to
+    /// commit; its last proof was against round `proven`'s.
+    error LedgerReputationNotProven(address node, uint256 proven, uint256 latest);
+    /// @notice A proposal must build on the ledger's latest reputation root.
+    error LedgerStaleReputationRoot(uint256 round, bytes32 given, bytes32 latest);
     /// @notice A round needs between 1 and 65,535 validators.
     error LedgerValidatorCountOutOfBounds(uint256 validators);
     /// @notice The voting contract is bound once (the first VOTING_ROLE grant); the role can
@@ -209,10 +223,9 @@ interface IChainMLLedger is IChainMLTypes {
     error LedgerTooManyProposals(uint256 round, uint256 max);
     /// @notice The finalized aggregate includes fewer nodes than the round's minimum.
     error LedgerTooFewIncluded(uint256 round, uint256 included, uint256 required);
-    /// @notice The previous finalized round is not fully settled yet.
+    /// @notice The previous finalized round is not fully settled yet (`settled` of `total`
+    /// newly gated nodes proven).
     error LedgerSettlementPending(uint256 round, uint256 settled, uint256 total);
-    /// @notice Settlement applies only to the latest finalized round.
-    error LedgerNotLatestFinalized(uint256 round, uint256 latest);
     /// @notice A challenge would void more leaves than the batch declared (cannot happen).
     error LedgerVoidOverflow(uint256 batchId, uint256 voided, uint256 leafCount);
 
@@ -227,22 +240,30 @@ interface IChainMLLedger is IChainMLTypes {
     /// validator role when the round opened).
     function isValidatorFor(uint256 round, address account) external view returns (bool);
 
-    /// @notice Voting only: reverts unless `round` is ready for a (new) proposal and has
-    /// proposals left; marks one pending and returns the round's snapshotted vote parameters.
-    function openProposal(uint256 round)
+    /// @notice Voting only: reverts unless `round` is ready for a (new) proposal, has
+    /// proposals left and `parentReputationRoot` is the latest reputation root; marks one
+    /// pending and returns the round's snapshotted vote parameters.
+    function openProposal(uint256 round, bytes32 parentReputationRoot)
         external
         returns (uint16 quorumBps, uint32 voteCommitPeriod, uint32 revealPeriod, uint256 validators);
 
-    /// @notice Voting only: appends the voted version and records the included/excluded roots.
-    function finalizeRound(
-        uint256 round,
-        Cid calldata weights,
-        Cid calldata metrics,
-        bytes32 includedRoot,
-        bytes32 excludedRoot,
-        uint256 includedCount,
-        uint256 excludedCount
-    ) external returns (uint256 version);
+    /// @notice What a voted proposal finalizes (see `IChainMLVoting.ProposalInput`).
+    struct Outcome {
+        Cid weights;
+        Cid metrics;
+        bytes32 includedRoot;
+        bytes32 excludedRoot;
+        uint32 includedCount;
+        uint32 excludedCount;
+        bytes32 reputationRoot;
+        uint32 gatedCount;
+    }
+
+    /// @notice Voting only: appends the voted version and records the node-list roots and the
+    /// new reputation root.
+    function finalizeRound(uint256 round, Outcome calldata outcome)
+        external
+        returns (uint256 version);
 
     /// @notice Voting only: the pending proposal was rejected; its proposer loses reputation.
     function proposalRejected(uint256 round, address proposer) external;

@@ -10,6 +10,12 @@ interface IChainMLVoting is IChainMLTypes {
     /// @notice What an aggregator proposes. Included and excluded nodes are Merkle roots over
     /// node addresses (leaf = keccak256(bytes.concat(keccak256(abi.encode(node))))), with the
     /// full lists on IPFS; excluded nodes are the outliers the rule rejected.
+    /// The reputation table (on IPFS at `reputationTable`) holds every registered node's
+    /// reputation after this round; `reputationRoot` is its Merkle root (leaf =
+    /// keccak256(bytes.concat(keccak256(abi.encode(node, int64 score))))), built on
+    /// `parentReputationRoot` (the ledger's latest root, so roots chain round by round).
+    /// `gatedCount` is the number of nodes whose score falls below the initial reputation in
+    /// this round: each must be proven on the ledger before the next round opens.
     struct ProposalInput {
         uint256 round;
         Cid aggregate;
@@ -21,6 +27,10 @@ interface IChainMLVoting is IChainMLTypes {
         uint32 excludedCount;
         Cid excludedList;
         uint16 ruleId;
+        bytes32 parentReputationRoot;
+        bytes32 reputationRoot;
+        Cid reputationTable;
+        uint32 gatedCount;
     }
 
     /// @notice Life cycle of a proposal.

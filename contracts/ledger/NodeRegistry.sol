@@ -24,10 +24,11 @@ abstract contract NodeRegistry is AccessControl, IChainMLLedger {
 
     uint8 internal constant _FLAG_REGISTERED = 1;
     uint8 internal constant _FLAG_ACTIVE = 2;
-    /// @dev Set exactly while a registered node's score is below `initialReputation`, so a
-    /// commitment of a node that was never penalized below its start needs no reputation read
-    /// (the gate's minimum never exceeds the initial score; see `ChainMLLedger._useNode`).
-    uint8 internal constant _FLAG_BELOW_INITIAL = 4;
+    /// @dev Set while a node's score in the latest reputation table may be below
+    /// `initialReputation` (its last proof said so, or it fell below in the latest round and
+    /// is not settled yet): such a node proves its score to commit. A node with the flag clear
+    /// needs no proof and no reputation read (see `ChainMLLedger._useNode`).
+    uint8 internal constant _FLAG_MUST_PROVE = 4;
 
     /// @dev One slot: 160 + 32 + 56 + 8 = 256 bits.
     struct NodeRecord {
@@ -37,14 +38,21 @@ abstract contract NodeRegistry is AccessControl, IChainMLLedger {
         uint8 flags;
     }
 
-    /// @dev One slot per account, touched only when reputation changes (never on commit).
+    /// @dev One slot per account, never written on commit. `score` moves through on-chain
+    /// penalties (gateways, proposers, validators); a node's own reputation lives in the
+    /// reputation table, and `provenScore` caches its score in the table of finalized round
+    /// `provenRound` (the initial score, for a node registered after that round).
     struct ReputationRecord {
         int64 score;
-        uint32 lastSettledRound;
+        uint32 provenRound;
         uint64 profileCodec;
+        int64 provenScore;
     }
 
-    /// @notice A node as returned by `nodeInfo()`.
+    /// @notice A node as returned by `nodeInfo()`. `reputation` is the node's score in the
+    /// reputation table of finalized round `lastSettledRound`, as last proven on chain (the
+    /// table on IPFS has the current score of every node); `mustProve`: the node needs a proof
+    /// against the latest root to commit.
     struct NodeView {
         bool registered;
         bool active;
@@ -54,6 +62,7 @@ abstract contract NodeRegistry is AccessControl, IChainMLLedger {
         int64 reputation;
         uint256 lastSettledRound;
         Cid profile;
+        bool mustProve;
     }
 
     /// @dev A validator votes in rounds [since, until] (until 0: open-ended). Granting the role
@@ -202,15 +211,19 @@ abstract contract NodeRegistry is AccessControl, IChainMLLedger {
             gateway: n.gateway,
             lastCommitRound: n.lastCommitRound,
             nextNonce: n.nextNonce,
-            reputation: r.score,
-            lastSettledRound: r.lastSettledRound,
-            profile: Cid({digest: _profileDigest[account], codec: r.profileCodec})
+            reputation: r.provenScore,
+            lastSettledRound: r.provenRound,
+            profile: Cid({digest: _profileDigest[account], codec: r.profileCodec}),
+            mustProve: n.flags & _FLAG_MUST_PROVE != 0
         });
     }
 
-    /// @notice Reputation of any account (nodes, gateways, aggregators).
+    /// @notice On-chain reputation: a registered node's last proven table score (see
+    /// {NodeView}); any other account's score from on-chain penalties (gateways, proposers,
+    /// validators).
     function reputationOf(address account) external view returns (int64) {
-        return _reputation[account].score;
+        ReputationRecord storage r = _reputation[account];
+        return _nodes[account].flags & _FLAG_REGISTERED != 0 ? r.provenScore : r.score;
     }
 
     /// @notice Number of registered nodes (active or not).
@@ -241,10 +254,12 @@ abstract contract NodeRegistry is AccessControl, IChainMLLedger {
             nextNonce: 0,
             flags: _FLAG_REGISTERED | _FLAG_ACTIVE
         });
+        // Not in the latest table yet: its score there is the initial one.
         _reputation[node_] = ReputationRecord({
-            score: initialReputation,
-            lastSettledRound: 0,
-            profileCodec: profile.codec
+            score: 0,
+            provenRound: uint32(_latestFinalizedRound()),
+            profileCodec: profile.codec,
+            provenScore: initialReputation
         });
         _profileDigest[node_] = profile.digest;
         if (gateway != address(0)) ++_gatewayNodeCount[gateway];
@@ -261,31 +276,25 @@ abstract contract NodeRegistry is AccessControl, IChainMLLedger {
         return _gatewayNodeCount[account] != 0;
     }
 
-    /// @dev Adds `delta` to `account`'s score, saturating at the int64 bounds.
+    /// @dev Adds `delta` to `account`'s on-chain penalty score (a role's, never a node's table
+    /// reputation), saturating at the int64 bounds.
     function _changeReputation(address account, uint256 round, int64 delta, ReputationReason why)
         internal
         returns (int64 score)
     {
-        int64 previous = _reputation[account].score;
-        int256 next = int256(previous) + delta;
+        int256 next = int256(_reputation[account].score) + delta;
         if (next > type(int64).max) next = type(int64).max;
         if (next < type(int64).min) next = type(int64).min;
         score = int64(next);
         _reputation[account].score = score;
-        bool below = score < initialReputation;
-        if (below != (previous < initialReputation)) {
-            // Crossing the initial score (rare): keep the node's flag in step with its score.
-            NodeRecord storage n = _nodes[account];
-            uint8 flags = n.flags;
-            if (flags & _FLAG_REGISTERED != 0) {
-                n.flags = below ? flags | _FLAG_BELOW_INITIAL : flags & ~_FLAG_BELOW_INITIAL;
-            }
-        }
         emit ReputationChanged(account, round, why, delta, score);
     }
 
     /// @dev The id of the latest round (0 before any), from the ledger.
     function _latestRound() internal view virtual returns (uint256);
+
+    /// @dev The id of the latest finalized round (0 before any), from the ledger.
+    function _latestFinalizedRound() internal view virtual returns (uint256);
 
     /// @dev Keeps `_validatorCount` exact (a round snapshots it when it opens) and each
     /// validator's term; binds the voting contract on the one VOTING_ROLE grant.

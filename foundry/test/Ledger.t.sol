@@ -13,7 +13,7 @@ contract LedgerFuzzTest is Base {
     }
 
     function _leaf(Commitment memory c, bytes32 r, bytes32 vs) internal view returns (bytes32) {
-        return ledger.batchLeaf(c, r, vs);
+        return _batchLeaf(c, r, vs);
     }
 
     /// H1: a gateway cannot claim more leaves in a round than it has nodes behind it.

@@ -444,7 +444,7 @@ contract RegressionTest is Base {
         uint256 roundId = _newOpen();
         Commitment memory c = _commitment(0, roundId, 0);
         (bytes32 r, bytes32 vs) = _sign(nodeKeys[0], c);
-        bytes32 leaf = ledger.batchLeaf(c, r, vs);
+        bytes32 leaf = _batchLeaf(c, r, vs);
         vm.prank(gateway);
         uint256 batchId = ledger.postBatch(roundId, leaf, 1, Cid(leaf, 0x55));
         vm.warp(block.timestamp + 1);
@@ -503,8 +503,49 @@ contract RegressionTest is Base {
         ledger.commit(c, r, vs);
     }
 
-    /// One exclusion (-400) takes node 0 below the minimum (700): its next commitment is
-    /// refused, directly and through a relay, while the included node 1 commits as before.
+    /// Proposes and finalizes `roundId` with `who`/`scores` as its reputation table (node 0
+    /// of `who` excluded, the rest included).
+    function _finalizeWithTable(
+        uint256 roundId,
+        bytes32 parent,
+        address[] memory who,
+        int64[] memory scores,
+        uint32 gated
+    ) internal returns (bytes32 root) {
+        IChainMLVoting.ProposalInput memory p = _newProposal(roundId, keccak256(abi.encode(roundId)));
+        p.excludedRoot = _addrLeaf(who[0]);
+        p.excludedCount = 1;
+        p.parentReputationRoot = parent;
+        root = _tableRoot(who, scores, 1_000);
+        p.reputationRoot = root;
+        p.gatedCount = gated;
+        vm.prank(aggregator);
+        uint256 pid = voting.propose(p);
+        _newVote(pid, 3, true);
+        voting.finalize(pid);
+    }
+
+    function _pairOf(address a, address b) internal pure returns (address[] memory who) {
+        who = new address[](2);
+        (who[0], who[1]) = (a, b);
+    }
+
+    function _scores(int64 a, int64 b) internal pure returns (int64[] memory s) {
+        s = new int64[](2);
+        (s[0], s[1]) = (a, b);
+    }
+
+    function _prove(address[] memory who, int64[] memory scores, uint256 i) internal {
+        bytes32[][] memory proofs = new bytes32[][](1);
+        proofs[0] = _tableProof(who, scores, 1_000, i);
+        int64[] memory one = new int64[](1);
+        one[0] = scores[i];
+        ledger.proveReputations(_one(who[i]), one, proofs);
+    }
+
+    /// One exclusion (-400) takes node 0 below the minimum (700) in the round's reputation
+    /// table: once proven (settled), its next commitment is refused, directly and through a
+    /// relay, while the included node 1 commits as before.
     function test_penalized_node_is_gated_fixed() public {
         ledger = new LowReputationDeployer().deployHarsh(admin, _params());
         voting = new ChainMLVoting(ledger);
@@ -520,19 +561,10 @@ contract RegressionTest is Base {
         _newCommit(1, first);
         vm.prank(aggregator);
         ledger.closeCommitPhase(first);
-        IChainMLVoting.ProposalInput memory p = _newProposal(first, keccak256("a1"));
-        p.includedRoot = _addrLeaf(nodes[1]);
-        p.excludedRoot = _addrLeaf(nodes[0]);
-        p.excludedCount = 1;
-        vm.prank(aggregator);
-        uint256 pid = voting.propose(p);
-        _newVote(pid, 3, true);
-        voting.finalize(pid);
-        address[] memory who = new address[](2);
-        (who[0], who[1]) = (nodes[0], nodes[1]);
-        bool[] memory inc = new bool[](2);
-        inc[1] = true;
-        ledger.settleReputation(first, who, inc, new bytes32[][](2));
+        address[] memory who = _pairOf(nodes[0], nodes[1]);
+        int64[] memory scores = _scores(600, 1_010);
+        _finalizeWithTable(first, bytes32(0), who, scores, 1);
+        _prove(who, scores, 0);
         uint256 second = _newOpen();
         Commitment memory c = _commitment(0, second, uint64(second));
         (bytes32 r, bytes32 vs) = _sign(nodeKeys[0], c);
@@ -550,6 +582,59 @@ contract RegressionTest is Base {
         _eq(ledger.round(second).commitCount, 0, "gated node counted through a relay");
         _newCommit(1, second);
         _eq(ledger.round(second).commitCount, 1, "included node refused");
+    }
+
+    /// A node excluded once (950, below the initial 1,000 but above the minimum 700) proves
+    /// its score and is included again; a later table puts it back above the initial score,
+    /// and its proof then clears its must-prove flag. Without a proof against the latest
+    /// root, a flagged node cannot commit.
+    function test_node_excluded_once_recovers_fixed() public {
+        ledger = new LowReputationDeployer().deployGenerous(admin, _params());
+        voting = new ChainMLVoting(ledger);
+        vm.startPrank(admin);
+        ledger.grantRole(ledger.VOTING_ROLE(), address(voting));
+        ledger.grantRole(ledger.AGGREGATOR_ROLE(), aggregator);
+        for (uint256 i = 0; i < VALIDATORS; ++i) ledger.grantRole(ledger.VALIDATOR_ROLE(), validators[i]);
+        ledger.registerNode(nodes[0], Cid(keccak256("p0"), 0x55), gateway);
+        ledger.registerNode(nodes[1], Cid(keccak256("p1"), 0x55), gateway);
+        vm.stopPrank();
+        uint256 first = _newOpen();
+        _newCommit(0, first);
+        _newCommit(1, first);
+        vm.prank(aggregator);
+        ledger.closeCommitPhase(first);
+        address[] memory who = _pairOf(nodes[0], nodes[1]);
+        bytes32 root1 = _finalizeWithTable(first, bytes32(0), who, _scores(950, 1_100), 1);
+        _prove(who, _scores(950, 1_100), 0); // settles round 1
+        _true(ledger.nodeInfo(nodes[0]).mustProve, "excluded node not flagged");
+        uint256 second = _newOpen();
+        _newCommit(0, second); // proven at 950 >= 700: included again
+        vm.prank(aggregator);
+        ledger.closeCommitPhase(second);
+        IChainMLVoting.ProposalInput memory p = _newProposal(second, keccak256("a2"));
+        p.includedRoot = _addrLeaf(nodes[0]);
+        p.parentReputationRoot = root1;
+        p.reputationRoot = _tableRoot(who, _scores(1_050, 1_100), 1_000);
+        vm.prank(aggregator);
+        uint256 pid = voting.propose(p);
+        _newVote(pid, 3, true);
+        voting.finalize(pid);
+        uint256 third = _newOpen(); // nothing newly gated: opens at once
+        Commitment memory c = _commitment(0, third, uint64(third));
+        (bytes32 r, bytes32 vs) = _sign(nodeKeys[0], c);
+        vm.prank(nodes[0]);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IChainMLLedger.LedgerReputationNotProven.selector, nodes[0], 1, 2
+            )
+        );
+        ledger.commit(c, r, vs);
+        _prove(who, _scores(1_050, 1_100), 0);
+        _true(!ledger.nodeInfo(nodes[0]).mustProve, "recovered node still flagged");
+        _true(ledger.reputationOf(nodes[0]) == 1_050, "recovered score not cached");
+        vm.prank(nodes[0]);
+        ledger.commit(c, r, vs);
+        _eq(ledger.round(third).commitCount, 1, "recovered node refused");
     }
 
     function test_settlement_reorder_legacy() public {
@@ -588,34 +673,51 @@ contract RegressionTest is Base {
         _true(old.reputationOf(nodes[0]) == 1_010, "legacy applied the penalty");
     }
 
+    /// Round 1 excludes node 0 (950, below the initial score): the next round cannot open
+    /// until node 0 is proven against round 1's root (a forged score is refused), and a
+    /// proposal that skips round 1's table (builds on the older root) is refused.
     function test_settlement_reorder_fixed() public {
         uint256 first = _newOpen();
         _newCommit(0, first);
         _newCommit(1, first);
         vm.prank(aggregator);
         ledger.closeCommitPhase(first);
-        IChainMLVoting.ProposalInput memory p = _newProposal(first, keccak256("a1"));
-        p.includedRoot = _addrLeaf(nodes[1]);
-        p.excludedRoot = _addrLeaf(nodes[0]);
-        p.excludedCount = 1;
-        vm.prank(aggregator);
-        uint256 pid = voting.propose(p);
-        _newVote(pid, 3, true);
-        voting.finalize(pid);
+        address[] memory who = _pairOf(nodes[0], nodes[1]);
+        int64[] memory scores = _scores(950, 1_010);
+        bytes32 root1 = _finalizeWithTable(first, bytes32(0), who, scores, 1);
         uint256 base = ledger.currentVersion();
         vm.prank(aggregator);
         vm.expectRevert(
-            abi.encodeWithSelector(IChainMLLedger.LedgerSettlementPending.selector, first, 0, 2)
+            abi.encodeWithSelector(IChainMLLedger.LedgerSettlementPending.selector, first, 0, 1)
         );
         ledger.openRound(base);
-        address[] memory who = new address[](2);
-        (who[0], who[1]) = (nodes[0], nodes[1]);
-        bool[] memory inc = new bool[](2);
-        inc[1] = true;
-        bytes32[][] memory proofs = new bytes32[][](2);
-        ledger.settleReputation(first, who, inc, proofs);
+        int64[] memory forged = _scores(1_000, 1_010);
+        bytes32[][] memory proofs = new bytes32[][](1);
+        proofs[0] = _tableProof(who, scores, 1_000, 0);
+        int64[] memory one = new int64[](1);
+        one[0] = forged[0];
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IChainMLLedger.LedgerInvalidMerkleProof.selector, root1,
+                _repLeaf(nodes[0], 1_000)
+            )
+        );
+        ledger.proveReputations(_one(nodes[0]), one, proofs);
+        _prove(who, scores, 0);
         _true(ledger.reputationOf(nodes[0]) == 950, "exclusion not applied");
-        _newOpen(); // settled: the next round may open
+        uint256 second = _newOpen(); // settled: the next round may open
+        _newCommit(1, second);
+        vm.prank(aggregator);
+        ledger.closeCommitPhase(second);
+        IChainMLVoting.ProposalInput memory p = _newProposal(second, keccak256("a2"));
+        p.reputationRoot = _tableRoot(who, _scores(1_000, 1_020), 1_000); // round 1 skipped
+        vm.prank(aggregator);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IChainMLLedger.LedgerStaleReputationRoot.selector, second, bytes32(0), root1
+            )
+        );
+        voting.propose(p);
     }
 
     function test_unrevealed_vote_costs_nothing_legacy() public {
@@ -666,6 +768,13 @@ contract LowReputationDeployer is IChainMLTypes {
         l = new ChainMLLedger(
             admin_, Cid(keccak256("g"), 0x55), Cid(bytes32(0), 0),
             ChainMLLedger.ReputationParams(1_000, 10, 400, 100, 100), p
+        );
+    }
+
+    function deployGenerous(address admin_, SecurityParams memory p) external returns (ChainMLLedger l) {
+        l = new ChainMLLedger(
+            admin_, Cid(keccak256("g"), 0x55), Cid(bytes32(0), 0),
+            ChainMLLedger.ReputationParams(1_000, 100, 50, 100, 100), p
         );
     }
 }

@@ -23,6 +23,7 @@ from chainml.chain.deployments import Deployments
 from chainml.chain.eip712 import Commitment, SignedCommitment, to_fixed
 from chainml.chain.errors import ContractRevert
 from chainml.chain.types import CODEC_RAW, SecurityParams
+from chainml.swarm.settlement import ReputationTable, registered_before, rules_of
 
 N_VALIDATORS = 3
 FAST_ROUND = SecurityParams(
@@ -197,6 +198,32 @@ def submit(ledger: Ledger, gateway: str) -> Callable[..., Any]:
         return ledger.post_batch(round_id, signed, cid(b"leaves"), gateway)
 
     return send
+
+
+def next_table(
+    ledger: Ledger,
+    round_id: int,
+    included: Sequence[str],
+    excluded: Sequence[str] = (),
+    prior: ReputationTable | None = None,
+) -> ReputationTable:
+    """Round ``round_id``'s reputation table as the product builds it (registered nodes from
+    the chain's events), on ``prior`` (default: the genesis table)."""
+    prior = prior or ReputationTable.genesis(rules_of(ledger).initial)
+    registered = registered_before(ledger, round_id)
+    return prior.next(round_id, registered, included, excluded, rules_of(ledger))
+
+
+def table_fields(table: ReputationTable, gated: int = 0) -> dict[str, Any]:
+    """The Proposal fields naming ``table`` (its CID as if stored)."""
+    from chainml.storage.cid import str_to_onchain
+
+    return {
+        "parent_reputation_root": table.parent_root,
+        "reputation_root": table.root,
+        "reputation_table": str_to_onchain(table.cid),
+        "gated_count": gated,
+    }
 
 
 def assert_revert(exc: pytest.ExceptionInfo[ContractRevert], name: str, **args: Any) -> None:

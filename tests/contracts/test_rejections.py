@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from eth_account import Account
 from eth_utils import keccak
@@ -9,7 +11,8 @@ from eth_utils import keccak
 from chainml.chain.errors import ContractRevert
 from chainml.chain.merkle import MerkleTree, address_leaf
 from chainml.chain.types import FaultReason, Proposal, RoundStatus
-from tests.contracts.conftest import assert_revert, cid, time_travel
+from chainml.errors import IntegrityError
+from tests.contracts.conftest import assert_revert, cid, next_table, table_fields, time_travel
 
 
 def _one(mode, submit, signed, node):
@@ -194,14 +197,13 @@ def test_merkle_proof_for_a_wrong_leaf(ledger, make_node, sign, open_round, gate
     round_id = open_round(challenge_window=600)
     batch = ledger.post_batch(round_id, [sign(n) for n in nodes], cid("l"), gateway)
     outsider = sign(make_node(gateway=gateway, fund=False))
-    with pytest.raises(ContractRevert) as exc:
+    with pytest.raises(IntegrityError, match="is not in batch"):  # the off-chain check
         ledger.prove_leaf(batch.batch_id, outsider, batch.proof(0))
-    assert_revert(exc, "LedgerInvalidMerkleProof", root=batch.tree.root)
-    with pytest.raises(ContractRevert) as exc:  # right leaf, proof of another leaf
-        ledger.prove_leaf(batch.batch_id, batch.leaves[0], batch.proof(1))
-    assert_revert(exc, "LedgerInvalidMerkleProof")
     with pytest.raises(ContractRevert) as exc:
         ledger.challenge_leaf(batch.batch_id, outsider, batch.proof(0), rando)
+    assert_revert(exc, "LedgerInvalidMerkleProof", root=batch.tree.root)
+    with pytest.raises(ContractRevert) as exc:  # right leaf, proof of another leaf
+        ledger.challenge_leaf(batch.batch_id, batch.leaves[0], batch.proof(1), rando)
     assert_revert(exc, "LedgerInvalidMerkleProof")
 
 
@@ -227,9 +229,8 @@ def test_challenge_voids_a_forged_leaf_and_penalizes_the_gateway(
     assert ledger.reputation_of(gateway) == rep - 100
     assert ledger.round_info(round_id)["commitCount"] == 3
     assert ledger.batch(batch.batch_id)["voidedCount"] == 1
-    with pytest.raises(ContractRevert) as exc:
+    with pytest.raises(IntegrityError, match="was voided"):
         ledger.prove_leaf(batch.batch_id, forged, batch.proof(3))
-    assert_revert(exc, "LedgerLeafAlreadyVoided", batchId=batch.batch_id)
     with pytest.raises(ContractRevert) as exc:
         ledger.challenge_leaf(batch.batch_id, forged, batch.proof(3), rando)
     assert_revert(exc, "LedgerLeafAlreadyVoided")
@@ -452,27 +453,52 @@ def test_open_round_while_one_is_active_or_on_a_stale_base(ledger, open_round, a
     assert_revert(exc, "LedgerUnauthorized", account=rando)
 
 
-def test_settlement_rejects_wrong_proofs_and_double_settling(
-    ledger, proposal_ready, aggregator, validators, rando
+def test_reputation_proofs_reject_forgeries_and_settle_once(
+    ledger, proposal_ready, make_node, aggregator, validators, rando
 ):
-    pid = ledger.propose(proposal_ready, aggregator)
+    """A round's reputation table is proven against the root its finalization recorded: a
+    forged score (or any proof before a root exists) is refused on chain, a node that fell
+    below the initial score settles once, and the next round waits for that settlement."""
+    nodes = [e["node"] for e in ledger.commitments(proposal_ready.round)]
+    table = next_table(ledger, proposal_ready.round, included=nodes[1:], excluded=nodes[:1])
+    assert table.score(nodes[0]) == 950 and table.score(nodes[1]) == 1_010
+    proposal = dataclasses.replace(proposal_ready, **table_fields(table, gated=1))
+    with pytest.raises(ContractRevert) as exc:  # no root yet: nothing can be proven
+        ledger.prove_reputations([(nodes[0], 950, table.proof(nodes[0]))], rando)
+    assert_revert(exc, "LedgerInvalidMerkleProof", root=b"\0" * 32)
+    pid = ledger.propose(proposal, aggregator)
     for v in validators:
         ledger.commit_vote(pid, True, b"\7" * 32, v)
     for v in validators:
         ledger.reveal_vote(pid, True, b"\7" * 32, v)
-    with pytest.raises(ContractRevert) as exc:
-        ledger.settle_reputation(proposal_ready.round, [], rando)  # not finalized yet
-    assert_revert(exc, "LedgerRoundNotFinalized", round=proposal_ready.round)
     ledger.finalize(pid, rando)
-    nodes = [e["node"] for e in ledger.commitments(proposal_ready.round)]
-    tree = MerkleTree([address_leaf(n) for n in nodes])
-    with pytest.raises(ContractRevert) as exc:  # claims "excluded" against the wrong root
-        ledger.settle_reputation(proposal_ready.round, [(nodes[0], False, tree.proof(0))], rando)
-    assert_revert(exc, "LedgerInvalidMerkleProof")
-    ledger.settle_reputation(proposal_ready.round, [(nodes[0], True, tree.proof(0))], rando)
+    assert ledger.reputation_root() == (table.root, proposal_ready.round)
     with pytest.raises(ContractRevert) as exc:
-        ledger.settle_reputation(proposal_ready.round, [(nodes[0], True, tree.proof(0))], rando)
-    assert_revert(exc, "LedgerAlreadySettled", node=nodes[0])
+        ledger.open_round(aggregator)
+    assert_revert(exc, "LedgerSettlementPending", round=proposal_ready.round, settled=0, total=1)
+    with pytest.raises(ContractRevert) as exc:  # the excluded node claims its old score
+        ledger.prove_reputations([(nodes[0], 1_000, table.proof(nodes[0]))], rando)
+    assert_revert(exc, "LedgerInvalidMerkleProof", root=table.root)
+    with pytest.raises(ContractRevert) as exc:  # someone else's proof
+        ledger.prove_reputations([(nodes[0], 950, table.proof(nodes[1]))], rando)
+    assert_revert(exc, "LedgerInvalidMerkleProof")
+    outsider = make_node(fund=False)
+    with pytest.raises(ContractRevert) as exc:
+        ledger.prove_reputations([(Account.create().address, 1_000, [])], rando)
+    assert_revert(exc, "LedgerNodeNotRegistered")
+    assert ledger.reputation_of(outsider.address) == 1_000  # registered after: initial
+    receipt = ledger.prove_reputations([(nodes[0], 950, table.proof(nodes[0]))], rando)
+    (proven,) = ledger.events(ledger.ledger, receipt, "ReputationProven")
+    assert (proven["score"], proven["mustProve"]) == (950, True)
+    assert ledger.events(ledger.ledger, receipt, "RoundSettled")[0]["nodes"] == 1
+    info = ledger.node_info(nodes[0])
+    assert (info["reputation"], info["lastSettledRound"], info["mustProve"]) == (
+        950, proposal_ready.round, True,
+    )  # fmt: skip
+    again = ledger.prove_reputations([(nodes[0], 950, table.proof(nodes[0]))], rando)
+    assert not ledger.events(ledger.ledger, again, "ReputationProven")  # settled once
+    assert ledger.round_info(proposal_ready.round)["settledCount"] == 1
+    ledger.open_round(aggregator)
 
 
 def test_registry_admin_only_and_duplicates(ledger, make_node, admin, rando):

@@ -7,6 +7,7 @@ from eth_account.messages import encode_typed_data
 from eth_utils import keccak
 
 from chainml.chain import eip712
+from chainml.chain.errors import ContractRevert
 from chainml.chain.merkle import MerkleTree, address_leaf
 from chainml.chain.types import (
     Proposal,
@@ -14,7 +15,7 @@ from chainml.chain.types import (
     RoundStatus,
     VoteState,
 )
-from tests.contracts.conftest import FAST_ROUND, cid, time_travel
+from tests.contracts.conftest import FAST_ROUND, cid, next_table, table_fields, time_travel
 
 
 def test_deploy_wires_roles_and_genesis(ledger, deployments, admin, aggregator, validators):
@@ -93,10 +94,14 @@ def test_full_round(
     included, excluded = nodes[:3], nodes[3:]
     inc_tree = MerkleTree([address_leaf(n.address) for n in included])
     exc_tree = MerkleTree([address_leaf(n.address) for n in excluded])
+    table = next_table(
+        ledger, round_id, [n.address for n in included], [n.address for n in excluded]
+    )
     proposal = Proposal(
         round=round_id, aggregate=cid("aggregate"), metrics=cid("metrics"),
         included_root=inc_tree.root, included_count=3, included_list=cid("inc"),
         excluded_root=exc_tree.root, excluded_count=1, excluded_list=cid("exc"), rule_id=2,
+        **table_fields(table, gated=1),
     )  # fmt: skip
     pid = ledger.propose(proposal, aggregator)
     assert ledger.pending_proposal(round_id) == pid
@@ -110,13 +115,19 @@ def test_full_round(
     assert ledger.proposal(pid)["status"] == ProposalStatus.ACCEPTED
     assert ledger.round_info(round_id)["status"] == RoundStatus.FINALIZED
 
-    before = {n.address: ledger.reputation_of(n.address) for n in nodes}
-    items = [(n.address, True, inc_tree.proof(i)) for i, n in enumerate(included)]
-    items += [(n.address, False, exc_tree.proof(i)) for i, n in enumerate(excluded)]
-    ledger.settle_reputation(round_id, items, rando)
-    for n in included:
-        assert ledger.reputation_of(n.address) == before[n.address] + 10
-    assert ledger.reputation_of(excluded[0].address) == before[excluded[0].address] - 50
+    # Finalizing recorded one root for every node; settling proves only the excluded node,
+    # which fell below the initial score (through the short below-initial sub-table).
+    assert ledger.reputation_root() == (table.root, round_id)
+    assert [table.score(n.address) for n in nodes] == [1_010, 1_010, 1_010, 950]
+    excluded_node = excluded[0].address
+    assert len(table.proof(excluded_node)) == 1
+    ledger.prove_reputations([(excluded_node, 950, table.proof(excluded_node))], rando)
+    assert ledger.reputation_of(excluded_node) == 950
+    assert ledger.node_info(excluded_node)["mustProve"]
+    assert ledger.round_info(round_id)["settledCount"] == 1
+    assert ledger.reputation_of(nodes[0].address) == 1_000  # unproven: its cached score
+    ledger.prove_reputations([(nodes[0].address, 1_010, table.proof(nodes[0].address))], rando)
+    assert ledger.reputation_of(nodes[0].address) == 1_010
     assert ledger.node_info(nodes[0].address)["lastSettledRound"] == round_id
 
     # The next round opens on the new version; commitments on the old base are stale.
@@ -133,3 +144,8 @@ def test_python_merkle_proofs_verify_on_chain(
     batch = submit("batched", [sign(n) for n in nodes])
     for i, s in enumerate(batch.leaves):
         assert ledger.prove_leaf(batch.batch_id, s, batch.proof(i)) == batch.tree.leaves[i]
+        # The chain accepts the same proof: the challenge gets past inclusion and finds the
+        # leaf valid.
+        with pytest.raises(ContractRevert) as exc:
+            ledger.challenge_leaf(batch.batch_id, s, batch.proof(i), gateway)
+        assert exc.value.name == "LedgerLeafValid", str(exc.value)

@@ -1,6 +1,7 @@
 """`chainml verify` misses nothing (issue 12, item 6): one changed byte in any finalized
-version's weights or metrics, any included update or any batch's leaves file is reported under
-that version, naming the block at fault, as a corrupt block and not as an aggregate mismatch.
+version's weights or metrics, any included update, any batch's leaves file or its round's
+reputation table is reported under that version, naming the block at fault, as a corrupt block
+and not as an aggregate mismatch.
 The wave-1 verify is run on the same corruption to show what it missed."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from chainml.storage.embedded import EmbeddedStore
 from chainml.storage.store import EMBEDDED_SUBDIR
 from chainml.swarm.config import SwarmConfig
 from chainml.swarm.payloads import decode_leaves
+from chainml.swarm.settlement import table_ref
 from tests.security.conftest import SwarmEnv, wave1_module
 
 
@@ -44,6 +46,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SwarmEnv
             _, signed = decode_leaves(store.get(leaves))
             c = signed[0].commitment
             targets[f"update{version}"] = onchain_to_str(c.update_digest, c.update_codec)
+            targets[f"table{version}"] = table_ref(ledger, version).cid
         store.close()
         yield env, targets
     finally:
@@ -90,6 +93,8 @@ def test_untouched_history_verifies(history, tmp_path: Path, capsys) -> None:
         ("metrics2", 2, "metrics"),
         ("leaves1", 1, "leaves of batch"),
         ("update2", 2, "update of node"),
+        ("table1", 1, "reputationTable"),
+        ("table2", 2, "reputationTable"),
     ],
 )
 def test_one_changed_byte_is_reported_under_its_version(
