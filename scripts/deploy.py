@@ -4,8 +4,10 @@
 
 Reads CHAINML_DATA_DIR (where deployments.json goes; default ./.chainml) and optionally
 CHAINML_DEPLOY_PARAMS (a JSON file, see chainml.chain.deploy.load_params). Without a params
-file, dev account 1 becomes the aggregator and dev accounts 2-8 the validators. The work is
-done by chainml.chain.deploy.deploy, the same function the tests and the bench call.
+file, dev account 1 becomes the aggregator and dev accounts 2-8 the validators, and version 0
+is CHAINML_GENESIS_CID (the CID of the genesis version file, which ``chainml deploy`` stores
+first: the seeded initial model with its learning recipe). The work is done by
+chainml.chain.deploy.deploy, the same function the tests and the bench call.
 """
 
 from __future__ import annotations
@@ -16,14 +18,22 @@ from pathlib import Path
 from brownie import accounts, network
 from web3 import Web3
 
-from chainml.chain.deploy import DeployParams, deploy, load_params
+from chainml.chain.deploy import GENESIS_PLACEHOLDER, DeployParams, deploy, load_params
 from chainml.chain.deployments import deployments_path, save_deployments
 from chainml.paths import data_dir
+from chainml.storage.cid import str_to_onchain
+
+GENESIS_ENV = "CHAINML_GENESIS_CID"
 
 
 def default_params() -> DeployParams:
     dev = [a.address for a in accounts]
-    return DeployParams(aggregators=tuple(dev[1:2]), validators=tuple(dev[2:9]))
+    genesis = os.environ.get(GENESIS_ENV)
+    return DeployParams(
+        genesis_weights=str_to_onchain(genesis) if genesis else GENESIS_PLACEHOLDER,
+        aggregators=tuple(dev[1:2]),
+        validators=tuple(dev[2:9]),
+    )
 
 
 def main() -> None:

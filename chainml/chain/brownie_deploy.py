@@ -141,11 +141,22 @@ def run_brownie(
     return proc.stdout
 
 
-def run_deploy_script(rpc_url: str, data_dir: Path, params_file: Path | None = None) -> Deployments:
-    """Deploy with ``brownie run scripts/deploy.py`` and return the deployments it wrote."""
+def run_deploy_script(
+    rpc_url: str,
+    data_dir: Path,
+    params_file: Path | None = None,
+    genesis_cid: str | None = None,
+) -> Deployments:
+    """Deploy with ``brownie run scripts/deploy.py`` and return the deployments it wrote.
+
+    Without a params file the script wires the dev accounts; ``genesis_cid`` then names version
+    0's weights (the caller stores them first), otherwise a placeholder CID no store holds.
+    """
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     extra = {"CHAINML_DEPLOY_PARAMS": str(Path(params_file).resolve())} if params_file else {}
+    if genesis_cid:
+        extra["CHAINML_GENESIS_CID"] = genesis_cid
     run_brownie(
         ["run", "scripts/deploy.py", "--network", NETWORK_ID], data_dir, rpc_url, extra_env=extra
     )

@@ -68,6 +68,15 @@ FromBlock = Annotated[
     typer.Option("--from-block", help="First block to read events from.", show_default="deploy"),
 ]
 RoundOpt = Annotated[int | None, typer.Option("--round", help="Only this round.")]
+Ipfs = Annotated[
+    str,
+    typer.Option(
+        "--ipfs",
+        envvar="CHAINML_IPFS",
+        help="Where batch leaves, voted node lists and reputation tables are read from: "
+        "`embedded` or a Kubo RPC API URL.",
+    ),
+]
 
 
 # -- commands -----------------------------------------------------------------------------
@@ -109,11 +118,13 @@ def nodes(
     rpc_url: RpcUrl = None,
     deployments: DeploymentsFile = None,
     as_json: AsJson = False,
+    ipfs: Ipfs = "embedded",
 ) -> None:
     """Registered nodes: status, reputation, commitments, gateway."""
     source, events = _open(ctx, rpc_url, deployments, None)
+    offchain, scores = _offchain(ctx, events, ipfs)
     with _progress("reading nodes") as progress:
-        rows = nodes_view(source, events, progress)
+        rows = nodes_view(source, events, progress, offchain, scores)
     if as_json:
         return _print_json(rows)
     table = _table(
@@ -134,10 +145,11 @@ def versions(
     rpc_url: RpcUrl = None,
     deployments: DeploymentsFile = None,
     as_json: AsJson = False,
+    ipfs: Ipfs = "embedded",
 ) -> None:
     """The version lineage tree with CIDs, round and metrics."""
     source, events = _open(ctx, rpc_url, deployments, None)
-    rows = versions_view(source, events)
+    rows = versions_view(source, events, _offchain(ctx, events, ipfs)[0])
     if as_json:
         return _print_json(rows)
     console.print(_version_tree(rows))
@@ -200,11 +212,12 @@ def node(
     rpc_url: RpcUrl = None,
     deployments: DeploymentsFile = None,
     as_json: AsJson = False,
+    ipfs: Ipfs = "embedded",
 ) -> None:
     """One node's history: registry state, roles, every round it took part in, its events."""
     address = check_address(address)
     source, events = _open(ctx, rpc_url, deployments, None)
-    history = node_history(source, events, address)
+    history = node_history(source, events, address, *_offchain(ctx, events, ipfs))
     if as_json:
         return _print_json(history)
     _print_node(history)
@@ -231,6 +244,21 @@ def _open(
     with _progress("reading events (blocks)") as progress:
         found = read_events(source, from_block, progress=progress)
     return source, found
+
+
+def _offchain(
+    ctx: typer.Context, events: list[Event], ipfs: str
+) -> tuple[list[Event], dict[str, int]]:
+    """What the store adds to the log: batched commitments (one record per leaf), the voted
+    lists' outcomes and the latest reputation table (only read when the log names them)."""
+    if not any(e.name in ("BatchPosted", "ProposalAccepted") for e in events):
+        return [], {}
+    from chainml.inspection.batches import batch_leaves, current_scores, round_outcomes
+    from chainml.storage.store import open_store
+
+    fetch = open_store(ipfs, cli_context(ctx).data_dir).get
+    records = [*batch_leaves(events, fetch), *round_outcomes(events, fetch)]
+    return records, current_scores(events, fetch)
 
 
 @contextmanager

@@ -39,6 +39,27 @@ LazyGroup.lazy = {
         "Open `brownie console` with `ledger` and `voting` bound to the deployed contracts.",
     ),
     "swarm": Lazy("chainml.cli.swarm_cmd", "app", "Run swarms of simulated MCU nodes."),
+    "validator": Lazy(
+        "chainml.cli.actors_cmd",
+        "validator_app",
+        "Run a validator: recompute every proposal from chain and IPFS, commit and reveal its "
+        "vote.",
+    ),
+    "aggregator": Lazy(
+        "chainml.cli.actors_cmd",
+        "aggregator_app",
+        "Run an aggregator: open rounds, propose each round's aggregate, finalize, settle.",
+    ),
+    "gateway": Lazy(
+        "chainml.cli.actors_cmd",
+        "gateway_app",
+        "Run a gateway: put the commitments nodes deliver to its inbox on chain.",
+    ),
+    "challenger": Lazy(
+        "chainml.cli.actors_cmd",
+        "challenger_app",
+        "Run a challenger: check every batch leaf and challenge the invalid ones.",
+    ),
     "verify": Lazy(
         "chainml.cli.verify_cmd",
         "verify",

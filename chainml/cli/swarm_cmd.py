@@ -6,69 +6,23 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from chainml.cli.context import cli_context, console
-from chainml.cli.deploy_cmd import local_rpc_url
 from chainml.storage.store import IPFS_ENV
 from chainml.swarm.attacks import ATTACKS
 from chainml.swarm.config import SwarmConfig
-from chainml.swarm.executor import make_executor
-from chainml.swarm.orchestrator import Swarm
-from chainml.swarm.services import DEFAULT_VALIDATORS, connect
+from chainml.swarm.harness import run_swarm as _run_swarm
+from chainml.swarm.services import DEFAULT_VALIDATORS
 
 app = typer.Typer(help="Run swarms of simulated MCU nodes.", no_args_is_help=True)
 
 
-def run_swarm(
-    config: SwarmConfig,
-    *,
-    data_dir: Path,
-    run_dir: Path,
-    rpc_url: str | None,
-    ipfs: str,
-    workers: int,
-    validators: int = DEFAULT_VALIDATORS,
-    show_progress: bool = True,
-    executor_spec: str = "pool",
-) -> list[dict[str, Any]]:
-    """Connect, run or resume the swarm with progress bars, and return its round rows."""
-    services = connect(
-        rpc_url or local_rpc_url(data_dir),
-        data_dir,
-        ipfs,
-        task=config.task,
-        seed=config.seed,
-        validators=validators,
-        recipe=config.recipe(),
-    )
-    executor = make_executor(workers, executor_spec)
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[phase]}"),
-        TimeElapsedColumn(),
-    )
-    try:
-        with Progress(*columns, console=console, disable=not show_progress) as progress:
-            overall = progress.add_task("rounds", total=config.rounds, phase="")
-            current = progress.add_task("round", total=1, phase="starting")
-
-            def report(phase: str, done: int, total: int) -> None:
-                progress.update(current, completed=done, total=max(total, 1), phase=phase)
-
-            def on_round(round_id: int, done: int) -> None:
-                progress.update(overall, completed=done)
-                progress.update(current, description=f"round {round_id}", completed=0)
-
-            swarm = Swarm(config, services, run_dir, executor, progress=report)
-            rows = swarm.run(on_round)
-            progress.update(overall, completed=config.rounds)
-        return rows
-    finally:
-        executor.close()
+def run_swarm(config: SwarmConfig, **kwargs: Any) -> list[dict[str, Any]]:
+    """``chainml.swarm.harness.run_swarm`` with the CLI's console (kept here for old imports:
+    bench/ and the demo call it from this module)."""
+    kwargs.setdefault("console", console)
+    return _run_swarm(config, **kwargs)
 
 
 def _mean(row: dict[str, Any], *path: str) -> float | None:

@@ -7,12 +7,13 @@ only place the chain keeps them.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from statistics import fmean
 
 from chainml.chain.types import ProposalStatus, RoundStatus, VoteState
+from chainml.inspection.batches import BATCH_LEAF, batch_counts
 from chainml.inspection.calls import call_structs
 from chainml.inspection.events import Event, cid_or_none
 from chainml.inspection.source import ChainSource
@@ -83,8 +84,13 @@ class RoundRow:
     proposals: list[ProposalRow]
 
 
-def versions_view(source: ChainSource, events: list[Event]) -> list[VersionRow]:
-    """Every version, genesis first, with lineage (parent/children) and round metrics."""
+def versions_view(
+    source: ChainSource, events: list[Event], offchain: list[Event] | None = None
+) -> list[VersionRow]:
+    """Every version, genesis first, with lineage (parent/children) and round metrics.
+
+    A round's commitments count direct, relayed and batched ones (batch counts come from the
+    log; ``offchain`` batch leaves, from ``batches.batch_leaves``, add their losses)."""
     fns_ = source.ledger.ledger.functions
     count = int(fns_.versionCount().call())
     fns = [fns_.version(i) for i in range(count)]
@@ -96,7 +102,9 @@ def versions_view(source: ChainSource, events: list[Event]) -> list[VersionRow]:
         if e.name == "ProposalAccepted"
     }
     submitted = {int(e.args["proposalId"]): e for e in events if e.name == "ProposalSubmitted"}
-    losses = _round_losses(events)
+    losses = _round_losses([*events, *(offchain or [])])
+    batched = batch_counts(events)
+    direct = Counter(int(e.args["round"]) for e in events if e.name == "CommitmentAccepted")
     children: dict[int, list[int]] = defaultdict(list)
     for i, v in enumerate(raws):
         if i != 0:
@@ -115,7 +123,7 @@ def versions_view(source: ChainSource, events: list[Event]) -> list[VersionRow]:
                 metrics=cid_or_none(*v["metrics"]),
                 timestamp=int(v["timestamp"]),
                 block=appended.get(i),
-                commitments=len(before),
+                commitments=direct[rnd] + batched[rnd],
                 included=int(prop.args["proposal"]["includedCount"]) if prop else None,
                 excluded=int(prop.args["proposal"]["excludedCount"]) if prop else None,
                 mean_loss_before=fmean(before) if before else None,
@@ -215,7 +223,7 @@ def _proposals(
 def _round_losses(events: list[Event]) -> dict[int, tuple[list[float], list[float]]]:
     out: dict[int, tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
     for e in events:
-        if e.name == "CommitmentAccepted":
+        if e.name in ("CommitmentAccepted", BATCH_LEAF):
             before, after = out[int(e.args["round"])]
             before.append(float(e.args["lossBefore"]))
             after.append(float(e.args["lossAfter"]))

@@ -14,11 +14,14 @@ from typing import Any
 
 from chainml.chain.client import LEDGER, ROLES, VOTING
 from chainml.errors import ConfigError
+from chainml.inspection.batches import BATCH_LEAF, ROUND_OUTCOME
 from chainml.inspection.calls import call_structs
 from chainml.inspection.events import Event, check_address, cid_or_none
 from chainml.inspection.source import ChainSource
 
 ZERO_ADDRESS = "0x" + "0" * 40
+COMMITMENT_RECORDS = ("CommitmentAccepted", BATCH_LEAF)
+"""Direct and relayed commitments (events) and batched ones (leaves read from IPFS)."""
 
 
 @dataclass(frozen=True)
@@ -137,18 +140,35 @@ def nodes_view(
     source: ChainSource,
     events: list[Event],
     progress: Callable[[int, int], None] | None = None,
+    offchain: list[Event] | None = None,
+    scores: dict[str, int] | None = None,
 ) -> list[NodeRow]:
+    """Every registered node. ``offchain`` records (``chainml.inspection.batches``: batched
+    commitments, voted-list outcomes) add what the log does not name per node; ``scores``
+    (the latest reputation table) is each node's current reputation, else the last one
+    proven on chain is shown."""
     addresses = registered_nodes(events)
     fns = [source.ledger.ledger.functions.nodeInfo(a) for a in addresses]
     infos = call_structs(source.w3, fns, progress)
-    stats = _node_stats(events)
-    return [_node_row(a, info, stats[a.lower()]) for a, info in zip(addresses, infos, strict=True)]
+    stats = _node_stats([*events, *(offchain or [])])
+    return [
+        _node_row(a, info, stats[a.lower()], scores)
+        for a, info in zip(addresses, infos, strict=True)
+    ]
 
 
-def node_history(source: ChainSource, events: list[Event], address: str) -> NodeHistory:
-    """One account's registry state, roles, per-round story and every event naming it."""
+def node_history(
+    source: ChainSource,
+    events: list[Event],
+    address: str,
+    offchain: list[Event] | None = None,
+    scores: dict[str, int] | None = None,
+) -> NodeHistory:
+    """One account's registry state, roles, per-round story and every event naming it
+    (``offchain`` and ``scores`` as for :func:`nodes_view`)."""
     address = check_address(address)
     mine = [e for e in events if address.lower() in e.addresses()]
+    my_leaves = [e for e in offchain or [] if address.lower() in e.addresses()]
     info = source.ledger.node_info(address)
     roles = [r for r in ROLES if source.ledger.has_role(r, address)]
     if not info["registered"] and not mine and not roles:
@@ -156,18 +176,25 @@ def node_history(source: ChainSource, events: list[Event], address: str) -> Node
             f"unknown address {address}: it is not a registered node and no chainml event or "
             "role names it on this chain (list nodes with `chainml inspect nodes`)"
         )
-    stats = _node_stats(mine)[address.lower()]
-    row = _node_row(address, info, stats) if info["registered"] else None
-    return NodeHistory(address, row, roles, _node_rounds(mine, address), mine)
+    stats = _node_stats([*mine, *my_leaves])[address.lower()]
+    row = _node_row(address, info, stats, scores) if info["registered"] else None
+    rounds = _node_rounds(sorted([*mine, *my_leaves], key=_chain_order), address)
+    return NodeHistory(address, row, roles, rounds, mine)
 
 
-def _node_row(address: str, info: dict[str, Any], stats: Counter[str]) -> NodeRow:
+def _chain_order(e: Event) -> tuple[int, int]:
+    return (e.block, e.log_index)
+
+
+def _node_row(
+    address: str, info: dict[str, Any], stats: Counter[str], scores: dict[str, int] | None
+) -> NodeRow:
     status = "active" if info["active"] else ("inactive" if info["registered"] else "unknown")
     gateway = info["gateway"]
     return NodeRow(
         address=address,
         status=status,
-        reputation=int(info["reputation"]),
+        reputation=(scores or {}).get(address.lower(), int(info["reputation"])),
         gateway=None if gateway == ZERO_ADDRESS else gateway,
         commitments=stats["commitments"],
         last_commit_round=int(info["lastCommitRound"]),
@@ -182,19 +209,22 @@ def _node_row(address: str, info: dict[str, Any], stats: Counter[str]) -> NodeRo
 def _node_stats(events: list[Event]) -> defaultdict[str, Counter[str]]:
     stats: defaultdict[str, Counter[str]] = defaultdict(Counter)
     for e in events:
-        if e.name == "CommitmentAccepted":
+        if e.name in COMMITMENT_RECORDS:
             stats[e.args["node"].lower()]["commitments"] += 1
         elif e.name == "ReputationChanged":
             stats[e.args["account"].lower()][str(e.args["reason"])] += 1
         elif e.name == "LeafVoided":
             stats[e.args["node"].lower()]["voided"] += 1
+        elif e.name == ROUND_OUTCOME:
+            stats[e.args["node"].lower()][str(e.args["outcome"]).capitalize()] += 1
     return stats
 
 
 def _node_rounds(events: list[Event], address: str) -> list[NodeRound]:
     rounds: dict[int, dict[str, Any]] = defaultdict(lambda: {"committed": False})
+    last_score: int | None = None
     for e in events:
-        if e.name == "CommitmentAccepted" and e.args["node"] == address:
+        if e.name in COMMITMENT_RECORDS and e.args["node"] == address:
             rounds[int(e.args["round"])].update(
                 committed=True,
                 loss_before=float(e.args["lossBefore"]),
@@ -206,4 +236,14 @@ def _node_rounds(events: list[Event], address: str) -> list[NodeRound]:
             r["outcome"] = str(e.args["reason"]).lower()
             r["reputation_delta"] = r.get("reputation_delta", 0) + int(e.args["delta"])
             r["reputation"] = int(e.args["score"])
+        elif e.name == ROUND_OUTCOME and e.args["node"] == address:
+            # The voted lists and the round's reputation table (IPFS): the score moved from
+            # the previous table's (or the initial score) to this one's.
+            r = rounds[int(e.args["round"])]
+            r["outcome"] = str(e.args["outcome"])
+            if e.args["score"] is not None:
+                before = last_score if last_score is not None else e.args["initial"]
+                r["reputation"] = int(e.args["score"])
+                r["reputation_delta"] = int(e.args["score"]) - int(before)
+                last_score = int(e.args["score"])
     return [NodeRound(round=k, **v) for k, v in sorted(rounds.items())]

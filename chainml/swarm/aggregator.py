@@ -1,66 +1,63 @@
-"""The aggregator: after the commit phase, propose the round's aggregate for a vote."""
+"""The swarm's aggregators: the honest actor (``chainml.actors.aggregator``) and the bad
+aggregator of the fault-injection suite, a wrapper around it.
+
+The wrapper changes what the honest actor would publish (other weights than the rule produces)
+and nothing else, so the honest code path has no attack branch in it and validators are tested
+against exactly what a dishonest party could send.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
+from typing import Any
 
-from chainml.aggregate.strategies import Strategy
-from chainml.chain.client import Ledger
-from chainml.chain.types import Proposal
-from chainml.errors import IntegrityError
-from chainml.storage.cid import cid_str, cid_to_onchain
-from chainml.storage.store import Store
-from chainml.swarm.evidence import RoundEvidence, gather_round
-from chainml.swarm.payloads import encode_node_list
-from chainml.swarm.recompute import AggregateOutcome, compute_aggregate
+from chainml.actors.aggregator import Aggregator, MetricsFn, basic_metrics
+from chainml.storage.cid import cid_str
+from chainml.storage.unixfs import file_cid
+from chainml.swarm.evidence import RoundEvidence
+from chainml.swarm.recompute import AggregateOutcome
 
-MetricsFn = Callable[[RoundEvidence, AggregateOutcome], bytes]
+__all__ = ["Aggregator", "MetricsFn", "TamperingAggregator", "basic_metrics", "flip_last_bit"]
 
 
-class Aggregator:
-    def __init__(self, ledger: Ledger, store: Store, account: str, strategy: Strategy) -> None:
-        self.ledger = ledger
-        self.store = store
-        self.account = account
-        self.strategy = strategy
+def flip_last_bit(weights: bytes) -> bytes:
+    """The real weights with one bit flipped: the smallest lie a validator must catch."""
+    return weights[:-1] + bytes([weights[-1] ^ 0x01])
 
-    def build(self, round_id: int, from_block: int = 0) -> tuple[RoundEvidence, AggregateOutcome]:
-        evidence = gather_round(self.ledger, self.store, round_id, from_block)
-        return evidence, compute_aggregate(evidence, self.store, self.strategy)
+
+class TamperingAggregator:
+    """An aggregator that publishes ``tamper(weights)`` instead of the rule's aggregate, in its
+    first proposal of each round (or every proposal with ``every_proposal``); everything else
+    is the honest actor's."""
+
+    _OWN = frozenset({"inner", "tamper", "every_proposal"})
+
+    def __init__(
+        self,
+        inner: Aggregator,
+        tamper: Callable[[bytes], bytes] = flip_last_bit,
+        every_proposal: bool = False,
+    ) -> None:
+        object.__setattr__(self, "inner", inner)
+        object.__setattr__(self, "tamper", tamper)
+        object.__setattr__(self, "every_proposal", every_proposal)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # The harness (and tests) swap the honest actor's store or strategy through here.
+        setattr(self.inner if name not in self._OWN else super(), name, value)
 
     def propose(
-        self,
-        round_id: int,
-        evidence: RoundEvidence,
-        outcome: AggregateOutcome,
-        metrics: bytes,
-        tamper: Callable[[bytes], bytes] | None = None,
+        self, round_id: int, evidence: RoundEvidence, outcome: AggregateOutcome, metrics: bytes
     ) -> int:
-        """Store the aggregate, its node lists and metrics on IPFS; propose them on chain.
-
-        ``tamper`` exists for the fault-injection suite: a dishonest aggregator publishes other
-        weights than the rule produces, and validators must vote it down.
-        """
-        weights = tamper(outcome.weights) if tamper else outcome.weights
-        weights_cid = self.store.put(weights)
-        if tamper is None and cid_str(weights_cid) != outcome.weights_cid:
-            raise IntegrityError(
-                f"the store returned {cid_str(weights_cid)} for the aggregate, "
-                f"expected {outcome.weights_cid}"
-            )
-        included_cid = self.store.put(encode_node_list(round_id, "included", outcome.included))
-        excluded_cid = self.store.put(encode_node_list(round_id, "excluded", outcome.excluded))
-        metrics_cid = self.store.put(metrics)
-        proposal = Proposal(
-            round=round_id,
-            aggregate=cid_to_onchain(weights_cid),
-            included_root=outcome.included_root,
-            included_count=len(outcome.included),
-            excluded_root=outcome.excluded_root,
-            excluded_count=len(outcome.excluded),
-            metrics=cid_to_onchain(metrics_cid),
-            included_list=cid_to_onchain(included_cid),
-            excluded_list=cid_to_onchain(excluded_cid),
-            rule_id=outcome.rule_id,
+        inner = self.inner
+        if not self.every_proposal and inner.ledger.proposals(round_id, inner.from_block):
+            return inner.propose(round_id, evidence, outcome, metrics)
+        weights = self.tamper(outcome.weights)
+        forged = dataclasses.replace(
+            outcome, weights=weights, weights_cid=cid_str(file_cid(weights))
         )
-        return self.ledger.propose(proposal, self.account)
+        return inner.propose(round_id, evidence, forged, metrics)

@@ -1,4 +1,6 @@
-"""The round loop: drive every round through its phases, resuming from chain state.
+"""The swarm harness's round loop: drive every round through its phases, resuming from chain
+state. The parties are actors (``chainml.actors``) that act through their own accounts; the
+harness runs the simulated devices, feeds the actors in phase order and owns the local clock.
 
 Each call of ``Swarm.run`` looks at the chain, not at memory: a round that is open gets its
 missing commitments, an aggregating round gets its proposal and votes, a finalized round gets
@@ -22,29 +24,29 @@ import torch
 from eth_account import Account
 from eth_utils import keccak
 
+from chainml.actors.challenger import Challenger
+from chainml.actors.gateway import Gateway
+from chainml.actors.node import commit_direct_many, fund_accounts
+from chainml.actors.validator import Validator, ValidatorSetup
 from chainml.aggregate.strategies import strategy_named
-from chainml.chain.errors import ContractRevert
-from chainml.chain.merkle import MerkleTree, address_leaf
-from chainml.chain.types import ProposalStatus, RoundStatus, VoteState, cid_from_struct
+from chainml.chain.types import ProposalStatus, RoundStatus, cid_from_struct
 from chainml.errors import ChainError, ChainMLError
 from chainml.meta.tasks import get_family
 from chainml.storage.cid import onchain_to_str
-from chainml.swarm.aggregator import Aggregator
+from chainml.swarm.aggregator import Aggregator, TamperingAggregator
 from chainml.swarm.attacks import NODE_ATTACKS, adversary_indices
-from chainml.swarm.challenger import Challenger
 from chainml.swarm.config import SwarmConfig, bind_run_dir
 from chainml.swarm.evidence import RoundEvidence, gather_round
 from chainml.swarm.executor import Executor
 from chainml.swarm.fleet import Fleet
 from chainml.swarm.gas import round_gas
-from chainml.swarm.gateway import Gateway, fund_accounts
 from chainml.swarm.metrics import RunLog, curve, device_score, scratch_curve, summary
 from chainml.swarm.node_job import NodeJob, NodeOutcome, node_config, run_node
 from chainml.swarm.payloads import canonical_json, decode_node_list, decode_weights
 from chainml.swarm.reads import node_infos
 from chainml.swarm.recompute import AggregateOutcome
 from chainml.swarm.services import Services
-from chainml.swarm.validator import Review, ReviewJob, ValidatorSecret, review
+from chainml.swarm.validator import Review, review
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +89,14 @@ class RoundTimes:
 
 
 class Swarm:
-    """One run: a config, a run directory, the services it talks to and an executor."""
+    """One run: a config, a run directory, the services it talks to and an executor.
+
+    The swarm is a harness. The parties are actor objects (``chainml.actors``), each acting
+    through its own account: the aggregator opens, closes and proposes, the gateway submits,
+    the challenger challenges, every validator commits and reveals its own vote. The harness
+    runs the simulated devices, feeds the actors in phase order, chooses who is dishonest
+    (attacks wrap actors or devices) and moves the local chain's clock.
+    """
 
     def __init__(
         self,
@@ -107,11 +116,32 @@ class Swarm:
         self.log = RunLog(run_dir)
         self.arch_id = get_family(config.task).default_arch
         self.strategy = strategy_named(config.aggregation)
-        self.aggregator = Aggregator(
-            services.ledger, services.store, services.aggregator, self.strategy
-        )
-        self.gateway = Gateway(services.ledger, services.store, services.gateway, config.mode)
         self.from_block = services.deployments.block_number
+        honest = Aggregator(
+            services.ledger,
+            services.store,
+            services.aggregator,
+            self.strategy,
+            from_block=self.from_block,
+        )
+        # The bad aggregator is the honest actor behind a wrapper that forges its first
+        # proposal of every round (chainml.swarm.aggregator).
+        self.aggregator: Aggregator | TamperingAggregator = (
+            TamperingAggregator(honest) if config.attack == "bad_aggregator" else honest
+        )
+        self.gateway = Gateway(
+            services.ledger, services.store, services.gateway, config.mode, self.from_block
+        )
+        d = services.deployments
+        setup = ValidatorSetup(
+            rpc_url=services.rpc_url,
+            ledger_address=d.address("ChainMLLedger"),
+            voting_address=d.address("ChainMLVoting"),
+            store_spec=services.store_spec,
+            data_dir=str(services.data_dir),
+            from_block=self.from_block,
+        )
+        self.validators = [Validator(services.ledger, v, setup) for v in services.validators]
         # The challenger is its own party with its own key (it earns the challenge rewards).
         self.challenger_account = Account.from_key(keccak(b"chainml-challenger-%d" % config.seed))
         self.challenger = Challenger(
@@ -167,7 +197,7 @@ class Swarm:
                 self.log.mark_opened(current)
                 return current
         # Quorum, windows and minimums are the ledger's (set at deployment), never ours.
-        round_id = ledger.open_round(self.s.aggregator)
+        round_id = self.aggregator.open_round()
         self.log.mark_opened(round_id)
         return round_id
 
@@ -182,7 +212,7 @@ class Swarm:
         while status == RoundStatus.AGGREGATING:
             info = ledger.round_info(round_id)
             if info["proposalCount"] >= info["maxProposals"] and not info["proposalPending"]:
-                ledger.close_round(round_id, self.s.aggregator)
+                self.aggregator.close_round(round_id)
             else:
                 self.vote_phase(round_id, times)
             status = RoundStatus(ledger.round_info(round_id)["status"])
@@ -202,10 +232,7 @@ class Swarm:
             self.s.ledger.register_nodes(missing, profiles, self.s.admin, gateway=self.s.gateway)
         ledger = self.s.ledger
         if self.config.mode == "batched":
-            required = ledger.security_params().gateway_bond
-            bond, _ = ledger.bond_of(self.s.gateway)
-            if bond < required:
-                ledger.deposit_bond(required * 4 - bond, self.s.gateway)
+            self.gateway.ensure_bond()
             fund_accounts(self.s.w3, self.s.admin, [self.challenger_account.address])
             ledger.tx.resync(self.s.admin)
         self.s.checkpoint()
@@ -265,44 +292,47 @@ class Swarm:
         times.chain += wall * spent[2] / total  # signing the commitment is chain work
         start = time.perf_counter()
         already = {u.node.lower() for u in self.evidence(round_id).updates}
-        pending = [o for o in outcomes if o.status == "ok" and o.node.lower() not in already]
-        # The ledger refuses nodes below the round's reputation minimum (validators gate the
-        # same way), so the gateway does not submit them.
-        minimum = int(info["minReputation"])
-        reps = node_infos(ledger, [o.node for o in pending])
-        gated = [o for o in pending if int(reps[o.node.lower()]["reputation"]) < minimum]
-        for o in gated:
-            log.info("gateway skips node %s: reputation below %d", o.node, minimum)
-        pending = [o for o in pending if o not in gated]
-        # The gateway checks each commitment first and drops (and logs) what the chain would
-        # refuse: a bad item reverts a whole relayed chunk, and a bad batch leaf gets the
-        # gateway's bond slashed by the challenger.
-        pending = [o for o in pending if self.gateway_accepts(o, round_id, base_version)]
-        keys = {n.address.lower(): bytes(n.account.key) for n in self.fleet.nodes}
-        chunk = (
-            self.config.relay_batch if self.config.mode == "relayed" else self.config.merkle_batch
-        )
-        self.progress("gateway submits", 0, len(pending))
-        self.gateway.submit(
-            round_id, base_version, [o.signed for o in pending if o.signed], keys, chunk
-        )
-        self.progress("gateway submits", len(pending), len(pending))
+        signed = [o.signed for o in outcomes if o.status == "ok" and o.node.lower() not in already]
+        for o in outcomes:
+            if o.status == "ok" and o.signed is None:
+                log.warning("gateway drops node %s's commitment (no signature)", o.node)
+        # What the chain would refuse (below the round's reputation minimum, another round or
+        # base version) is dropped first, by the gateway or, in direct mode, by the nodes.
+        admitted = self.gateway.admit(
+            [s for s in signed if s is not None], round_id, base_version,
+            int(info["minReputation"]),
+        )  # fmt: skip
+        self.progress("gateway submits", 0, len(admitted))
+        if self.config.mode == "direct":
+            # Every node sends its own transaction, signed with its own key.
+            accounts = self.fleet.by_address()
+            commit_direct_many(
+                ledger,
+                self.s.gateway,
+                admitted,
+                [accounts[s.commitment.node.lower()].account for s in admitted],
+            )
+        else:
+            chunk = (
+                self.config.relay_batch
+                if self.config.mode == "relayed"
+                else self.config.merkle_batch
+            )
+            self.gateway.submit(round_id, base_version, admitted, chunk)
+        self.progress("gateway submits", len(admitted), len(admitted))
         if self.config.mode == "batched":
-            for c in self.challenger.scan(round_id):
-                log.warning(
-                    "challenger voided leaf %d of batch %d: %s", c.index, c.batch_id, c.reason
-                )
+            self.challenger.scan(round_id)
         info = ledger.round_info(round_id)
         participants = self.config.nodes - len(self.fleet.dropped(round_id))
         wanted = int(np.ceil(self.config.min_commitments_fraction * max(participants, 1)))
         minimum = max(int(info["minCommitments"]), wanted)
         if int(info["commitCount"]) >= minimum:
-            ledger.close_commit_phase(round_id, self.s.aggregator)
+            self.aggregator.close_commit_phase(round_id)
         else:
             # Too few commitments: wait out the deadline (on a local chain, move its clock)
             # and close the round cleanly without a new version.
             self.advance_to(int(info["commitDeadline"]) + 1)
-            ledger.close_round(round_id, self.s.aggregator)
+            self.aggregator.close_round(round_id)
         self.s.checkpoint()
         times.chain += time.perf_counter() - start
 
@@ -321,94 +351,49 @@ class Swarm:
             times.aggregate += time.perf_counter() - start
             metrics = self.round_metrics(round_id, evidence, outcome)
             start = time.perf_counter()
-            tamper = self._tamper if self.config.attack == "bad_aggregator" and not (
-                self.s.ledger.proposals(round_id, self.from_block)
-            ) else None  # fmt: skip
-            proposal_id = self.aggregator.propose(round_id, evidence, outcome, metrics, tamper)
+            proposal_id = self.aggregator.propose(round_id, evidence, outcome, metrics)
             times.chain += time.perf_counter() - start
-        self.progress("validators vote", 0, len(self.s.validators))
+        self.progress("validators vote", 0, len(self.validators))
         start = time.perf_counter()
         reviews = self.reviews(proposal_id)
         times.validate += time.perf_counter() - start
         start = time.perf_counter()
-        # Each validator's salt comes from its own secret (kept under the data directory).
-        voters = [r for r in reviews if not r.abstain]
-        for r in reviews:
-            if r.abstain:
-                log.warning("validator %s refuses to vote: %s", r.validator, r.reason)
-        secrets = {r.validator: ValidatorSecret(self.s.data_dir, r.validator) for r in voters}
-        for r in voters:
-            if ledger.vote_of(proposal_id, r.validator)["state"] == VoteState.NONE:
-                salt = secrets[r.validator].salt(proposal_id)
-                ledger.commit_vote(proposal_id, r.approve, salt, r.validator)
+        # Each validator commits its own verdict, salted with its own secret.
+        for validator, verdict in zip(self.validators, reviews, strict=True):
+            validator.commit(proposal_id, verdict)
         proposal = ledger.proposal(proposal_id)
         if not proposal["commitPhaseOver"]:
             self.advance_to(int(proposal["commitDeadline"]) + 1)
-        for done, r in enumerate(voters, start=1):
-            if ledger.vote_of(proposal_id, r.validator)["state"] == VoteState.COMMITTED:
-                salt = secrets[r.validator].salt(proposal_id)
-                ledger.reveal_vote(proposal_id, r.approve, salt, r.validator)
-            self.progress("validators vote", done, len(reviews))
-        proposal = ledger.proposal(proposal_id)
-        if int(proposal["yes"]) >= int(proposal["required"]):
-            ledger.finalize(proposal_id, self.s.aggregator)
+        for done, validator in enumerate(self.validators, start=1):
+            validator.reveal(proposal_id)
+            self.progress("validators vote", done, len(self.validators))
+        conclusion = self.aggregator.conclude(proposal_id)
+        if conclusion.state == "waiting":
+            # Quorum is still possible on paper (abstentions): let the reveal phase expire.
+            self.advance_to(int(ledger.proposal(proposal_id)["revealDeadline"]) + 1)
+            conclusion = self.aggregator.conclude(proposal_id)
+        if conclusion.state == "finalized":
             # A finalized version must be durable before anything reports it (issue 14).
             self.s.checkpoint()
-        elif ProposalStatus(proposal["status"]) == ProposalStatus.PENDING:
-            try:
-                ledger.reject(proposal_id, self.s.aggregator)
-            except ContractRevert:
-                # Quorum is still possible on paper (abstentions): let the reveal phase expire.
-                self.advance_to(int(proposal["revealDeadline"]) + 1)
-                ledger.reject(proposal_id, self.s.aggregator)
         times.chain += time.perf_counter() - start
 
-    def gateway_accepts(self, outcome: NodeOutcome, round_id: int, base_version: int) -> bool:
-        c = outcome.signed.commitment if outcome.signed else None
-        if c is None or c.round != round_id or c.base_version != base_version:
-            reason = "no signature" if c is None else f"round {c.round}, base {c.base_version}"
-            log.warning("gateway drops node %s's commitment (%s)", outcome.node, reason)
-            return False
-        return True
-
     def reviews(self, proposal_id: int) -> list[Review]:
-        d = self.s.deployments
-        jobs = [
-            ReviewJob(
-                validator=v,
-                proposal_id=proposal_id,
-                rpc_url=self.s.rpc_url,
-                ledger_address=d.address("ChainMLLedger"),
-                voting_address=d.address("ChainMLVoting"),
-                store_spec=self.s.store_spec,
-                data_dir=str(self.s.data_dir),
-                from_block=self.from_block,
-            )
-            for v in self.s.validators
-        ]
+        """Every validator's recomputation, each in its own worker process (the executor)."""
+        jobs = [v.review_job(proposal_id) for v in self.validators]
         return list(self.executor.map(review, jobs))
 
-    @staticmethod
-    def _tamper(weights: bytes) -> bytes:
-        """The bad aggregator's first proposal of a round: the real weights, one bit flipped."""
-        return weights[:-1] + bytes([weights[-1] ^ 0x01])
-
     def settle(self, round_id: int, times: RoundTimes) -> None:
-        """Move reputation for the round's voted lists, for nodes not settled yet."""
+        """Settle the finalized round: its reputation root is already on chain (one write for
+        every node), so only the nodes it put below the initial score are proven against it,
+        plus the other nodes below that score so they can commit next round
+        (``chainml.swarm.settlement``; usually nothing to send)."""
+        from chainml.swarm import settlement
+
         start = time.perf_counter()
-        ledger = self.s.ledger
-        proposal = self.accepted_proposal(round_id)
-        included = self.node_list(proposal["includedList"])
-        excluded = self.node_list(proposal["excludedList"])
-        infos = node_infos(ledger, [*included, *excluded])
-        items = []
-        for nodes, flag in ((included, True), (excluded, False)):
-            tree = MerkleTree([address_leaf(n) for n in nodes]) if nodes else None
-            for i, node in enumerate(nodes):
-                if int(infos[node.lower()]["lastSettledRound"]) < round_id and tree:
-                    items.append((node, flag, tree.proof(i)))
-        for i in range(0, len(items), SETTLE_CHUNK):
-            ledger.settle_reputation(round_id, items[i : i + SETTLE_CHUNK], self.s.aggregator)
+        settlement.attach(self.s.ledger, self.s.store, self.from_block)  # current reputations
+        settlement.settle_round(
+            self.s.ledger, self.s.store, round_id, self.s.aggregator, self.from_block
+        )
         times.chain += time.perf_counter() - start
 
     # -- helpers --------------------------------------------------------------------------

@@ -36,3 +36,18 @@ def test_every_command_still_runs_its_help(capsys: pytest.CaptureFixture[str]) -
         assert main([name, "--help"]) == 0, name
     assert main(["no-such-command"]) != 0
     assert "No such command" in capsys.readouterr().err
+
+
+INSPECT_PROBE = """
+import sys
+import chainml.cli.inspect_cmd, chainml.cli.actors_cmd, chainml.inspection.batches
+print("torch" in sys.modules)
+"""
+
+
+def test_inspect_and_the_actor_commands_load_without_torch() -> None:
+    """`inspect` reads the chain (and batch leaves) only; the daemons load torch when they run."""
+    out = subprocess.run(
+        [sys.executable, "-c", INSPECT_PROBE], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "False", out.stdout[-500:]

@@ -20,12 +20,17 @@ from web3 import Web3
 from chainml.cli import inspect_cmd
 from chainml.cli.context import CliContext, console
 from chainml.services.chain import ChainInfo
+from chainml.services.ipfs import IpfsInfo
 from tests.inspection.swarm_chain import SwarmChain, populate
 
 
 @pytest.fixture(scope="session")
-def swarm_chain(w3: Web3, chain: ChainInfo, tmp_path_factory: pytest.TempPathFactory) -> SwarmChain:
-    return populate(w3, chain.url, tmp_path_factory.mktemp("inspect-deployments"))
+def swarm_chain(
+    w3: Web3, chain: ChainInfo, ipfs_node: IpfsInfo, tmp_path_factory: pytest.TempPathFactory
+) -> SwarmChain:
+    return populate(
+        w3, chain.url, tmp_path_factory.mktemp("inspect-deployments"), ipfs_node.api_url
+    )
 
 
 def _root() -> typer.Typer:
@@ -55,6 +60,8 @@ def invoke(swarm_chain: SwarmChain, tmp_path: Path, wide_console: None) -> Calla
 
     def run(*args: str, target: bool = True) -> Result:
         extra = ["--rpc-url", swarm_chain.url, "--deployments", str(swarm_chain.deployments_file)]
+        if args and args[0] in ("nodes", "versions", "node"):  # these read IPFS as well
+            extra += ["--ipfs", swarm_chain.ipfs_url]
         argv = ["--data-dir", str(tmp_path), "inspect", *args, *(extra if target else [])]
         return runner.invoke(_root(), argv, catch_exceptions=True)
 

@@ -24,6 +24,10 @@ from chainml.chain.deployments import Deployments, save_deployments
 from chainml.chain.eip712 import Commitment, SignedCommitment, to_fixed
 from chainml.chain.merkle import MerkleTree, address_leaf
 from chainml.chain.types import CODEC_RAW, OnchainCid, Proposal, SecurityParams
+from chainml.storage.cid import cid_to_onchain
+from chainml.storage.store import Store, open_store
+from chainml.swarm.payloads import encode_leaves, encode_node_list
+from chainml.swarm.settlement import ReputationRules, ReputationTable, settle_round
 
 PARAMS = SecurityParams(
     commit_period=3_600, min_commitments=1, quorum_bps=6_600, challenge_window=60,
@@ -51,6 +55,7 @@ class SwarmChain:
     gateway: str
     nodes: list[LocalAccount]
     adversary: LocalAccount
+    ipfs_url: str = ""
     losses: dict[tuple[int, str], Loss] = field(default_factory=dict)
     aggregates: dict[int, OnchainCid] = field(default_factory=dict)
 
@@ -60,10 +65,11 @@ class SwarmChain:
 
 
 class _Swarm:
-    def __init__(self, w3: Web3, out: SwarmChain) -> None:
-        self.w3, self.s = w3, out
+    def __init__(self, w3: Web3, out: SwarmChain, store: Store) -> None:
+        self.w3, self.s, self.store = w3, out, store
         self.ledger = Ledger.from_deployments(w3, out.deployments)
         self.nonces: dict[str, int] = {}
+        self.table = ReputationTable.genesis(ReputationRules().initial)
 
     def sign(self, node: LocalAccount, round_id: int, loss: Loss) -> SignedCommitment:
         nonce = self.nonces.get(node.address, 0)
@@ -87,21 +93,36 @@ class _Swarm:
         if mode == "relayed":
             base = self.ledger.current_version()
             self.ledger.commit_relayed(round_id, base, signed, self.s.gateway)
-        else:
-            self.ledger.post_batch(round_id, signed, cid(f"leaves-{round_id}"), self.s.gateway)
+        else:  # the leaves file goes to IPFS, as a gateway puts it there
+            leaves = cid_to_onchain(self.store.put(encode_leaves(round_id, signed)))
+            self.ledger.post_batch(round_id, signed, leaves, self.s.gateway)
         for n in self.s.nodes[N_GATEWAY_NODES:]:
             self.ledger.commit(self.sign(n, round_id, self.loss(n, round_id)), n)
 
-    def propose(self, round_id: int, tag: str) -> tuple[int, MerkleTree, MerkleTree]:
+    def propose(self, round_id: int, tag: str) -> tuple[int, ReputationTable]:
         inc = MerkleTree([address_leaf(n.address) for n in self.s.honest])
         exc = MerkleTree([address_leaf(self.s.adversary.address)])
+        # The reputation table the round leads to (the ledger keeps only its root).
+        table = self.table.next(
+            round_id, [n.address for n in self.s.nodes], [n.address for n in self.s.honest],
+            [self.s.adversary.address], ReputationRules(),
+        )  # fmt: skip
+        # The voted lists and the table go to IPFS, as the aggregator puts them there.
+        put = self.store.put
+        included = [n.address for n in self.s.honest]
         proposal = Proposal(
             round=round_id, aggregate=cid(f"aggregate-{tag}"), metrics=cid(f"metrics-{tag}"),
             included_root=inc.root, included_count=len(self.s.honest),
-            included_list=cid(f"inc-{tag}"), excluded_root=exc.root, excluded_count=1,
-            excluded_list=cid(f"exc-{tag}"), rule_id=2,
+            included_list=cid_to_onchain(put(encode_node_list(round_id, "included", included))),
+            excluded_root=exc.root, excluded_count=1,
+            excluded_list=cid_to_onchain(
+                put(encode_node_list(round_id, "excluded", [self.s.adversary.address]))
+            ),
+            rule_id=2, parent_reputation_root=self.table.root, reputation_root=table.root,
+            reputation_table=cid_to_onchain(put(table.encode())),
+            gated_count=len(table.newly_gated(self.table)),
         )  # fmt: skip
-        return self.ledger.propose(proposal, self.s.aggregator), inc, exc
+        return self.ledger.propose(proposal, self.s.aggregator), table
 
     def vote(self, pid: int, approvals: list[bool]) -> None:
         salts = [keccak(f"salt-{pid}-{v}".encode()) for v in self.s.validators]
@@ -110,10 +131,11 @@ class _Swarm:
         for v, ok, salt in zip(self.s.validators, approvals, salts, strict=True):
             self.ledger.reveal_vote(pid, ok, salt, v)
 
-    def settle(self, round_id: int, inc: MerkleTree, exc: MerkleTree) -> None:
-        items = [(n.address, True, inc.proof(i)) for i, n in enumerate(self.s.honest)]
-        items.append((self.s.adversary.address, False, exc.proof(0)))
-        self.ledger.settle_reputation(round_id, items, self.s.admin)
+    def settle(self, round_id: int, table: ReputationTable) -> None:
+        """Settle as the aggregator does (``chainml.swarm.settlement``): prove the scores the
+        round put below the initial one (the adversary's) against the recorded root."""
+        self.table = table
+        settle_round(self.ledger, self.store, round_id, self.s.admin)
 
     def run(self) -> None:
         s, ledger = self.s, self.ledger
@@ -129,25 +151,25 @@ class _Swarm:
         r1 = ledger.open_round(s.aggregator)
         self.commit(r1, "relayed")
         ledger.close_commit_phase(r1, s.aggregator)
-        pid, inc, exc = self.propose(r1, "r1")
+        pid, table = self.propose(r1, "r1")
         self.vote(pid, [True, True, False])
         ledger.finalize(pid, s.admin)
         s.aggregates[1] = cid("aggregate-r1")
-        self.settle(r1, inc, exc)
+        self.settle(r1, table)
 
         r2 = ledger.open_round(s.aggregator)
         self.commit(r2, "batched")
         ledger.close_commit_phase(r2, s.aggregator)
         self.w3.provider.make_request("evm_increaseTime", [PARAMS.challenge_window])  # type: ignore[arg-type]
         self.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
-        pid, _, _ = self.propose(r2, "r2-bad")
+        pid, _ = self.propose(r2, "r2-bad")
         self.vote(pid, [False, False, False])
         ledger.reject(pid, s.admin)
-        pid, inc, exc = self.propose(r2, "r2")
+        pid, table = self.propose(r2, "r2")
         self.vote(pid, [True, True, True])
         ledger.finalize(pid, s.admin)
         s.aggregates[2] = cid("aggregate-r2")
-        self.settle(r2, inc, exc)
+        self.settle(r2, table)
 
         r3 = ledger.open_round(s.aggregator)
         ledger.commit(self.sign(direct[0], r3, (1.0, 0.25)), direct[0])
@@ -155,8 +177,9 @@ class _Swarm:
         ledger.close_round(r3, s.aggregator)
 
 
-def populate(w3: Web3, url: str, directory: Path) -> SwarmChain:
-    """Deploy fresh contracts on ``w3`` and run the three rounds; save the deployments file."""
+def populate(w3: Web3, url: str, directory: Path, ipfs_url: str) -> SwarmChain:
+    """Deploy fresh contracts on ``w3`` and run the three rounds; save the deployments file.
+    Batch leaves, voted lists and reputation tables go to the IPFS node at ``ipfs_url``."""
     accounts = list(w3.eth.accounts)
     admin, aggregator, validators, gateway = accounts[0], accounts[1], accounts[2:5], accounts[6]
     deployments = deploy(
@@ -174,7 +197,7 @@ def populate(w3: Web3, url: str, directory: Path) -> SwarmChain:
     out = SwarmChain(
         url=url, deployments=deployments, deployments_file=path, admin=admin,
         aggregator=aggregator, validators=validators, gateway=gateway, nodes=nodes,
-        adversary=nodes[-1],
+        adversary=nodes[-1], ipfs_url=ipfs_url,
     )  # fmt: skip
-    _Swarm(w3, out).run()
+    _Swarm(w3, out, open_store(ipfs_url, directory)).run()
     return out

@@ -12,10 +12,10 @@ from web3 import Web3
 
 from chainml.chain.client import Ledger
 from chainml.chain.deployments import deployments_path, load_deployments
-from chainml.cli.swarm_cmd import run_swarm
 from chainml.services.chain import LocalChain
 from chainml.storage.store import Store, open_store
 from chainml.swarm.config import SwarmConfig
+from chainml.swarm.harness import run_swarm
 
 
 @dataclass

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from chainml.chain.types import ProposalStatus, RoundStatus
-from chainml.cli.swarm_cmd import run_swarm
+from chainml.swarm.aggregator import TamperingAggregator
 from chainml.swarm.config import SwarmConfig
 from chainml.swarm.executor import InlineExecutor
+from chainml.swarm.harness import run_swarm
 from chainml.swarm.node_job import NodeJob, node_config, run_node
 from chainml.swarm.orchestrator import RoundTimes, Swarm
 from chainml.swarm.services import connect
@@ -38,7 +39,9 @@ def test_a_tampered_aggregate_is_voted_down_and_replaced(
     def flip_last_byte(weights: bytes) -> bytes:
         return weights[:-1] + bytes([weights[-1] ^ 0x01])
 
-    bad = swarm.aggregator.propose(round_id, evidence, outcome, b"{}", tamper=flip_last_byte)
+    # The bad aggregator is the honest actor behind a wrapper that forges what it publishes.
+    bad_aggregator = TamperingAggregator(swarm.aggregator, flip_last_byte)
+    bad = bad_aggregator.propose(round_id, evidence, outcome, b"{}")
     swarm.vote_phase(round_id, RoundTimes())  # validators recompute, all vote no
     proposal = services.ledger.proposal(bad)
     assert ProposalStatus(proposal["status"]) == ProposalStatus.REJECTED
