@@ -1,10 +1,14 @@
 """Where node work runs: an interface, so a distributed engine can replace the local pool.
 
 The orchestrator only ever calls ``map(fn, jobs)`` with a picklable top-level function and
-picklable jobs, and gets results back in job order. ``LocalPoolExecutor`` runs them in worker
-processes on this machine; ``RayExecutor`` runs chunks of them as Ray tasks, on a local Ray
-instance or an existing cluster; ``InlineExecutor`` runs them in the calling process (tests,
-tiny fleets, debugging). ``make_executor`` builds one from ``--executor pool|ray[:ADDRESS]``.
+picklable jobs, and gets results back in job order. A function may declare that its jobs run in
+canonical groups (``fn.group_of(job)`` and ``fn.run_group(jobs) -> results``, as
+``chainml.swarm.node_job.run_node`` does): every executor then forms the same groups from the
+job list and runs each with one call, so results never depend on the executor's chunking.
+``LocalPoolExecutor`` runs them in worker processes on this machine; ``RayExecutor`` runs
+chunks of them as Ray tasks, on a local Ray instance or an existing cluster; ``InlineExecutor``
+runs them in the calling process (tests, tiny fleets, debugging). ``make_executor`` builds one
+from ``--executor pool|ray[:ADDRESS]``.
 
 Crash safety: a ``kill -9`` of the orchestrator must leave nothing behind (workers hold memory
 and locks on store packs). Pool workers are started with ``spawn``, so each is a direct child of
@@ -37,7 +41,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -59,10 +63,53 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
+def job_groups(fn: Callable[[J], R], jobs: Sequence[J]) -> list[list[int]] | None:
+    """Indices of ``jobs`` in ``fn``'s canonical groups (in order of first appearance), or None
+    if ``fn`` does not group its jobs."""
+    group_of: Callable[[J], Hashable] | None = getattr(fn, "group_of", None)
+    if group_of is None or getattr(fn, "run_group", None) is None:
+        return None
+    groups: dict[Hashable, list[int]] = {}
+    for i, job in enumerate(jobs):
+        groups.setdefault(group_of(job), []).append(i)
+    return list(groups.values())
+
+
+def grouped_map(
+    fn: Callable[[J], R],
+    jobs: Sequence[J],
+    run_groups: Callable[[Callable[[list[J]], list[R]], list[list[J]]], Iterator[list[R]]],
+) -> Iterator[R] | None:
+    """``fn`` over ``jobs`` through its groups (``run_groups(run_group, groups)`` runs them,
+    anywhere), results in job order; None if ``fn`` does not group its jobs."""
+    indices = job_groups(fn, jobs)
+    if indices is None:
+        return None
+    run_group: Callable[[list[J]], list[R]] = fn.run_group  # type: ignore[attr-defined]
+    groups = [[jobs[i] for i in group] for group in indices]
+
+    def results() -> Iterator[R]:
+        ready: dict[int, R] = {}
+        order = iter(range(len(jobs)))
+        want = next(order, None)
+        for group, outcome in zip(indices, run_groups(run_group, groups), strict=True):
+            if len(outcome) != len(group):
+                raise ServiceError(f"a job group returned {len(outcome)} results, not {len(group)}")
+            ready.update(zip(group, outcome, strict=True))
+            while want is not None and want in ready:
+                yield ready.pop(want)
+                want = next(order, None)
+
+    return results()
+
+
 class InlineExecutor:
-    """Runs every job in this process, one after another."""
+    """Runs every job in this process, one after another (or group after group)."""
 
     def map(self, fn: Callable[[J], R], jobs: Sequence[J]) -> Iterator[R]:
+        grouped = grouped_map(fn, jobs, lambda run, groups: (run(g) for g in groups))
+        if grouped is not None:
+            return grouped
         return (fn(job) for job in jobs)
 
     def close(self) -> None:
@@ -143,6 +190,10 @@ class LocalPoolExecutor:
         return sorted(self._pool._processes)  # type: ignore[attr-defined]
 
     def map(self, fn: Callable[[J], R], jobs: Sequence[J]) -> Iterator[R]:
+        grouped = grouped_map(fn, jobs, self._map)
+        return grouped if grouped is not None else self._map(fn, jobs)
+
+    def _map(self, fn: Callable[[J], R], jobs: Sequence[J]) -> Iterator[R]:
         chunk = max(1, min(self.chunk_size, len(jobs) // (self.workers * 4) or 1))
         return self._pool.map(fn, jobs, chunksize=chunk)
 
@@ -368,6 +419,10 @@ class RayExecutor:
         return max(1, math.ceil(count / (self.cpus * self.tasks_per_worker)))
 
     def map(self, fn: Callable[[J], R], jobs: Sequence[J]) -> Iterator[R]:
+        grouped = grouped_map(fn, jobs, self._map)
+        return grouped if grouped is not None else self._map(fn, jobs)
+
+    def _map(self, fn: Callable[[J], R], jobs: Sequence[J]) -> Iterator[R]:
         jobs = list(jobs)
         if not jobs:
             return iter(())

@@ -6,22 +6,35 @@ what validators expect), computes its update on this round's local samples, stor
 int8 update on IPFS and signs the EIP-712 commitment. Everything is a function of the job, so a
 resumed round recomputes the exact same update and CID. A device that cannot do the round
 reports why; it never raises.
+
+Simulated devices run in canonical groups (:func:`group_of`): the honest devices of one round
+whose fleet index falls in the same block of ``NODE_GROUP`` compute their steps together in one
+``vmap`` (``node_steps``), about 30 times cheaper per device than one at a time. A batched
+kernel's rounding depends on where a device sits in its batch, so the group is a function of
+the job list alone (round, version, index block), never of the executor, its chunking or the
+number of workers: the pool, Ray, an inline run and a resume all compute the same bits.
+Adversaries keep the one-device path (their attacks wrap it).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Literal
 
-from eth_account import Account
-
-from chainml.chain.eip712 import Commitment, SignedCommitment, sign_commitment, to_fixed
+from chainml.chain.eip712 import (
+    Commitment,
+    SignedCommitment,
+    address_of_key,
+    sign_commitment,
+    to_fixed,
+)
 from chainml.device.cost import adaptation_macs, check_fits, int8_download_bytes, round_cost
 from chainml.device.profile import get_profile
 from chainml.errors import ChainMLError
-from chainml.meta.federated import NodeConfig, node_step
+from chainml.meta.federated import NodeConfig, NodeResult, node_step, node_steps
 from chainml.meta.models import get_model
 from chainml.meta.tasks import Task, TaskFamily, get_family
 from chainml.storage.cid import cid_str, cid_to_onchain
@@ -35,6 +48,10 @@ digest (32), codec (u8), samples (u32), losses (2 x u64), nonce (u64) and the 65
 The node's address is not sent: the gateway recovers it from the signature."""
 
 Status = Literal["ok", "refused", "failed"]
+
+NODE_GROUP = 32
+"""Devices per canonical group (see the module doc). Changing it changes the simulated
+devices' update bits (batched rounding), so it is fixed, not a tuning knob."""
 
 
 @dataclass(frozen=True)
@@ -115,14 +132,66 @@ def _claimed_base(job: NodeJob) -> int:
     return job.base_version - 1 if job.base_version > 0 else job.base_version + 1
 
 
+def group_of(job: NodeJob) -> Hashable:
+    """The canonical group of ``job``: jobs with equal groups compute in one batch."""
+    if job.attack is not None:
+        return ("alone", job.index)
+    return ("honest", job.round, job.base_version, job.weights_cid, job.index // NODE_GROUP)
+
+
 def run_node(job: NodeJob) -> NodeOutcome:
     """The device's round; failures become an outcome with a status and a message."""
-    address = Account.from_key(job.key).address
+    return run_nodes([job])[0]
+
+
+def run_nodes(jobs: Sequence[NodeJob]) -> list[NodeOutcome]:
+    """A group of devices' rounds (one :func:`group_of` value, as the executors pass them):
+    the honest ones that fit their budget compute in one batch. Results in job order."""
+    addresses = [address_of_key(job.key) for job in jobs]
+    outcomes: dict[int, NodeOutcome] = {}
+    runnable: list[int] = []
+    for i, job in enumerate(jobs):
+        try:
+            check_fits(get_profile(job.profile), job.arch_id)
+        except ChainMLError as exc:
+            outcomes[i] = NodeOutcome(job.index, addresses[i], "refused", error=str(exc))
+            continue
+        runnable.append(i)
+    # Canonical order inside the batch (a device's rounding depends on its place in it).
+    batch = sorted((i for i in runnable if jobs[i].attack is None), key=lambda i: jobs[i].index)
+    if len(batch) > 1 and len({group_of(jobs[i]) for i in batch}) == 1:
+        results = _batched_steps([jobs[i] for i in batch])
+        if results is not None:
+            for i, (result, seconds) in zip(batch, results, strict=True):
+                outcomes[i] = _finish(jobs[i], addresses[i], result, seconds)
+    for i in runnable:
+        if i not in outcomes:
+            outcomes[i] = _run_one(jobs[i], addresses[i])
+    return [outcomes[i] for i in range(len(jobs))]
+
+
+def _batched_steps(jobs: Sequence[NodeJob]) -> list[tuple[NodeResult, tuple[float, float]]] | None:
+    """One ``node_steps`` call for a group; None to fall back to one device at a time (then
+    every device reports its own failure)."""
+    job = jobs[0]
     try:
-        profile = get_profile(job.profile)
-        check_fits(profile, job.arch_id)
-    except ChainMLError as exc:
-        return NodeOutcome(job.index, address, "refused", error=str(exc))
+        t0 = time.perf_counter()
+        version = _version(shared_store(job.store_spec, job.data_dir), job.weights_cid, job.arch_id)
+        t1 = time.perf_counter()
+        config = NodeConfig(recipe=version.recipe, round=job.node.round)
+        tasks = [_local_task(j) for j in jobs]
+        results = node_steps(get_model(job.arch_id), version.params, tasks, config)
+        t2 = time.perf_counter()
+    except StoreUnavailableError:
+        raise  # the store is down: that says nothing about the devices, so the run stops
+    except Exception:  # each device then fails (or not) on its own
+        return None
+    share = (t2 - t1) / len(jobs), (t1 - t0) / len(jobs)
+    return [(result, share) for result in results]
+
+
+def _run_one(job: NodeJob, address: str) -> NodeOutcome:
+    """One device alone (an adversary, a group of one, or a group whose batch failed)."""
     try:
         t0 = time.perf_counter()
         store = shared_store(job.store_spec, job.data_dir)
@@ -137,9 +206,24 @@ def run_node(job: NodeJob) -> NodeOutcome:
             result = attacked_node_step(
                 job.attack, model, version.params, _local_task(job), config, ctx
             )
-        update = result.update
         t2 = time.perf_counter()
-        payload = encode_update(update)
+    except StoreUnavailableError:
+        raise  # the store is down: that says nothing about the device, so the run stops
+    except Exception as exc:  # a device that fails is data, not a crash of the whole round
+        return NodeOutcome(job.index, address, "failed", error=f"{type(exc).__name__}: {exc}")
+    return _finish(job, address, result, (t2 - t1, t1 - t0))
+
+
+def _finish(
+    job: NodeJob, address: str, result: NodeResult, seconds: tuple[float, float]
+) -> NodeOutcome:
+    """Store the update, sign the commitment and cost the round (``seconds``: the device's
+    share of host time spent adapting and fetching)."""
+    try:
+        store = shared_store(job.store_spec, job.data_dir)
+        recipe = _version(store, job.weights_cid, job.arch_id).recipe
+        t2 = time.perf_counter()
+        payload = encode_update(result.update)
         update_cid = store.put(payload)
         t3 = time.perf_counter()
         digest, codec = cid_to_onchain(update_cid)
@@ -155,12 +239,11 @@ def run_node(job: NodeJob) -> NodeOutcome:
             nonce=job.nonce,
         )
         signed = sign_commitment(job.key, commitment, job.domain_separator)
-        seconds = (t2 - t1, (t1 - t0) + (t3 - t2), time.perf_counter() - t3)
+        timing = (seconds[0], seconds[1] + (t3 - t2), time.perf_counter() - t3)
     except StoreUnavailableError:
-        raise  # the store is down: that says nothing about the device, so the run stops
+        raise
     except Exception as exc:  # a device that fails is data, not a crash of the whole round
         return NodeOutcome(job.index, address, "failed", error=f"{type(exc).__name__}: {exc}")
-    recipe = version.recipe
     macs = adaptation_macs(
         job.arch_id,
         steps=recipe.inner_steps + 1,  # the inner step, then the meta-gradient's backward pass
@@ -168,7 +251,7 @@ def run_node(job: NodeJob) -> NodeOutcome:
         eval_samples=recipe.query_shots,
     )
     cost = round_cost(
-        profile,
+        get_profile(job.profile),
         macs,
         bytes_down=int8_download_bytes(job.arch_id),
         bytes_up=len(payload) + COMMITMENT_WIRE_BYTES,
@@ -186,5 +269,11 @@ def run_node(job: NodeJob) -> NodeOutcome:
         bytes_up=cost.bytes_up,
         energy_j=cost.energy_j,
         airtime_s=cost.airtime_s,
-        seconds=seconds,
+        seconds=timing,
     )
+
+
+run_node.group_of = group_of  # type: ignore[attr-defined]
+run_node.run_group = run_nodes  # type: ignore[attr-defined]
+"""The executors' batching protocol (``chainml.swarm.executor``): group jobs canonically and
+run each group with one call."""
