@@ -44,7 +44,7 @@ from chainml.chain.client import Ledger
 from chainml.chain.deployments import deployments_path, load_deployments
 from chainml.chain.types import cid_from_struct
 from chainml.cli.swarm_cmd import run_swarm
-from chainml.errors import ChainMLError
+from chainml.errors import ChainMLError, MetaLearningError
 from chainml.meta.protocols import device_protocol
 from chainml.meta.tasks import get_family
 from chainml.services.chain import LocalChain
@@ -62,7 +62,7 @@ from chainml.swarm.payloads import decode_version
 
 NODES, ROUNDS = 20, 5
 """Fleet of the operational fault checks."""
-TWIN_NODES, TWIN_ROUNDS = 50, 30
+TWIN_NODES, TWIN_ROUNDS = 50, 100
 SWARM_NODES, SWARM_ROUNDS = 20, 12
 LAST_VERSIONS = 5
 """A run's loss is the mean device-protocol MSE of its last 5 versions: single versions of a
@@ -72,6 +72,8 @@ FRACTIONS = (0.1, 0.2, 0.3)
 EVAL_TASKS = 500
 TARGETS = {"clean_loss": 0.5, "undefended_x": 2.0, "defended_x": 1.2, "honest_excluded": 0.01}
 SWARM_ONLY = ("stale", "replay", "bad_aggregator")
+DIVERGED_LOSS = 1e6
+"""The loss a run is given when the attack drove the model to NaN (its entry says "diverged")."""
 
 
 @dataclass
@@ -147,17 +149,29 @@ def twin_run(
 ) -> dict[str, Any]:
     """One run of the in-process twin: final loss, exclusions and reputations by group."""
     recipe = recipe_for(rule, nodes)
-    run = simulate_attack(
-        get_family("sine"),
-        "mlp-sine",
-        recipe,
-        rounds=rounds,
-        nodes=nodes,
-        fraction=fraction if attack else 0.0,
-        attack=attack,
-        keep_last=LAST_VERSIONS,
-    )
     adversaries = adversary_indices(nodes, fraction, 0) if attack else frozenset()
+    try:
+        run = simulate_attack(
+            get_family("sine"),
+            "mlp-sine",
+            recipe,
+            rounds=rounds,
+            nodes=nodes,
+            fraction=fraction if attack else 0.0,
+            attack=attack,
+            keep_last=LAST_VERSIONS,
+        )
+    except MetaLearningError as exc:  # the attack made the model diverge: honest steps overflow
+        if "diverged" not in str(exc):
+            raise
+        return {
+            "loss": DIVERGED_LOSS,
+            "diverged": True,
+            "honest_excluded": 0.0,
+            "adversaries_excluded": 0.0,
+            "honest_reputation": 0.0,
+            "adversary_reputation": None,
+        }
     honest = [i for i in range(nodes) if i not in adversaries]
     return {
         "loss": device_loss(run.recent, recipe),
@@ -225,6 +239,8 @@ def attack_entry(
         "honest_excluded_fraction": round(defended["honest_excluded"], 4),
         "adversaries_excluded_fraction": round(defended["adversaries_excluded"], 4),
         "adversaries_below_honest": adv is not None and adv < hon,
+        "undefended_diverged": bool(undefended.get("diverged")),
+        "defended_diverged": bool(defended.get("diverged")),
         "hurts_undefended": u >= TARGETS["undefended_x"] * c,
         "defence_holds": d <= TARGETS["defended_x"] * c,
     }

@@ -39,6 +39,7 @@ from chainml.meta.sparse import (
 )
 from chainml.meta.tasks import Task, TaskFamily, stack_episodes
 
+
 @dataclass(frozen=True)
 class NodeConfig:
     """What a node does in one round: the recipe, and the round that selects its data draw."""

@@ -144,6 +144,10 @@ def sparsify(
         raise MetaLearningError(f"delta must have shape ({spec.num_params},), got {delta.shape}")
     if not np.all(np.isfinite(delta)):
         raise MetaLearningError("delta contains NaN or infinity; the local step diverged")
+    peak = float(np.max(np.abs(delta))) if delta.size else 0.0
+    if peak > MAX_SCALE * QMAX:  # a diverging model: keep the direction, bound its size to
+        # what the wire carries (with room for float32 rounding)
+        delta = np.multiply(delta, np.float32(0.999 * MAX_SCALE * QMAX / peak), dtype=np.float32)
     idx = top_k_indices(delta, top_k_count(spec.num_params, fraction))
     chosen = delta[idx]
     n_seg = 1 if granularity == "update" else len(spec.params)

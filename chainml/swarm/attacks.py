@@ -51,7 +51,7 @@ from chainml.aggregate import rules
 from chainml.meta.federated import NodeConfig, NodeResult, node_step, node_steps
 from chainml.meta.models import Model, get_model
 from chainml.meta.recipe import Recipe
-from chainml.meta.sparse import SparseUpdate, sparsify
+from chainml.meta.sparse import MAX_SCALE, SparseUpdate, sparsify
 from chainml.meta.tasks import Episode, Task, TaskFamily
 from chainml.meta.tasks.base import task_rng
 
@@ -115,6 +115,13 @@ def adversary_indices(nodes: int, fraction: float, seed: int) -> frozenset[int]:
     return frozenset(int(i) for i in rng.choice(nodes, size=count, replace=False))
 
 
+def scaled(scales: np.ndarray, factor: float | np.float32) -> np.ndarray:
+    """Int8 scales times ``factor``, capped at what a decoder accepts (an attacker cannot send
+    more: validators reject a larger scale as malformed)."""
+    out = (scales * np.float32(factor)).astype(np.float32)
+    return np.minimum(out, np.float32(MAX_SCALE)).astype(np.float32)
+
+
 def poison_update(
     attack: str, update: SparseUpdate, seed: int, round_id: int, index: int
 ) -> SparseUpdate:
@@ -122,14 +129,14 @@ def poison_update(
     if attack == "sign_flip":
         return replace(update, values=(-update.values.astype(np.int16)).astype(np.int8))
     if attack in ("scale", "sybil"):
-        return replace(update, scales=(update.scales * np.float32(SCALE_FACTOR)).astype(np.float32))
+        return replace(update, scales=scaled(update.scales, SCALE_FACTOR))
     if attack == "noise":
         rng = task_rng(seed, 12, round_id, index)
         values = rng.integers(-127, 128, size=update.values.shape).astype(np.int8)
         return replace(
             update,
             values=values,
-            scales=(update.scales * np.float32(NOISE_FACTOR)).astype(np.float32),
+            scales=scaled(update.scales, NOISE_FACTOR),
         )
     if attack == "freeride":
         return replace(update, values=np.zeros_like(update.values))
@@ -345,7 +352,7 @@ def crafted_update(
         direction = -benign.mean(axis=0)  # degenerate statistics: fall back to a sign flip
     update = sparsify(direction.astype(np.float32), model.spec.arch_id, recipe.top_fraction)
     tag = np.float32(1.0 + 1e-3 * (ctx.index + 1))
-    return replace(update, scales=(update.scales * tag).astype(np.float32))
+    return replace(update, scales=scaled(update.scales, tag))
 
 
 def local_task(attack: str | None, task: Task) -> Task:
@@ -399,7 +406,7 @@ def attacked_updates(
         base = crafted_update(attack, model, params, config, ctx)
         for i in sorted(adversaries):
             tag = np.float32(1.0 + 1e-3 * (i + 1))
-            out[i] = replace(base, scales=(base.scales * tag).astype(np.float32))
+            out[i] = replace(base, scales=scaled(base.scales, tag))
         return out
     for i in sorted(adversaries):
         ctx = AttackContext(family, seed, i, colluders)

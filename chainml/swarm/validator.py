@@ -4,7 +4,9 @@
 in its own worker process, with its own chain connection and store handle, sharing nothing
 with the aggregator. A validator refuses to vote at all (abstains) while any batch's leaves
 are unavailable: it cannot check what it cannot see. Its commit-reveal salt comes from its
-own secret (``ValidatorSecret``), never from public data such as the run seed.
+own secret (``ValidatorSecret``), never from public data such as the run seed. Besides the
+aggregate it recomputes the round's reputation table and checks the proposal's reputation root,
+parent root, gated count and table CID, and that the table is stored with exactly those bytes.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from chainml.storage.cid import onchain_to_str
 from chainml.storage.store import StoreUnavailableError, shared_store
 from chainml.swarm.evidence import gather_round
 from chainml.swarm.recompute import MIN_REPUTATION, compute_aggregate
+from chainml.swarm.settlement import check_proposal
 
 SECRETS_DIR = "validator-secrets"
 
@@ -55,7 +58,14 @@ class Review:
 
 @cache
 def _ledger(rpc_url: str, ledger_address: str, voting_address: str) -> Ledger:
-    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 60}))
+    w3 = Web3(
+        Web3.HTTPProvider(
+            rpc_url,
+            request_kwargs={"timeout": 60},
+            cache_allowed_requests=True,
+            cacheable_requests={"eth_chainId"},
+        )
+    )
     return Ledger(w3, ledger_address, voting_address)
 
 
@@ -92,7 +102,23 @@ def review(job: ReviewJob) -> Review:
             return Review(
                 job.validator, job.proposal_id, False, f"{name} differs: {mine!r} vs {theirs!r}"
             )
+    full = _proposal_input(ledger, round_id, job.proposal_id, job.from_block)
+    if full is None:
+        return Review(job.validator, job.proposal_id, False, "no ProposalSubmitted event")
+    mismatch = check_proposal(store, outcome, full)
+    if mismatch is not None:
+        return Review(job.validator, job.proposal_id, False, mismatch)
     return Review(job.validator, job.proposal_id, True, f"aggregate {proposed} reproduced")
+
+
+def _proposal_input(
+    ledger: Ledger, round_id: int, proposal_id: int, from_block: int
+) -> dict | None:
+    """The proposal's full input (list and table CIDs), from its ``ProposalSubmitted`` event."""
+    for event in ledger.proposals(round_id, from_block):
+        if int(event["proposalId"]) == proposal_id:
+            return dict(event["proposal"])
+    return None
 
 
 class ValidatorSecret:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from chainml.aggregate.strategies import Contribution, strategy_named
 from chainml.meta.federated import NodeConfig, node_steps
 from chainml.meta.models import get_model
 from chainml.meta.sparse import encode_sparse, flatten_params
@@ -31,6 +32,7 @@ class Outcome:
     nodes: list[dict]
     first_step: np.ndarray
     honest_mean: np.ndarray
+    """The run's rule applied to the honest updates alone (for ``mean``, their mean)."""
     stored: dict[int, bytes]
 
 
@@ -62,13 +64,10 @@ def run(env: SwarmEnv, rule: str) -> Outcome:
         for u in evidence.updates
         if index_of[u.node.lower()] in adversaries
     }
-    return Outcome(
-        rows,
-        nodes,
-        first_step,
-        np.mean([r.update.to_dense() for r in honest], axis=0),
-        stored,
+    clean = strategy_named(rule).aggregate(
+        [Contribution(f"0x{i:040x}", r.update.to_dense(), 10) for i, r in enumerate(honest)]
     )
+    return Outcome(rows, nodes, first_step, clean.delta, stored)
 
 
 def sign_agreement(step: np.ndarray, honest_mean: np.ndarray) -> float:

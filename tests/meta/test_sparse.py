@@ -193,3 +193,18 @@ def test_fuzz_mutated_updates_never_crash_the_decoder(
         data[at] = value
     data = data + bytes(resize) if resize >= 0 else data[:resize]
     _decodes_or_refuses(bytes(data))
+
+
+def test_a_diverging_direction_is_bounded_to_what_the_wire_carries() -> None:
+    """A device whose model diverged still sends a valid update in the same direction, instead
+    of failing the round (the cap that decoders enforce would reject it otherwise)."""
+    from chainml.meta.models import model_spec
+    from chainml.meta.sparse import MAX_SCALE, sparsify
+
+    n = model_spec("mlp-sine").num_params
+    delta = np.zeros(n, np.float32)
+    delta[[3, 500, 1200]] = [3e9, -1e8, 5e7]
+    u = sparsify(delta, "mlp-sine", 0.1)
+    dense = u.to_dense()
+    assert np.all(u.scales <= MAX_SCALE) and dense[3] > 0 > dense[500]
+    assert np.argmax(np.abs(dense)) == 3
