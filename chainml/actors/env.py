@@ -6,18 +6,15 @@ An actor process builds its ``ActorEnv`` from an RPC URL, a deployments file and
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
 from web3 import Web3
-from web3.exceptions import Web3Exception
 
 from chainml.chain.client import Ledger
 from chainml.chain.deployments import Deployments, load_deployments
-from chainml.errors import ChainError, ChainMLError, ConfigError
+from chainml.chain.errors import chain_errors
+from chainml.errors import ChainError, ConfigError
 from chainml.storage.store import Store, open_store
 
 
@@ -68,19 +65,3 @@ def open_env(rpc_url: str, deployments_file: Path, store_spec: str, data_dir: Pa
             )
     store = open_store(store_spec, data_dir)
     return ActorEnv(rpc_url, ledger, deployments, store, store_spec, data_dir)
-
-
-@contextlib.contextmanager
-def chain_errors(rpc_url: str) -> Iterator[None]:
-    """A chain that stops answering becomes one clear line, not a requests traceback."""
-    try:
-        yield
-    except ChainMLError:
-        raise
-    except (requests.RequestException, OSError) as exc:
-        raise ChainError(
-            f"lost the connection to the chain at {rpc_url} ({type(exc).__name__}); "
-            "restart it and rerun the same command: state is read back from the chain"
-        ) from exc
-    except Web3Exception as exc:
-        raise ChainError(f"the chain at {rpc_url} refused a call: {exc}") from exc

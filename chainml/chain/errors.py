@@ -7,14 +7,16 @@ instead of a hex blob.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Iterator
 from typing import Any
 
+import requests
 from eth_abi import decode
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
-from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
+from web3.exceptions import ContractCustomError, ContractLogicError, Web3Exception, Web3RPCError
 
-from chainml.errors import ChainError
+from chainml.errors import ChainError, ChainMLError
 
 _ERROR_STRING = bytes.fromhex("08c379a0")
 _PANIC = bytes.fromhex("4e487b71")
@@ -107,3 +109,20 @@ def revert_data(exc: BaseException) -> bytes | None:
     if isinstance(exc, ContractLogicError | ContractCustomError) and data is None:
         return b""
     return None
+
+
+@contextlib.contextmanager
+def chain_errors(rpc_url: str) -> Iterator[None]:
+    """Turn a chain that stops answering into one clear line (not a requests traceback)."""
+    try:
+        yield
+    except ChainMLError:
+        raise
+    except (requests.RequestException, OSError) as exc:
+        raise ChainError(
+            f"lost the connection to the chain at {rpc_url} ({type(exc).__name__}); restart it "
+            "(`chainml chain up` for the local chain) and rerun the same command to resume: "
+            "state is read back from the chain"
+        ) from exc
+    except Web3Exception as exc:
+        raise ChainError(f"the chain at {rpc_url} refused a call: {exc}") from exc

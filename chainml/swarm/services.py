@@ -7,14 +7,11 @@ other step. A deployment whose current weights are for another model is refused 
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
 from web3 import Web3
-from web3.exceptions import Web3Exception
 
 from chainml.chain.client import Ledger
 from chainml.chain.deploy import DeployParams, deploy
@@ -24,7 +21,8 @@ from chainml.chain.deployments import (
     load_deployments,
     save_deployments,
 )
-from chainml.errors import ChainError, ChainMLError, ConfigError, ServiceError, StorageError
+from chainml.chain.errors import chain_errors
+from chainml.errors import ChainError, ConfigError, ServiceError, StorageError
 from chainml.meta.models import get_model
 from chainml.meta.recipe import Recipe
 from chainml.meta.tasks import get_family
@@ -123,22 +121,6 @@ def connect(
         validators=role_validators,
         gateway=accounts[GATEWAY_ACCOUNT_INDEX],
     )
-
-
-@contextlib.contextmanager
-def chain_errors(rpc_url: str) -> Iterator[None]:
-    """Turn a chain that stops answering into one clear line (not a requests traceback)."""
-    try:
-        yield
-    except ChainMLError:
-        raise
-    except (requests.RequestException, OSError) as exc:
-        raise ChainError(
-            f"lost the connection to the chain at {rpc_url} ({type(exc).__name__}); restart it "
-            "(`chainml chain up` for the local chain) and rerun the same command to resume"
-        ) from exc
-    except Web3Exception as exc:
-        raise ChainError(f"the chain at {rpc_url} refused a call: {exc}") from exc
 
 
 def _checkpointer(local: LocalChain, rpc_url: str) -> Callable[[], bool]:
