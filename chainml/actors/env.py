@@ -11,7 +11,7 @@ from pathlib import Path
 
 from web3 import Web3
 
-from chainml.chain.client import Ledger
+from chainml.chain.client import Ledger, http_web3
 from chainml.chain.deployments import Deployments, load_deployments
 from chainml.chain.errors import chain_errors
 from chainml.errors import ChainError, ConfigError
@@ -49,7 +49,7 @@ def open_env(rpc_url: str, deployments_file: Path, store_spec: str, data_dir: Pa
             f"no deployments file at {deployments_file}; deploy first (`chainml deploy`) or "
             "pass --deployments"
         )
-    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 60}))
+    w3 = http_web3(rpc_url)
     with chain_errors(rpc_url):
         if not w3.is_connected():
             raise ChainError(f"no chain answers at {rpc_url}; start it or pass --rpc-url")

@@ -55,6 +55,20 @@ def sender_address(sender: Sender) -> str:
     return sender.address if isinstance(sender, LocalAccount) else to_checksum_address(sender)
 
 
+def http_web3(rpc_url: str, timeout: float = 60) -> Web3:
+    """A Web3 over HTTP that asks the chain id once: web3 otherwise sends ``eth_chainId`` before
+    every call and transaction (the largest fixed cost of a small round); a chain id never
+    changes under one URL, and nothing else is cached."""
+    return Web3(
+        Web3.HTTPProvider(
+            rpc_url,
+            request_kwargs={"timeout": timeout},
+            cache_allowed_requests=True,
+            cacheable_requests={"eth_chainId"},
+        )
+    )
+
+
 @dataclass(frozen=True)
 class PostedBatch:
     """A posted Merkle batch: its id, tree (for proofs) and the signed leaves in tree order."""

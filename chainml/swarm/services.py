@@ -13,7 +13,7 @@ from pathlib import Path
 
 from web3 import Web3
 
-from chainml.chain.client import Ledger
+from chainml.chain.client import Ledger, http_web3
 from chainml.chain.deploy import DeployParams, deploy
 from chainml.chain.deployments import (
     Deployments,
@@ -71,16 +71,7 @@ def connect(
     validators: int = DEFAULT_VALIDATORS,
     recipe: Recipe | None = None,
 ) -> Services:
-    # cache_allowed_requests: web3 asks eth_chainId before every call and transaction otherwise
-    # (the largest fixed cost of a 50-node round); a chain id never changes under one URL.
-    w3 = Web3(
-        Web3.HTTPProvider(
-            rpc_url,
-            request_kwargs={"timeout": 120},
-            cache_allowed_requests=True,
-            cacheable_requests={"eth_chainId"},
-        )
-    )
+    w3 = http_web3(rpc_url, timeout=120)
     if not w3.is_connected():
         raise ChainError(f"no chain answers at {rpc_url}; start it with `chainml chain up`")
     store = open_store(store_spec, data_dir)

@@ -19,10 +19,9 @@ from functools import cache
 from pathlib import Path
 
 from eth_utils import to_checksum_address
-from web3 import Web3
 
 from chainml.aggregate.strategies import strategy_for_rule
-from chainml.chain.client import Ledger
+from chainml.chain.client import Ledger, http_web3
 from chainml.chain.types import cid_from_struct
 from chainml.errors import ChainMLError
 from chainml.storage.cid import onchain_to_str
@@ -58,14 +57,7 @@ class Review:
 
 @cache
 def _ledger(rpc_url: str, ledger_address: str, voting_address: str) -> Ledger:
-    w3 = Web3(
-        Web3.HTTPProvider(
-            rpc_url,
-            request_kwargs={"timeout": 60},
-            cache_allowed_requests=True,
-            cacheable_requests={"eth_chainId"},
-        )
-    )
+    w3 = http_web3(rpc_url)
     return Ledger(w3, ledger_address, voting_address)
 
 
