@@ -47,6 +47,7 @@ from chainml.cli.swarm_cmd import run_swarm
 from chainml.errors import ChainMLError, MetaLearningError
 from chainml.meta.protocols import device_protocol
 from chainml.meta.tasks import get_family
+from chainml.protocol.payloads import decode_version
 from chainml.services.chain import LocalChain
 from chainml.storage.cid import onchain_to_str
 from chainml.storage.store import open_store
@@ -58,7 +59,6 @@ from chainml.swarm.attacks import (
     simulate_attack,
 )
 from chainml.swarm.config import SwarmConfig
-from chainml.swarm.payloads import decode_version
 
 NODES, ROUNDS = 20, 5
 """Fleet of the operational fault checks."""

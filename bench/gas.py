@@ -11,7 +11,7 @@ per node at 1,000 nodes <= 2,000; and a round costs the same gas with 10 and wit
 registered nodes.
 
 Every proposal carries the round's real reputation table (built by
-``chainml.swarm.settlement`` from the chain's events, stored in an embedded store in a temp
+``chainml.protocol.settlement`` from the chain's events, stored in an embedded store in a temp
 directory) and settlement is ``settlement.settle_round``: the proofs of the nodes the round put
 below the initial score (one in the 8-node round, none in the all-in rounds).
 """
@@ -34,16 +34,16 @@ from chainml.chain.deploy import DeployParams, deploy
 from chainml.chain.eip712 import Commitment, SignedCommitment, to_fixed
 from chainml.chain.merkle import MerkleTree, address_leaf
 from chainml.chain.types import CODEC_RAW, Proposal, SecurityParams
-from chainml.services.chain import LocalChain
-from chainml.storage.cid import cid_to_onchain
-from chainml.storage.store import Store, open_store
-from chainml.swarm.settlement import (
+from chainml.protocol.settlement import (
     ReputationTable,
     registered_before,
     rules_of,
     settle_round,
     table_before,
 )
+from chainml.services.chain import LocalChain
+from chainml.storage.cid import cid_to_onchain
+from chainml.storage.store import Store, open_store
 
 N_VALIDATORS = 7
 ROUND_PARTICIPANTS = 8

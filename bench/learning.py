@@ -36,13 +36,13 @@ from chainml.meta.protocols import device_curve, score
 from chainml.meta.sparse import dense_update_bytes
 from chainml.meta.tasks import get_family
 from chainml.meta.training import TaskSampling
+from chainml.protocol.payloads import VersionFile, decode_version
+from chainml.protocol.verify import verify_history
 from chainml.services.chain import LocalChain
 from chainml.storage.store import open_store
 from chainml.storage.tensors import encode_tensors, make_metadata
 from chainml.swarm.config import SwarmConfig
 from chainml.swarm.node_job import COMMITMENT_WIRE_BYTES
-from chainml.swarm.payloads import VersionFile, decode_version
-from chainml.swarm.verify import verify_history
 
 FAMILY_TABLE = ("meter", "vibration", "coldchain", "digits")
 TARGETS = {"maml_protocol_mse_10": 0.40, "device_protocol_mse": 0.10, "compression": 10.0}
@@ -55,7 +55,7 @@ def node_rows(run_dir: Path) -> list[dict[str, Any]]:
 
 def update_bytes(store: Any, ledger: Ledger, rounds: list[dict[str, Any]]) -> list[int]:
     """Sizes of the update blocks actually stored, read back from the store by CID."""
-    from chainml.swarm.evidence import gather_round
+    from chainml.protocol.evidence import gather_round
 
     sizes = []
     for row in rounds[-3:]:  # a sample of recent rounds: every update has the same layout

@@ -1,7 +1,7 @@
 """The aggregator: opens rounds, closes their commit phase, proposes the round's aggregate,
 concludes the vote and settles reputation, each through its own transactions.
 
-What it proposes is ``chainml.swarm.recompute.compute_aggregate`` of the round's evidence, the
+What it proposes is ``chainml.protocol.recompute.compute_aggregate`` of the round's evidence, the
 same pure function every validator and ``chainml verify`` run. It stores the new version file,
 the included and excluded node lists and the round's metrics on IPFS and proposes their CIDs.
 A dishonest aggregator is a wrapper around this one (``chainml.swarm.aggregator``), not a
@@ -23,17 +23,17 @@ from chainml.chain.client import Ledger, Sender, sender_address
 from chainml.chain.errors import ContractRevert
 from chainml.chain.types import Proposal, ProposalStatus, RoundStatus, cid_from_struct
 from chainml.errors import ChainMLError, IntegrityError
-from chainml.storage.cid import cid_str, cid_to_onchain, onchain_to_str
-from chainml.storage.store import Store
-from chainml.swarm import settlement
-from chainml.swarm.evidence import RoundEvidence, gather_round
-from chainml.swarm.payloads import (
+from chainml.protocol import settlement
+from chainml.protocol.evidence import RoundEvidence, gather_round
+from chainml.protocol.payloads import (
     canonical_json,
     decode_node_list,
     encode_node_list,
     version_recipe,
 )
-from chainml.swarm.recompute import AggregateOutcome, compute_aggregate
+from chainml.protocol.recompute import AggregateOutcome, compute_aggregate
+from chainml.storage.cid import cid_str, cid_to_onchain, onchain_to_str
+from chainml.storage.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -18,13 +18,13 @@ from chainml.chain.client import Ledger, Sender
 from chainml.chain.eip712 import struct_hash
 from chainml.chain.errors import ContractRevert
 from chainml.chain.merkle import commitment_leaf
+from chainml.chain.reads import node_infos
 from chainml.chain.types import RoundStatus
 from chainml.errors import IntegrityError, StorageError
+from chainml.protocol.evidence import _leaf_fault
+from chainml.protocol.payloads import decode_leaves
 from chainml.storage.cid import onchain_to_str
 from chainml.storage.store import Store
-from chainml.swarm.evidence import _leaf_fault
-from chainml.swarm.payloads import decode_leaves
-from chainml.swarm.reads import node_infos
 
 log = logging.getLogger(__name__)
 

@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from chainml.actors.inbox import Inbox
 from chainml.chain.client import Ledger, Sender, sender_address
 from chainml.chain.eip712 import SignedCommitment
+from chainml.chain.reads import node_infos
 from chainml.chain.types import RoundStatus
 from chainml.errors import ConfigError
+from chainml.protocol.evidence import gather_round
+from chainml.protocol.payloads import encode_leaves
 from chainml.storage.cid import cid_to_onchain
 from chainml.storage.store import Store
-from chainml.swarm.evidence import gather_round
-from chainml.swarm.payloads import encode_leaves
-from chainml.swarm.reads import node_infos
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from chainml.meta.federated import NodeResult
     from chainml.meta.sparse import SparseUpdate
     from chainml.meta.tasks import Task
-    from chainml.swarm.payloads import VersionFile
+    from chainml.protocol.payloads import VersionFile
 
 DIRECT_COMMIT_GAS = 150_000
 DIRECT_CHUNK = 200
@@ -76,7 +76,7 @@ class NodeClient:
 
     def version(self, ticket: RoundTicket) -> VersionFile:
         """The base version's weights, optimizer state and recipe (verified by CID)."""
-        from chainml.swarm.payloads import decode_version
+        from chainml.protocol.payloads import decode_version
 
         return decode_version(self.store.get(ticket.weights_cid))
 
@@ -99,7 +99,7 @@ class NodeClient:
         loss_after: float,
     ) -> SignedCommitment:
         """Store the update on IPFS and sign its commitment (the nonce is read from chain)."""
-        from chainml.swarm.payloads import encode_update
+        from chainml.protocol.payloads import encode_update
 
         cid = self.store.put(encode_update(update))
         digest, codec = cid_to_onchain(cid)

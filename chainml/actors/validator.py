@@ -1,7 +1,7 @@
 """A validator: recompute each proposal from chain and IPFS data alone, commit a hidden vote,
 reveal it once the commit phase is over.
 
-The recomputation is ``chainml.swarm.validator.review`` (a picklable job, so the swarm harness
+The recomputation is ``chainml.protocol.review.review`` (a picklable job, so the swarm harness
 can run every validator's in its own worker process). The vote's salt is an HMAC under the
 validator's own secret (``ValidatorSecret``, a file only it reads), and what the validator
 committed to is read back from the chain: on reveal it finds which of yes and no, salted with its
@@ -19,7 +19,7 @@ from pathlib import Path
 from chainml.chain.client import Ledger, Sender, sender_address
 from chainml.chain.errors import ContractRevert
 from chainml.chain.types import RoundStatus, VoteState
-from chainml.swarm.validator import Review, ReviewJob, ValidatorSecret, review
+from chainml.protocol.review import Review, ReviewJob, ValidatorSecret, review
 
 log = logging.getLogger(__name__)
 

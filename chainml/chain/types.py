@@ -61,7 +61,7 @@ DEFAULT_GATEWAY_BOND_WEI = 10**17
 """0.1 ether: what a gateway stakes per batch it may be slashed for."""
 DEFAULT_MIN_REPUTATION = 700
 """The inclusion gate; the same threshold validators apply off chain
-(``chainml.swarm.recompute.MIN_REPUTATION``)."""
+(``chainml.protocol.recompute.MIN_REPUTATION``)."""
 
 
 @dataclass(frozen=True)

@@ -25,13 +25,13 @@ from chainml.cli.deploy_cmd import print_deployments
 from chainml.cli.swarm_cmd import print_summary, run_swarm
 from chainml.cli.verify_cmd import verify
 from chainml.errors import ServiceError
+from chainml.protocol.payloads import decode_version
 from chainml.services.chain import LocalChain
 from chainml.services.ipfs import LocalIpfsNode
 from chainml.services.process import HOST
 from chainml.storage.cid import cid_str, cid_to_onchain
 from chainml.storage.store import Store, open_store
 from chainml.swarm.config import SwarmConfig
-from chainml.swarm.payloads import decode_version
 from chainml.swarm.services import DEFAULT_VALIDATORS, genesis_weights
 
 DEMO_ROUNDS = 30

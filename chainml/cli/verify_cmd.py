@@ -14,8 +14,8 @@ from chainml.chain.deployments import deployments_path, load_deployments
 from chainml.cli.context import cli_context, console
 from chainml.cli.deploy_cmd import local_rpc_url
 from chainml.errors import ConfigError
+from chainml.protocol.verify import VersionCheck, verify_history
 from chainml.storage.store import IPFS_ENV, open_store
-from chainml.swarm.verify import VersionCheck, verify_history
 
 
 def verify(

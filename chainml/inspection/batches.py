@@ -37,7 +37,7 @@ LEAVES_FORMAT = "chainml.batch-leaves.v1"
 
 
 def decode_leaves(data: bytes) -> tuple[int, list[SignedCommitment]]:
-    """A batch leaves file (``chainml.swarm.payloads.encode_leaves``), read without the
+    """A batch leaves file (``chainml.protocol.payloads.encode_leaves``), read without the
     learning stack: ``inspect`` must not import torch to count commitments."""
     try:
         raw = json.loads(data)

@@ -225,8 +225,8 @@ def export_version(
 ) -> ExportResult:
     """Export ledger version ``version`` for ``target`` into ``out_dir``; store and record it."""
     from chainml.chain.types import cid_from_struct
+    from chainml.protocol.payloads import decode_weights, weights_arch
     from chainml.storage.cid import onchain_to_str
-    from chainml.swarm.payloads import decode_weights, weights_arch
 
     check_target(target)
     check_toolchain()

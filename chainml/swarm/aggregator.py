@@ -13,10 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 from chainml.actors.aggregator import Aggregator, MetricsFn, basic_metrics
+from chainml.protocol.evidence import RoundEvidence
+from chainml.protocol.recompute import AggregateOutcome
 from chainml.storage.cid import cid_str
 from chainml.storage.unixfs import file_cid
-from chainml.swarm.evidence import RoundEvidence
-from chainml.swarm.recompute import AggregateOutcome
 
 __all__ = ["Aggregator", "MetricsFn", "TamperingAggregator", "basic_metrics", "flip_last_bit"]
 

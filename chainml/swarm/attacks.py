@@ -456,7 +456,7 @@ def simulate_attack(
     from chainml.aggregate.strategies import Contribution, strategy_for_recipe
     from chainml.meta.federated import ServerState, server_step
     from chainml.meta.sparse import encode_sparse
-    from chainml.swarm.recompute import MIN_REPUTATION
+    from chainml.protocol.recompute import MIN_REPUTATION
 
     if attack is not None and attack not in UPDATE_ATTACKS | set(CRAFTED):
         raise ValueError(f"the in-process twin cannot replay {attack!r}")

@@ -37,10 +37,10 @@ from chainml.errors import ChainMLError
 from chainml.meta.federated import NodeConfig, NodeResult, node_step, node_steps
 from chainml.meta.models import get_model
 from chainml.meta.tasks import Task, TaskFamily, get_family
+from chainml.protocol.payloads import VersionFile, decode_version, encode_update
 from chainml.storage.cid import cid_str, cid_to_onchain
 from chainml.storage.store import Store, StoreUnavailableError, shared_store
 from chainml.swarm.attacks import AttackContext, attacked_node_step
-from chainml.swarm.payloads import VersionFile, decode_version, encode_update
 
 COMMITMENT_WIRE_BYTES = 4 + 4 + 32 + 1 + 4 + 8 + 8 + 8 + 65
 """What a device transmits for its commitment, packed: round (u32), base version (u32), update

@@ -29,24 +29,24 @@ from chainml.actors.gateway import Gateway
 from chainml.actors.node import commit_direct_many, fund_accounts
 from chainml.actors.validator import Validator, ValidatorSetup
 from chainml.aggregate.strategies import strategy_named
+from chainml.chain.reads import node_infos
 from chainml.chain.types import ProposalStatus, RoundStatus, cid_from_struct
 from chainml.errors import ChainError, ChainMLError
 from chainml.meta.tasks import get_family
+from chainml.protocol.evidence import RoundEvidence, gather_round
+from chainml.protocol.gas import round_gas
+from chainml.protocol.payloads import canonical_json, decode_node_list, decode_weights
+from chainml.protocol.recompute import AggregateOutcome
+from chainml.protocol.review import Review, review
 from chainml.storage.cid import onchain_to_str
 from chainml.swarm.aggregator import Aggregator, TamperingAggregator
 from chainml.swarm.attacks import NODE_ATTACKS, adversary_indices
 from chainml.swarm.config import SwarmConfig, bind_run_dir
-from chainml.swarm.evidence import RoundEvidence, gather_round
 from chainml.swarm.executor import Executor
 from chainml.swarm.fleet import Fleet
-from chainml.swarm.gas import round_gas
 from chainml.swarm.metrics import RunLog, curve, device_score, scratch_curve, summary
 from chainml.swarm.node_job import NodeJob, NodeOutcome, node_config, run_node
-from chainml.swarm.payloads import canonical_json, decode_node_list, decode_weights
-from chainml.swarm.reads import node_infos
-from chainml.swarm.recompute import AggregateOutcome
 from chainml.swarm.services import Services
-from chainml.swarm.validator import Review, review
 
 log = logging.getLogger(__name__)
 
@@ -386,8 +386,8 @@ class Swarm:
         """Settle the finalized round: its reputation root is already on chain (one write for
         every node), so only the nodes it put below the initial score are proven against it,
         plus the other nodes below that score so they can commit next round
-        (``chainml.swarm.settlement``; usually nothing to send)."""
-        from chainml.swarm import settlement
+        (``chainml.protocol.settlement``; usually nothing to send)."""
+        from chainml.protocol import settlement
 
         start = time.perf_counter()
         settlement.attach(self.s.ledger, self.s.store, self.from_block)  # current reputations

@@ -26,11 +26,11 @@ from chainml.errors import ChainError, ConfigError, ServiceError, StorageError
 from chainml.meta.models import get_model
 from chainml.meta.recipe import Recipe
 from chainml.meta.tasks import get_family
+from chainml.protocol.payloads import encode_weights, version_recipe, weights_arch
 from chainml.services.chain import LocalChain
 from chainml.storage.cid import cid_to_onchain, onchain_to_str
 from chainml.storage.store import Store, StoreUnavailableError, open_store
 from chainml.swarm.fleet import GATEWAY_ACCOUNT_INDEX
-from chainml.swarm.payloads import encode_weights, version_recipe, weights_arch
 
 DEFAULT_VALIDATORS = 3
 

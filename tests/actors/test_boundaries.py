@@ -1,10 +1,10 @@
 """The import direction: cli -> swarm (the harness) -> actors -> protocol -> {chain, storage,
 device, aggregate} -> meta.
 
-"protocol" is the pure functions of chain and IPFS data that the aggregator, the validators and
-``verify`` share (evidence, recompute, review, payloads, chain reads, settlement). They still
-live in ``chainml/swarm/`` and are listed here by module; everything else in ``chainml/swarm/``
-is the harness. Every ``import`` statement counts, lazy ones inside functions included.
+"protocol" (``chainml/protocol/``) is the pure functions of chain and IPFS data that the
+aggregator, the validators and ``verify`` share (evidence, recompute, review, payloads,
+settlement, verify, gas). ``chainml/swarm/`` is the harness. Every ``import`` statement counts,
+lazy ones inside functions included.
 """
 
 from __future__ import annotations
@@ -17,20 +17,14 @@ import pytest
 from chainml.paths import PROJECT_ROOT
 
 PACKAGE = PROJECT_ROOT / "chainml"
-PROTOCOL = {
-    f"chainml.swarm.{m}"
-    for m in ("evidence", "recompute", "validator", "payloads", "reads", "verify", "settlement",
-              "gas")
-}  # fmt: skip
 RANK = {"cli": 5, "swarm": 4, "actors": 3, "protocol": 2, "base": 1, "meta": 0}
 BASE = ("chainml.chain", "chainml.storage", "chainml.device", "chainml.aggregate")
 
 
 def layer(module: str) -> str | None:
     """The layer of a chainml module, or None for parts outside the chain (mcu, report...)."""
-    if module in PROTOCOL or any(module.startswith(p + ".") for p in PROTOCOL):
-        return "protocol"
     for prefix, name in (
+        ("chainml.protocol", "protocol"),
         ("chainml.cli", "cli"),
         ("chainml.inspection", "cli"),
         ("chainml.swarm", "swarm"),
@@ -55,7 +49,7 @@ def imports_of(path: Path) -> list[tuple[int, str]]:
             for a in node.names:
                 sub = package / a.name
                 if package.is_dir() and (sub.is_dir() or sub.with_suffix(".py").exists()):
-                    # ``from chainml.swarm import settlement`` imports that module
+                    # ``from chainml.protocol import settlement`` imports that module
                     found.append((node.lineno, f"{node.module}.{a.name}"))
                 else:
                     found.append((node.lineno, node.module))
@@ -92,10 +86,10 @@ def test_imports_point_down_the_layers() -> None:
 @pytest.mark.parametrize(
     ("source", "target", "allowed"),
     [
-        ("chainml.actors.validator", "chainml.swarm.validator", True),  # protocol
+        ("chainml.actors.validator", "chainml.protocol.review", True),  # protocol
         ("chainml.actors.gateway", "chainml.swarm.orchestrator", False),  # the harness
-        ("chainml.swarm.recompute", "chainml.actors.node", False),
-        ("chainml.chain.client", "chainml.swarm.payloads", False),
+        ("chainml.protocol.recompute", "chainml.actors.node", False),
+        ("chainml.chain.client", "chainml.protocol.payloads", False),
         ("chainml.meta.recipe", "chainml.storage.cid", False),
         ("chainml.swarm.orchestrator", "chainml.cli.context", False),
     ],

@@ -8,12 +8,12 @@ from pathlib import Path
 
 from chainml.actors.validator import Validator, validator_secret
 from chainml.chain.types import VoteState
+from chainml.protocol.review import review
 from chainml.services.chain import LocalChain
 from chainml.swarm.config import SwarmConfig
 from chainml.swarm.executor import InlineExecutor
 from chainml.swarm.orchestrator import RoundTimes, Swarm
 from chainml.swarm.services import connect
-from chainml.swarm.validator import review
 
 
 def test_a_fresh_validator_object_reveals_what_the_first_committed(tmp_path: Path) -> None:

@@ -17,10 +17,10 @@ from chainml.meta.federated import NodeConfig, node_steps
 from chainml.meta.models import get_model
 from chainml.meta.sparse import encode_sparse, flatten_params
 from chainml.meta.tasks import get_family
+from chainml.protocol.evidence import gather_round
+from chainml.protocol.payloads import decode_update, decode_version
 from chainml.swarm.attacks import adversary_indices
 from chainml.swarm.config import SwarmConfig
-from chainml.swarm.evidence import gather_round
-from chainml.swarm.payloads import decode_update, decode_version
 from tests.swarm.conftest import SwarmEnv
 
 NODES, ROUNDS, ATTACK = 10, 2, "minmax"

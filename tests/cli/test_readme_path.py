@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 
 from chainml.paths import PROJECT_ROOT
+from chainml.protocol.payloads import version_recipe
 from chainml.services.chain import LocalChain
 from chainml.storage.cid import cid_str
 from chainml.storage.store import open_store
 from chainml.storage.unixfs import file_cid
 from chainml.swarm.config import SwarmConfig
-from chainml.swarm.payloads import version_recipe
 from chainml.swarm.services import genesis_weights
 
 EMPTY_CID = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"

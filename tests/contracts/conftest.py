@@ -23,7 +23,7 @@ from chainml.chain.deployments import Deployments
 from chainml.chain.eip712 import Commitment, SignedCommitment, to_fixed
 from chainml.chain.errors import ContractRevert
 from chainml.chain.types import CODEC_RAW, SecurityParams
-from chainml.swarm.settlement import ReputationTable, registered_before, rules_of
+from chainml.protocol.settlement import ReputationTable, registered_before, rules_of
 
 N_VALIDATORS = 3
 FAST_ROUND = SecurityParams(

@@ -15,11 +15,11 @@ from chainml.chain.deploy import DeployParams, deploy
 from chainml.chain.errors import ContractRevert
 from chainml.chain.merkle import MerkleTree, address_leaf
 from chainml.chain.types import FaultReason, Proposal, ReputationParams
+from chainml.protocol.evidence import gather_round
+from chainml.protocol.payloads import encode_leaves
+from chainml.protocol.settlement import ReputationTable
 from chainml.storage.cid import cid_to_onchain
 from chainml.storage.embedded import EmbeddedStore
-from chainml.swarm.evidence import gather_round
-from chainml.swarm.payloads import encode_leaves
-from chainml.swarm.settlement import ReputationTable
 from tests.contracts.conftest import (
     FAST_ROUND,
     assert_revert,

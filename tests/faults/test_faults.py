@@ -109,7 +109,7 @@ def test_corrupt_state_file_is_refused(tmp_path: Path) -> None:
 def test_corrupt_bytes_in_storage_exclude_that_update_and_the_round_finalizes(
     make_env: Callable[[str], SwarmEnv],
 ) -> None:
-    from chainml.swarm.evidence import gather_round
+    from chainml.protocol.evidence import gather_round
     from chainml.swarm.executor import InlineExecutor
     from chainml.swarm.orchestrator import RoundTimes, Swarm
     from chainml.swarm.services import connect

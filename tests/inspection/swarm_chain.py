@@ -24,10 +24,10 @@ from chainml.chain.deployments import Deployments, save_deployments
 from chainml.chain.eip712 import Commitment, SignedCommitment, to_fixed
 from chainml.chain.merkle import MerkleTree, address_leaf
 from chainml.chain.types import CODEC_RAW, OnchainCid, Proposal, SecurityParams
+from chainml.protocol.payloads import encode_leaves, encode_node_list
+from chainml.protocol.settlement import ReputationRules, ReputationTable, settle_round
 from chainml.storage.cid import cid_to_onchain
 from chainml.storage.store import Store, open_store
-from chainml.swarm.payloads import encode_leaves, encode_node_list
-from chainml.swarm.settlement import ReputationRules, ReputationTable, settle_round
 
 PARAMS = SecurityParams(
     commit_period=3_600, min_commitments=1, quorum_bps=6_600, challenge_window=60,
@@ -132,7 +132,7 @@ class _Swarm:
             self.ledger.reveal_vote(pid, ok, salt, v)
 
     def settle(self, round_id: int, table: ReputationTable) -> None:
-        """Settle as the aggregator does (``chainml.swarm.settlement``): prove the scores the
+        """Settle as the aggregator does (``chainml.protocol.settlement``): prove the scores the
         round put below the initial one (the adversary's) against the recorded root."""
         self.table = table
         settle_round(self.ledger, self.store, round_id, self.s.admin)

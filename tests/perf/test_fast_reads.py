@@ -10,10 +10,10 @@ from eth_account import Account
 from eth_utils import function_abi_to_4byte_selector, keccak, to_checksum_address
 from web3 import Web3
 
+from chainml.chain import reads
 from chainml.chain.client import LEDGER
 from chainml.chain.compile import compile_contracts
-from chainml.swarm import reads
-from chainml.swarm.reads import _address_call
+from chainml.chain.reads import _address_call
 
 
 @pytest.fixture(scope="module")

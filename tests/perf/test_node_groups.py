@@ -15,10 +15,10 @@ from chainml.chain.keys import dev_node_account
 from chainml.meta.federated import NodeConfig, node_step
 from chainml.meta.models import get_model
 from chainml.meta.tasks import get_family
+from chainml.protocol.payloads import decode_version, encode_update
 from chainml.storage.store import EMBEDDED, shared_store
 from chainml.swarm.executor import InlineExecutor, LocalPoolExecutor, job_groups
 from chainml.swarm.node_job import NODE_GROUP, NodeJob, group_of, node_config, run_node, run_nodes
-from chainml.swarm.payloads import decode_version, encode_update
 from chainml.swarm.services import genesis_weights
 
 SEPARATOR = domain_separator(31337, "0x5FbDB2315678afecb367f032d93F642f64180aa3")

@@ -14,12 +14,12 @@ import pytest
 
 from chainml.chain.types import cid_from_struct
 from chainml.cli.main import main
+from chainml.protocol.payloads import decode_leaves
+from chainml.protocol.settlement import table_ref
 from chainml.storage.cid import onchain_to_str, to_cid_bytes
 from chainml.storage.embedded import EmbeddedStore
 from chainml.storage.store import EMBEDDED_SUBDIR
 from chainml.swarm.config import SwarmConfig
-from chainml.swarm.payloads import decode_leaves
-from chainml.swarm.settlement import table_ref
 from tests.security.conftest import SwarmEnv, wave1_module
 
 
@@ -119,8 +119,8 @@ def test_wave1_verify_missed_a_corrupt_final_version(
     """Before the fix: the corrupted final weights passed, and a corrupt update was blamed
     on the aggregate."""
     env, targets = history
-    old = wave1_module("chainml/swarm/verify.py", "wave1_verify")
-    from chainml.swarm.verify import verify_history
+    old = wave1_module("chainml/protocol/verify.py", "wave1_verify")
+    from chainml.protocol.verify import verify_history
 
     ledger = env.ledger()
     from_block = ledger.tx.w3.eth.block_number * 0  # every event since genesis

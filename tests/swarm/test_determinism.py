@@ -13,7 +13,7 @@ from chainml.meta.federated import node_step
 from chainml.meta.models import get_model
 from chainml.meta.tasks import get_family
 from chainml.swarm.node_job import node_config
-from chainml.swarm.payloads import encode_update
+from chainml.protocol.payloads import encode_update
 
 model, family = get_model("mlp-sine"), get_family("sine")
 params = model.init(0)

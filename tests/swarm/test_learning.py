@@ -24,13 +24,13 @@ from chainml.errors import IntegrityError
 from chainml.meta.federated import ServerState
 from chainml.meta.protocols import score
 from chainml.meta.tasks import get_family
+from chainml.protocol.evidence import gather_round
+from chainml.protocol.payloads import decode_version, encode_weights
+from chainml.protocol.recompute import compute_aggregate
 from chainml.services.chain import LocalChain
 from chainml.storage.cid import cid_str, onchain_to_str
 from chainml.storage.store import Store, open_store
 from chainml.swarm.config import SwarmConfig
-from chainml.swarm.evidence import gather_round
-from chainml.swarm.payloads import decode_version, encode_weights
-from chainml.swarm.recompute import compute_aggregate
 from tests.swarm.conftest import SwarmEnv
 
 NODES, ROUNDS = 16, 30

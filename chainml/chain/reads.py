@@ -89,7 +89,7 @@ def reputations_before(
 ) -> dict[str, int]:
     """Each address's on-chain penalty reputation (gateways, proposers, validators) as it
     stood before ``block``, rebuilt from events alone. Nodes' reputation is in the reputation
-    tables instead (``chainml.swarm.settlement``); wave-1 code reads nodes through this.
+    tables instead (``chainml.protocol.settlement``); wave-1 code reads nodes through this.
 
     Reads the last ``ReputationChanged`` score of each account in ``[from_block, block)``, with
     the registry's initial reputation for accounts that have none. Unlike a state read at an

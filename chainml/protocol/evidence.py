@@ -9,7 +9,7 @@ by a node that was registered, active and behind the posting gateway when the ba
 with at least the round's minimum reputation, for the right round and the round's base
 version, and must not be voided by a challenge. Reputation is each node's score in the
 reputation table in force while the round runs (the latest finalized round's, whose root the
-ledger recorded; see ``chainml.swarm.settlement``), the same table the ledger gates on.
+ledger recorded; see ``chainml.protocol.settlement``), the same table the ledger gates on.
 A voided or invalid leaf is dropped from every computation and counts against nobody: anyone
 can replay an old signed leaf, so a bad leaf says nothing about its node. A node's direct or
 relayed commitment wins over its batch leaves (the contract voids such a leaf); otherwise a
@@ -33,18 +33,18 @@ from chainml.chain.client import Ledger
 from chainml.chain.eip712 import SignedCommitment, from_fixed, struct_hash
 from chainml.chain.eip712 import digest as commitment_digest
 from chainml.chain.merkle import commitment_leaf
+from chainml.chain.reads import registry_at
 from chainml.errors import IntegrityError, StorageError
-from chainml.storage.cid import onchain_to_str
-from chainml.storage.store import Store
-from chainml.swarm.payloads import decode_leaves
-from chainml.swarm.reads import registry_at
-from chainml.swarm.settlement import (
+from chainml.protocol.payloads import decode_leaves
+from chainml.protocol.settlement import (
     ReputationRules,
     ReputationTable,
     registered_before,
     rules_of,
     table_before,
 )
+from chainml.storage.cid import onchain_to_str
+from chainml.storage.store import Store
 
 
 @dataclass(frozen=True)

@@ -48,16 +48,16 @@ from eth_utils import to_checksum_address
 
 from chainml.chain.client import Ledger, Sender
 from chainml.chain.merkle import EMPTY_ROOT, MerkleTree, hash_pair, reputation_leaf
+from chainml.chain.reads import registry_logs
 from chainml.chain.types import ProposalStatus, cid_from_struct
 from chainml.errors import IntegrityError, StorageError
+from chainml.protocol.payloads import canonical_json, parse_json
 from chainml.storage.cid import cid_str, cid_to_onchain, onchain_to_str
 from chainml.storage.store import Store, StoreUnavailableError
 from chainml.storage.unixfs import file_cid
-from chainml.swarm.payloads import canonical_json, parse_json
-from chainml.swarm.reads import registry_logs
 
 if TYPE_CHECKING:
-    from chainml.swarm.recompute import AggregateOutcome
+    from chainml.protocol.recompute import AggregateOutcome
 
 TABLE_FORMAT = "chainml-reputation-table/1"
 PROVE_CHUNK = 100
@@ -322,7 +322,7 @@ def registered_before(ledger: Ledger, round_id: int, from_block: int = 0) -> tup
     if not opened:
         raise IntegrityError(f"round {round_id} never opened")
     at = (int(opened[0]["blockNumber"]), int(opened[0]["logIndex"]))
-    # The registry events come from this process's cache of them (chainml.swarm.reads): every
+    # The registry events come from this process's cache of them (chainml.chain.reads): every
     # gatherer asks this for every round, and decoding all registrations each time dominated.
     return tuple(
         to_checksum_address(args["node"])
@@ -397,7 +397,7 @@ def settle_round(
     """Settle finalized round ``round_id``: prove every node its table puts below the initial
     score (the gated ones first) against the root the round recorded. Idempotent: nodes
     already proven against it are skipped, so a resumed run sends only what is missing."""
-    from chainml.swarm.reads import node_infos
+    from chainml.chain.reads import node_infos
 
     root, latest = ledger.reputation_root()
     if latest != round_id:

@@ -19,13 +19,13 @@ from chainml.chain.merkle import MerkleTree, address_leaf
 from chainml.errors import IntegrityError
 from chainml.meta.federated import server_step
 from chainml.meta.recipe import Recipe
+from chainml.protocol.evidence import RoundEvidence
+from chainml.protocol.payloads import decode_update, decode_version, encode_weights
+from chainml.protocol.settlement import ReputationTable
 from chainml.storage.blockstore import BlockNotFoundError
 from chainml.storage.cid import cid_str
 from chainml.storage.store import Store
 from chainml.storage.unixfs import file_cid
-from chainml.swarm.evidence import RoundEvidence
-from chainml.swarm.payloads import decode_update, decode_version, encode_weights
-from chainml.swarm.settlement import ReputationTable
 
 MIN_REPUTATION = 700
 """Reputation-weighted inclusion: below this (in the reputation table in force) a node's update

@@ -28,10 +28,10 @@ from chainml.aggregate.strategies import strategy_for_rule
 from chainml.chain.client import Ledger
 from chainml.chain.types import ProposalStatus, cid_from_struct
 from chainml.errors import ChainMLError, IntegrityError, StorageError
+from chainml.protocol.evidence import gather_round
+from chainml.protocol.recompute import compute_aggregate
 from chainml.storage.cid import onchain_to_str
 from chainml.storage.store import Store
-from chainml.swarm.evidence import gather_round
-from chainml.swarm.recompute import compute_aggregate
 
 OK = "ok"
 CORRUPT = "corrupt"

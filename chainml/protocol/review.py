@@ -24,11 +24,11 @@ from chainml.aggregate.strategies import strategy_for_rule
 from chainml.chain.client import Ledger, http_web3
 from chainml.chain.types import cid_from_struct
 from chainml.errors import ChainMLError
+from chainml.protocol.evidence import gather_round
+from chainml.protocol.recompute import MIN_REPUTATION, compute_aggregate
+from chainml.protocol.settlement import check_proposal
 from chainml.storage.cid import onchain_to_str
 from chainml.storage.store import StoreUnavailableError, shared_store
-from chainml.swarm.evidence import gather_round
-from chainml.swarm.recompute import MIN_REPUTATION, compute_aggregate
-from chainml.swarm.settlement import check_proposal
 
 SECRETS_DIR = "validator-secrets"
 
