@@ -5,6 +5,7 @@ the committed tree) so each test can show its attack succeeding before the fix."
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,13 +18,25 @@ WAVE1_COMMIT = "410302e"
 """The last commit before issue 12's changes (the wave-1 code)."""
 
 
+MOVED = {
+    r"chainml\.swarm\.reads\b": "chainml.chain.reads",
+    r"chainml\.swarm\.validator\b": "chainml.protocol.review",
+    r"chainml\.swarm\.(evidence|recompute|payloads|verify|settlement|gas)\b": (
+        r"chainml.protocol.\1"
+    ),
+}
+"""Modules that moved since wave 1: the old code imports today's helpers from their new home."""
+
+
 def wave1_module(path: str, name: str) -> ModuleType:
     """Load ``path`` as it was at the wave-1 commit (read with ``git show``; no git state
-    changes), under a private module name."""
+    changes), under a private module name, its imports of moved modules redirected."""
     source = subprocess.run(
         ["git", "show", f"{WAVE1_COMMIT}:{path}"],
         cwd=PROJECT_ROOT, capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
+    for old, new in MOVED.items():
+        source = re.sub(old, new, source)
     spec = importlib.util.spec_from_loader(name, loader=None)
     assert spec is not None
     module = importlib.util.module_from_spec(spec)

@@ -47,7 +47,7 @@ def test_h4_replayed_old_leaf_does_not_exclude_the_absent_node(
     second = open_round()
     _post(ledger, store, second, [old_leaf, sign(present, nonce=1)], gateway)  # replay
 
-    wave1 = wave1_module("chainml/protocol/evidence.py", "wave1_evidence").gather_round
+    wave1 = wave1_module("chainml/swarm/evidence.py", "wave1_evidence").gather_round
     before = {r.node: r for r in wave1(ledger, store, second).rejected}
     assert before[absent.address].attributable  # wave 1: counted against the absent node
     now = gather_round(ledger, store, second)
@@ -63,7 +63,7 @@ def test_h3_deactivated_node_is_not_counted_through_a_batch(
     round_id = open_round()
     ledger.deactivate_node(node.address, admin)
     _post(ledger, store, round_id, [sign(node)], gateway)
-    wave1 = wave1_module("chainml/protocol/evidence.py", "wave1_evidence").gather_round
+    wave1 = wave1_module("chainml/swarm/evidence.py", "wave1_evidence").gather_round
     assert [u.node for u in wave1(ledger, store, round_id).updates] == [node.address]
     evidence = gather_round(ledger, store, round_id)
     assert evidence.updates == ()
@@ -111,7 +111,7 @@ def test_vote_salts_are_not_derivable_from_the_run_seed(ledger, tmp_path: Path) 
     """Wave 1 salted every vote with the public run seed: anyone could decode all votes."""
     validator, proposal_id, approve = "0x" + "ab" * 20, 7, False
     public = (0).to_bytes(8, "big") + b"chainml-validator"  # run seed 0, as wave 1 did
-    wave1 = wave1_module("chainml/protocol/review.py", "wave1_validator")
+    wave1 = wave1_module("chainml/swarm/validator.py", "wave1_validator")
 
     def decode(commitment: bytes) -> bool | None:
         for guess in (True, False):
@@ -160,7 +160,7 @@ def test_validators_refuse_to_vote_while_leaves_are_unavailable(
         voting_address=deployments.address("ChainMLVoting"), store_spec="embedded",
         data_dir=str(tmp_path / "validator"),
     )  # fmt: skip
-    wave1 = wave1_module("chainml/protocol/review.py", "wave1_validator").review(job)
+    wave1 = wave1_module("chainml/swarm/validator.py", "wave1_validator").review(job)
     assert not hasattr(wave1, "abstain")  # wave 1 always voted, whatever it could see
     verdict = review(job)
     assert verdict.abstain and not verdict.approve
@@ -188,7 +188,7 @@ def test_h3_leaf_of_a_node_behind_another_gateway_is_not_counted(
     ledger.deposit_bond(FAST_ROUND.gateway_bond, rando)
     round_id = open_round()
     _post(ledger, store, round_id, [sign(theirs)], rando)  # not rando's node
-    wave1 = wave1_module("chainml/protocol/evidence.py", "wave1_evidence").gather_round
+    wave1 = wave1_module("chainml/swarm/evidence.py", "wave1_evidence").gather_round
     assert [u.node for u in wave1(ledger, store, round_id).updates] == [theirs.address]
     evidence = gather_round(ledger, store, round_id)
     assert evidence.updates == () and "not behind gateway" in evidence.rejected[0].reason

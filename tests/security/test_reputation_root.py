@@ -57,7 +57,7 @@ def test_a_wrong_reputation_root_is_voted_down_and_replaced(
         voting_address=services.deployments.address("ChainMLVoting"), store_spec="embedded",
         data_dir=str(env.data_dir), from_block=services.deployments.block_number,
     )  # fmt: skip
-    wave1 = wave1_module("chainml/protocol/review.py", "wave1_validator_rep").review(job)
+    wave1 = wave1_module("chainml/swarm/validator.py", "wave1_validator_rep").review(job)
     assert wave1.approve  # before: the reputation outcome was never checked
     verdict = review(job)
     assert not verdict.approve and "reputation root differs" in verdict.reason, verdict

@@ -119,7 +119,7 @@ def test_wave1_verify_missed_a_corrupt_final_version(
     """Before the fix: the corrupted final weights passed, and a corrupt update was blamed
     on the aggregate."""
     env, targets = history
-    old = wave1_module("chainml/protocol/verify.py", "wave1_verify")
+    old = wave1_module("chainml/swarm/verify.py", "wave1_verify")
     from chainml.protocol.verify import verify_history
 
     ledger = env.ledger()
