@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,8 +12,18 @@ from rich.console import Console
 
 from chainml.paths import data_dir
 
-console = Console()
-err_console = Console(stderr=True)
+PIPED_WIDTH = 160
+"""Rich wraps tables at 80 columns when output is not a terminal, which breaks CIDs and rows
+in logs and pipes; piped output gets this width instead (``COLUMNS`` still wins)."""
+
+
+def _width(stream: object) -> int | None:
+    tty = getattr(stream, "isatty", lambda: False)()
+    return None if tty or "COLUMNS" in os.environ else PIPED_WIDTH
+
+
+console = Console(width=_width(sys.stdout))
+err_console = Console(stderr=True, width=_width(sys.stderr))
 
 
 @dataclass(frozen=True)
