@@ -24,7 +24,7 @@ from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCErro
 from web3.types import TxReceipt
 
 from chainml.chain import eip712
-from chainml.chain.compile import compile_contracts
+from chainml.chain.artifacts import LEDGER, PARAMS, VOTING, abi
 from chainml.chain.deployments import Deployments
 from chainml.chain.eip712 import Commitment, SignedCommitment
 from chainml.chain.errors import RevertDecoder, TransactionError, revert_data
@@ -37,9 +37,6 @@ from chainml.storage.cid import onchain_to_str, str_to_onchain
 Sender = LocalAccount | str
 """Who sends a transaction: a local key, or an address the node unlocks."""
 
-LEDGER = "ChainMLLedger"
-VOTING = "ChainMLVoting"
-PARAMS = "ChainMLParams"
 ROLES = {
     "admin": b"\x00" * 32,
     "aggregator": keccak(text="AGGREGATOR_ROLE"),
@@ -234,19 +231,15 @@ class Ledger:
     contract the ledger created: security parameters, gateway bonds, challenge rewards)."""
 
     def __init__(self, w3: Web3, ledger_address: str, voting_address: str) -> None:
-        artifacts = compile_contracts()
         self.w3 = w3
         self.ledger: Contract = w3.eth.contract(
-            address=to_checksum_address(ledger_address), abi=artifacts[LEDGER].abi
+            address=to_checksum_address(ledger_address), abi=abi(LEDGER)
         )
         self.voting: Contract = w3.eth.contract(
-            address=to_checksum_address(voting_address), abi=artifacts[VOTING].abi
+            address=to_checksum_address(voting_address), abi=abi(VOTING)
         )
-        self._params_abi = artifacts[PARAMS].abi
         self._params: Contract | None = None
-        self.decoder = RevertDecoder(
-            [artifacts[LEDGER].abi, artifacts[VOTING].abi, artifacts[PARAMS].abi]
-        )
+        self.decoder = RevertDecoder([abi(LEDGER), abi(VOTING), abi(PARAMS)])
         self.tx = TxRunner(w3, decoder=self.decoder)
         self.chain_id = self.tx.chain_id
         self.domain_separator = eip712.domain_separator(self.chain_id, self.ledger.address)
@@ -353,7 +346,7 @@ class Ledger:
         """The ChainMLParams contract the ledger created (looked up once)."""
         if self._params is None:
             address = self.ledger.functions.params().call()
-            self._params = self.w3.eth.contract(address=address, abi=self._params_abi)
+            self._params = self.w3.eth.contract(address=address, abi=abi(PARAMS))
         return self._params
 
     def security_params(self) -> SecurityParams:

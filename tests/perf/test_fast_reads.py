@@ -11,15 +11,15 @@ from eth_utils import function_abi_to_4byte_selector, keccak, to_checksum_addres
 from web3 import Web3
 
 from chainml.chain import reads
-from chainml.chain.client import LEDGER
-from chainml.chain.compile import compile_contracts
+from chainml.chain.artifacts import LEDGER, abi
 from chainml.chain.reads import _address_call
 
 
 @pytest.fixture(scope="module")
 def contract():  # type: ignore[no-untyped-def]
-    abi = compile_contracts()[LEDGER].abi
-    return Web3().eth.contract(address="0x5FbDB2315678afecb367f032d93F642f64180aa3", abi=abi)
+    return Web3().eth.contract(
+        address="0x5FbDB2315678afecb367f032d93F642f64180aa3", abi=abi(LEDGER)
+    )
 
 
 def test_node_info_call_data_equals_web3(contract) -> None:  # type: ignore[no-untyped-def]
