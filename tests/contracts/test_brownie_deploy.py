@@ -72,14 +72,14 @@ def _deploy_and_check(engine: str, tmp_path: Path, monkeypatch: pytest.MonkeyPat
         assert deployed == deployments
         ledger = Ledger.from_deployments(w3, deployed)
         genesis, _ = genesis_weights("sine", 0, SwarmConfig().recipe())
-        assert ledger.version(0)["weights"] == cid_to_onchain(file_cid(genesis))
+        assert ledger.version(0).weights == cid_to_onchain(file_cid(genesis))
         assert store.get(file_cid(genesis)) == genesis  # version 0 is content the store holds
         assert ledger.security_params() == params.security
         assert ledger.ledger.functions.validatorCount().call() == len(params.validators) == 3
         assert [ledger.has_role("validator", v) for v in params.validators] == [True] * 3
         assert ledger.has_role("aggregator", params.aggregators[0])
         nodes = dev_node_accounts(3)
-        assert all(ledger.node_info(n.address)["gateway"] == w3.eth.accounts[9] for n in nodes)
+        assert all(ledger.node_info(n.address).gateway == w3.eth.accounts[9] for n in nodes)
 
         # brownie deployed the creation code chainml ships, and chainml's own deploy does too
         mine = deploy(w3, w3.eth.accounts[0], params)
