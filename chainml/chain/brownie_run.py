@@ -99,6 +99,7 @@ def brownie_session(rpc_url: str, *, silent: bool = False) -> Iterator[BrownieSe
     from brownie import network, project
     from brownie._config import CONFIG
     from brownie.exceptions import BrownieEnvironmentWarning
+    from brownie.network.rpc import Rpc
 
     CONFIG.networks[NETWORK_ID] = network_entry(rpc_url, engine)
     cwd = Path.cwd()
@@ -127,6 +128,10 @@ def brownie_session(rpc_url: str, *, silent: bool = False) -> Iterator[BrownieSe
             finally:
                 loaded._remove_from_main_namespace()
                 network.disconnect(kill_rpc=False)
+                # brownie's exit handler kills an attached chain that is this process's child
+                # (``chainml demo`` starts the chain itself): detach, so the chain outlives
+                # the command as it does after `brownie run` from another process.
+                Rpc().process = None
     finally:
         loaded.close(raises=False)
         CONFIG.networks.pop(NETWORK_ID, None)

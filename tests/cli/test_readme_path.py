@@ -154,6 +154,8 @@ def test_the_demo_command(user: User) -> None:
     assert "verify: OK (2 finalized versions recomputed)" in out
     assert "(same CID)" in out and "report:" in out
     assert (user.data / "runs" / "demo" / "report" / "report.html").exists()
+    assert user.json("chain", "status")["running"]  # the demo leaves its chain up
+    assert user.json("ipfs", "status")["running"]
     # Rerunning resumes (here: nothing left to do) and shows the results again.
     assert "verify: OK (2 finalized versions recomputed)" in user.run("demo", "--nodes", "5",
                                                                        "--rounds", "2")  # fmt: skip
