@@ -10,6 +10,9 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.chainml-installed
 NPM_STAMP := node_modules/.chainml-installed
 SOLC_STAMP := .toolchain/solcx/.chainml-installed
+# Contracts are compiled once, here, never at run time: ABI + bytecode as package data.
+ARTIFACTS_STAMP := chainml/chain/artifacts/manifest.json
+CONTRACT_SOURCES := $(shell find contracts -name '*.sol')
 DATA_DIR ?= $(CURDIR)/.chainml
 PYTEST_ARGS ?=
 
@@ -22,14 +25,14 @@ help:
 	@echo "make bench  - run every bench/*.py"
 	@echo "make down   - stop the chain and IPFS node that the demo started"
 
-setup: $(PY_STAMP) $(NPM_STAMP) $(SOLC_STAMP) browser mcu-toolchain
-	@echo "setup: ok ($(VENV), node_modules, solc adapter, chromium, Cortex-M4 toolchain + QEMU)"
+setup: $(PY_STAMP) $(NPM_STAMP) $(SOLC_STAMP) $(ARTIFACTS_STAMP) browser mcu-toolchain
+	@echo "setup: ok ($(VENV), node_modules, solc adapter, compiled contracts, chromium, Cortex-M4 toolchain + QEMU)"
 
 # Headless Chromium + ChromeDriver (Debian packages) for the report's browser test.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser:
 	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; else \
-	  echo "[setup 4/5] chromium + chromium-driver (Debian) for the report's browser test"; \
+	  echo "[setup 5/6] chromium + chromium-driver (Debian) for the report's browser test"; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; \
 	fi
@@ -39,26 +42,32 @@ browser:
 mcu-toolchain:
 	@if [ -x /usr/bin/arm-none-eabi-gcc ] && [ -x /usr/bin/qemu-system-arm ] && [ -x /usr/bin/gcc ] \
 	  && [ -d /usr/lib/arm-none-eabi/newlib ]; then :; else \
-	  echo "[setup 5/5] gcc-arm-none-eabi + libnewlib-arm-none-eabi + qemu-system-arm (Debian) for MCU export"; \
+	  echo "[setup 6/6] gcc-arm-none-eabi + libnewlib-arm-none-eabi + qemu-system-arm (Debian) for MCU export"; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends gcc gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm >/dev/null; \
 	fi
 
 $(PY_STAMP): pyproject.toml requirements.lock
-	@echo "[setup 1/5] Python packages into $(VENV) (pinned by requirements.lock)"
+	@echo "[setup 1/6] Python packages into $(VENV) (pinned by requirements.lock)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --progress-bar on --upgrade-strategy only-if-needed -c requirements.lock -e '.[dev]' | grep -v -E '^(Requirement already satisfied|  Using cached|WARNING: Location)' || true
 	@$(PY) -c "import chainml, torch, brownie" && touch $@
 
 $(NPM_STAMP): package.json package-lock.json
-	@echo "[setup 2/5] npm packages into node_modules (pinned by package-lock.json)"
+	@echo "[setup 2/6] npm packages into node_modules (pinned by package-lock.json)"
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 $(SOLC_STAMP): $(PY_STAMP) $(NPM_STAMP) node/solc-adapter.js chainml/toolchain.py
-	@echo "[setup 3/5] solc-js adapter for py-solc-x and brownie"
+	@echo "[setup 3/6] solc-js adapter for py-solc-x and brownie"
 	$(PY) -m chainml.toolchain
 	@touch $@
+
+# `brownie compile` (the one compile pipeline; brownie's build is what `brownie run` deploys),
+# then the deployable contracts' ABI + bytecode into chainml/chain/artifacts (manifest last).
+$(ARTIFACTS_STAMP): $(SOLC_STAMP) $(CONTRACT_SOURCES) brownie-config.yaml package.json chainml/chain/compile.py
+	@echo "[setup 4/6] compile contracts/ with brownie into chainml/chain/artifacts"
+	$(PY) -m chainml.chain.compile
 
 demo: setup
 	$(VENV)/bin/chainml --data-dir $(DATA_DIR) demo
@@ -86,4 +95,4 @@ down:
 	-$(VENV)/bin/chainml --data-dir $(DATA_DIR) ipfs down
 
 clean: down
-	rm -rf $(VENV) node_modules .toolchain build
+	rm -rf $(VENV) node_modules .toolchain build chainml/chain/artifacts

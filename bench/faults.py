@@ -42,7 +42,6 @@ from web3 import Web3
 
 from chainml.chain.client import Ledger
 from chainml.chain.deployments import deployments_path, load_deployments
-from chainml.chain.types import cid_from_struct
 from chainml.cli.swarm_cmd import run_swarm
 from chainml.errors import ChainMLError, MetaLearningError
 from chainml.meta.protocols import device_protocol
@@ -101,8 +100,7 @@ class Env:
     def versions(self) -> list[str]:
         ledger = self.ledger()
         return [
-            onchain_to_str(*cid_from_struct(ledger.version(v)["weights"]))
-            for v in range(ledger.current_version() + 1)
+            onchain_to_str(*ledger.version(v).weights) for v in range(ledger.current_version() + 1)
         ]
 
 

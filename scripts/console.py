@@ -1,10 +1,10 @@
 """brownie script: attach the deployed chainml contracts, then (with -I) open brownie's console.
 
-    brownie run scripts/console.py --network chainml-local --interactive
+    brownie run scripts/console.py --network anvil --interactive
 
-``chainml console`` runs exactly this. In the console, ``ledger`` and ``voting`` (also
-``ChainMLLedger[-1]`` and ``ChainMLVoting[-1]``) are the deployed contracts, with brownie's
-usual helpers (``accounts``, ``chain``, ``history``).
+``chainml console`` runs this script and opens the same console. There, ``ledger`` and
+``voting`` (also ``ChainMLLedger[-1]`` and ``ChainMLVoting[-1]``) are the deployed contracts,
+with brownie's usual helpers (``accounts``, ``chain``, ``history``).
 """
 
 from __future__ import annotations

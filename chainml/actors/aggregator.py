@@ -16,21 +16,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from chainml.aggregate.strategies import Strategy, strategy_for_recipe
 from chainml.chain.client import Ledger, Sender, sender_address
 from chainml.chain.errors import ContractRevert
-from chainml.chain.types import Proposal, ProposalStatus, RoundStatus, cid_from_struct
+from chainml.chain.records import ProposalSubmitted
+from chainml.chain.types import OnchainCid, Proposal, ProposalStatus, RoundStatus
 from chainml.errors import ChainMLError, IntegrityError
 from chainml.protocol import settlement
+from chainml.protocol.codecs import canonical_json, decode_node_list, encode_node_list
 from chainml.protocol.evidence import RoundEvidence, gather_round
-from chainml.protocol.payloads import (
-    canonical_json,
-    decode_node_list,
-    encode_node_list,
-    version_recipe,
-)
+from chainml.protocol.payloads import version_recipe
 from chainml.protocol.recompute import AggregateOutcome, compute_aggregate
 from chainml.storage.cid import cid_str, cid_to_onchain, onchain_to_str
 from chainml.storage.store import Store
@@ -113,7 +109,7 @@ class Aggregator:
         return evidence, compute_aggregate(evidence, self.store, strategy)
 
     def _recipe_strategy(self, version: int) -> Strategy:
-        cid = onchain_to_str(*self.ledger.version(version)["weights"])
+        cid = onchain_to_str(*self.ledger.version(version).weights)
         return strategy_for_recipe(version_recipe(self.store.get(cid)))
 
     def propose(
@@ -158,9 +154,9 @@ class Aggregator:
     def conclude(self, proposal_id: int) -> Conclusion:
         """Finalize at quorum, reject once quorum is impossible or expired, else wait."""
         view = self.ledger.proposal(proposal_id)
-        if ProposalStatus(view["status"]) != ProposalStatus.PENDING:
-            return Conclusion(ProposalStatus(view["status"]).name.lower())
-        if int(view["yes"]) >= int(view["required"]):
+        if view.status != ProposalStatus.PENDING:
+            return Conclusion(view.status.name.lower())
+        if view.yes >= view.required:
             version = self.ledger.finalize(proposal_id, self.account)
             log.info("aggregator finalized proposal %d as version %d", proposal_id, version)
             return Conclusion("finalized", version)
@@ -171,16 +167,15 @@ class Aggregator:
         log.warning("proposal %d was rejected", proposal_id)
         return Conclusion("rejected")
 
-    def accepted_proposal(self, round_id: int) -> dict[str, Any]:
+    def accepted_proposal(self, round_id: int) -> ProposalSubmitted:
         """The accepted proposal's full input (with list CIDs), from its ProposalSubmitted event."""
         for event in self.ledger.proposals(round_id, self.from_block):
-            view = self.ledger.proposal(int(event["proposalId"]))
-            if ProposalStatus(view["status"]) == ProposalStatus.ACCEPTED:
-                return dict(event["proposal"]) | {"proposalId": int(event["proposalId"])}
+            if self.ledger.proposal(event.proposal_id).status == ProposalStatus.ACCEPTED:
+                return event
         raise ChainMLError(f"round {round_id} is finalized but has no accepted proposal")
 
-    def node_list(self, cid: Any) -> list[str]:
-        return decode_node_list(self.store.get(onchain_to_str(*cid_from_struct(cid))))
+    def node_list(self, cid: OnchainCid) -> list[str]:
+        return decode_node_list(self.store.get(onchain_to_str(*cid)))
 
     def settle(self, round_id: int) -> int:
         """Move reputation for the round's voted lists, for nodes not settled yet; returns how
@@ -197,7 +192,7 @@ class Aggregator:
         ledger = self.ledger
         round_id = ledger.current_round()
         info = ledger.round_info(round_id) if round_id else None
-        status = RoundStatus(info["status"]) if info else RoundStatus.NONE
+        status = info.status if info else RoundStatus.NONE
         now = int(ledger.w3.eth.get_block("latest")["timestamp"])
         if status == RoundStatus.FINALIZED and self.settle(round_id):
             log.info("aggregator settled reputation for round %d", round_id)
@@ -208,27 +203,27 @@ class Aggregator:
             self.open_round()
             return "opened"
         assert info is not None
-        deadline_passed = now > int(info["commitDeadline"])
-        commits = int(info["commitCount"])
+        deadline_passed = now > info.commit_deadline
+        commits = info.commit_count
         if status == RoundStatus.OPEN and not deadline_passed:
             if (
                 self.close_at is not None
                 and commits >= max(self.close_at, 1)
-                and commits >= int(info["minCommitments"])
+                and commits >= info.min_commitments
             ):
                 self.close_commit_phase(round_id)
                 log.info("aggregator closed the commit phase of round %d (%d)", round_id, commits)
                 return "closed commit phase"
             return "waiting for commitments"
-        if commits < int(info["minCommitments"]):
+        if commits < info.min_commitments:
             self.close_round(round_id)
             return "closed round"
-        if now < int(info["challengeEnd"]):
+        if now < info.challenge_end:
             return "waiting for the challenge window"
         pending = ledger.pending_proposal(round_id)
         if pending:
             return self.conclude(pending).state
-        if int(info["proposalCount"]) >= int(info["maxProposals"]):
+        if info.proposal_count >= info.max_proposals:
             self.close_round(round_id)
             return "closed round"
         evidence, outcome = self.build(round_id)

@@ -18,11 +18,10 @@ from chainml.chain.client import Ledger, Sender
 from chainml.chain.eip712 import struct_hash
 from chainml.chain.errors import ContractRevert
 from chainml.chain.merkle import commitment_leaf
-from chainml.chain.reads import node_infos
 from chainml.chain.types import RoundStatus
 from chainml.errors import IntegrityError, StorageError
+from chainml.protocol.codecs import decode_leaves
 from chainml.protocol.evidence import _leaf_fault
-from chainml.protocol.payloads import decode_leaves
 from chainml.storage.cid import onchain_to_str
 from chainml.storage.store import Store
 
@@ -53,7 +52,7 @@ class Challenger:
         round_id = self.ledger.current_round()
         if round_id == 0:
             return []
-        status = RoundStatus(self.ledger.round_info(round_id)["status"])
+        status = self.ledger.round_info(round_id).status
         if status not in (RoundStatus.OPEN, RoundStatus.AGGREGATING):
             return []
         return self.scan(round_id)
@@ -62,27 +61,27 @@ class Challenger:
         """Challenge every invalid leaf of ``round_id``'s open batches; returns what it voided."""
         ledger = self.ledger
         info = ledger.round_info(round_id)
-        base_version = int(info["baseVersion"])
-        minimum = int(info["minReputation"])
+        base_version = info.base_version
+        minimum = info.min_reputation
         now = int(ledger.w3.eth.get_block("latest")["timestamp"])
         done: list[Challenge] = []
         for batch in ledger.batches(round_id, self.from_block):
-            batch_id = int(batch["batchId"])
-            if now + 1 >= int(batch["challengeDeadline"]):
+            batch_id = batch.batch_id
+            if now + 1 >= batch.challenge_deadline:
                 continue  # the next block could no longer challenge
-            cid = onchain_to_str(batch["leavesDigest"], batch["leavesCodec"])
+            cid = onchain_to_str(*batch.leaves)
             try:
                 file_round, leaves = decode_leaves(self.store.get(cid))
             except (IntegrityError, StorageError) as exc:
                 log.warning("challenger cannot read batch %d's leaves %s: %s", batch_id, cid, exc)
                 continue
             tree = ledger.batch_tree(leaves) if leaves else None
-            if tree is None or tree.root != bytes(batch["root"]) or file_round != round_id:
+            if tree is None or tree.root != batch.root or file_round != round_id:
                 log.warning("batch %d's leaves file does not rebuild its root", batch_id)
                 continue
-            voided = {bytes(e["leaf"]) for e in ledger.voided_leaves(batch_id, self.from_block)}
+            voided = {e.leaf for e in ledger.voided_leaves(batch_id, self.from_block)}
             before = len(done)
-            infos = node_infos(ledger, [s.commitment.node for s in leaves])
+            infos = ledger.node_infos([s.commitment.node for s in leaves])
             for index, signed in enumerate(leaves):
                 c = signed.commitment
                 leaf = commitment_leaf(struct_hash(c), signed.r, signed.vs)
@@ -90,13 +89,13 @@ class Challenger:
                     continue
                 reason = _leaf_fault(ledger, signed, round_id, base_version, False)
                 node = infos[c.node.lower()]
-                if reason is None and not (node["registered"] and node["active"]):
+                if reason is None and not (node.registered and node.active):
                     reason = "node not registered or not active"
-                if reason is None and str(node["gateway"]).lower() != str(batch["gateway"]).lower():
+                if reason is None and node.gateway.lower() != batch.gateway.lower():
                     reason = "node is not behind this gateway"
-                if reason is None and int(node["reputation"]) < minimum:
-                    reason = f"reputation {node['reputation']} below {minimum}"
-                if reason is None and int(node["lastCommitRound"]) == round_id:
+                if reason is None and node.reputation < minimum:
+                    reason = f"reputation {node.reputation} below {minimum}"
+                if reason is None and node.last_commit_round == round_id:
                     reason = "node also committed directly"
                 if reason is None:
                     continue

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from web3 import Web3
 
-from chainml.chain.client import Ledger, http_web3
-from chainml.chain.deployments import Deployments, load_deployments
+from chainml.chain.client import Ledger
+from chainml.chain.connect import connect
+from chainml.chain.deployments import Deployments
 from chainml.chain.errors import chain_errors
-from chainml.errors import ChainError, ConfigError
 from chainml.storage.store import Store, open_store
 
 
@@ -43,25 +43,8 @@ class ActorEnv:
 
 def open_env(rpc_url: str, deployments_file: Path, store_spec: str, data_dir: Path) -> ActorEnv:
     """Connect to the chain and the store; bad input or a dead chain is one clear line."""
-    deployments = load_deployments(deployments_file)
-    if deployments is None:
-        raise ConfigError(
-            f"no deployments file at {deployments_file}; deploy first (`chainml deploy`) or "
-            "pass --deployments"
-        )
-    w3 = http_web3(rpc_url)
     with chain_errors(rpc_url):
-        if not w3.is_connected():
-            raise ChainError(f"no chain answers at {rpc_url}; start it or pass --rpc-url")
-        if w3.eth.chain_id != deployments.chain_id:
-            raise ConfigError(
-                f"{deployments_file} is for chain id {deployments.chain_id}, but {rpc_url} is "
-                f"chain {w3.eth.chain_id}"
-            )
-        ledger = Ledger.from_deployments(w3, deployments)
-        if not w3.eth.get_code(ledger.ledger.address):
-            raise ConfigError(
-                f"no ledger contract at {ledger.ledger.address} on {rpc_url}; redeploy"
-            )
+        source = connect(rpc_url, deployments_file, reader=Ledger, timeout=60)
     store = open_store(store_spec, data_dir)
-    return ActorEnv(rpc_url, ledger, deployments, store, store_spec, data_dir)
+    ledger: Ledger = source.reader  # type: ignore[assignment]
+    return ActorEnv(rpc_url, ledger, source.deployments, store, store_spec, data_dir)

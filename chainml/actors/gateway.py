@@ -22,11 +22,10 @@ from dataclasses import dataclass
 from chainml.actors.inbox import Inbox
 from chainml.chain.client import Ledger, Sender, sender_address
 from chainml.chain.eip712 import SignedCommitment
-from chainml.chain.reads import node_infos
 from chainml.chain.types import RoundStatus
 from chainml.errors import ConfigError
+from chainml.protocol.codecs import encode_leaves
 from chainml.protocol.evidence import gather_round
-from chainml.protocol.payloads import encode_leaves
 from chainml.storage.cid import cid_to_onchain
 from chainml.storage.store import Store
 
@@ -85,11 +84,11 @@ class Gateway:
         min_reputation: int,
     ) -> list[SignedCommitment]:
         """The commitments the chain would accept, in the given order; the rest are logged."""
-        reps = node_infos(self.ledger, [s.commitment.node for s in signed])
+        reps = self.ledger.node_infos([s.commitment.node for s in signed])
         out = []
         for s in signed:
             c = s.commitment
-            if int(reps[c.node.lower()]["reputation"]) < min_reputation:
+            if reps[c.node.lower()].reputation < min_reputation:
                 log.info("gateway skips node %s: reputation below %d", c.node, min_reputation)
             elif c.round != round_id or c.base_version != base_version:
                 log.warning(
@@ -131,7 +130,7 @@ class Gateway:
             return Submission(0, 0)
         info = ledger.round_info(round_id)
         now = int(ledger.w3.eth.get_block("latest")["timestamp"])
-        if RoundStatus(info["status"]) != RoundStatus.OPEN or now >= int(info["commitDeadline"]):
+        if info.status != RoundStatus.OPEN or now >= info.commit_deadline:
             self.inbox.discard_before(round_id + 1)
             return Submission(0, 0)
         delivered = self.inbox.pending(round_id)
@@ -144,8 +143,8 @@ class Gateway:
         fresh = [s for s in delivered if s.commitment.node.lower() not in on_chain]
         if not fresh:
             return Submission(0, 0)
-        base = int(info["baseVersion"])
-        admitted = self.admit(fresh, round_id, base, int(info["minReputation"]))
+        base = info.base_version
+        admitted = self.admit(fresh, round_id, base, info.min_reputation)
         done = self.submit(round_id, base, admitted, self.chunk)
         if done.commitments:
             log.info(

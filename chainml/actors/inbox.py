@@ -4,7 +4,7 @@ A node client drops its signed commitment into the gateway's inbox directory as 
 file (written atomically: a temporary file, then a rename); the gateway reads the directory on
 each tick. Files stay until the round is over, so a restarted gateway finds them again, and the
 chain tells it which of them are already on chain. The file format is the batch leaves format
-(``chainml.protocol.payloads.encode_leaves``) with one leaf, so nothing new is parsed.
+(``chainml.protocol.codecs.encode_leaves``) with one leaf, so nothing new is parsed.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from chainml.chain.eip712 import SignedCommitment
 from chainml.errors import IntegrityError
-from chainml.protocol.payloads import decode_leaves, encode_leaves
+from chainml.protocol.codecs import decode_leaves, encode_leaves
 
 log = logging.getLogger(__name__)
 

@@ -68,11 +68,11 @@ class NodeClient:
             return None
         info = self.ledger.round_info(round_id)
         now = int(self.ledger.w3.eth.get_block("latest")["timestamp"])
-        if RoundStatus(info["status"]) != RoundStatus.OPEN or now > int(info["commitDeadline"]):
+        if info.status != RoundStatus.OPEN or now > info.commit_deadline:
             return None
-        base = int(info["baseVersion"])
-        weights = onchain_to_str(*self.ledger.version(base)["weights"])
-        return RoundTicket(round_id, base, weights, int(info["commitDeadline"]))
+        base = info.base_version
+        weights = onchain_to_str(*self.ledger.version(base).weights)
+        return RoundTicket(round_id, base, weights, info.commit_deadline)
 
     def version(self, ticket: RoundTicket) -> VersionFile:
         """The base version's weights, optimizer state and recipe (verified by CID)."""
@@ -103,7 +103,7 @@ class NodeClient:
 
         cid = self.store.put(encode_update(update))
         digest, codec = cid_to_onchain(cid)
-        nonce = int(self.ledger.node_info(self.address)["nextNonce"])
+        nonce = self.ledger.node_info(self.address).next_nonce
         commitment = Commitment(
             round=ticket.round,
             node=self.address,

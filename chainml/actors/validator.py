@@ -71,7 +71,7 @@ class Validator:
         )
 
     def state(self, proposal_id: int) -> VoteState:
-        return VoteState(self.ledger.vote_of(proposal_id, self.address)["state"])
+        return self.ledger.vote_of(proposal_id, self.address).state
 
     def commit(self, proposal_id: int, verdict: Review) -> bool:
         """Commit ``verdict`` as a hidden vote, unless it abstains or a vote is already in."""
@@ -92,7 +92,7 @@ class Validator:
 
     def committed_vote(self, proposal_id: int) -> bool | None:
         """Which vote this validator's on-chain commitment hides (None: not its secret's)."""
-        commitment = bytes(self.ledger.vote_of(proposal_id, self.address)["commitment"])
+        commitment = self.ledger.vote_of(proposal_id, self.address).commitment
         salt = self.secret.salt(proposal_id)
         for approve in (True, False):
             if self.ledger.vote_hash(proposal_id, self.address, approve, salt) == commitment:
@@ -135,12 +135,12 @@ class Validator:
         sent = 0
         now = int(ledger.w3.eth.get_block("latest")["timestamp"])
         pending = ledger.pending_proposal(round_id)
-        status = RoundStatus(ledger.round_info(round_id)["status"])
+        status = ledger.round_info(round_id).status
         if pending and status in (RoundStatus.OPEN, RoundStatus.AGGREGATING):
             view = ledger.proposal(pending)
             if (
                 self.state(pending) == VoteState.NONE
-                and not view["commitPhaseOver"]
+                and not view.commit_phase_over
                 and self._in_term(round_id)
             ):
                 try:
@@ -151,11 +151,11 @@ class Validator:
             *ledger.proposals(round_id - 1, self.setup.from_block),
             *ledger.proposals(round_id, self.setup.from_block),
         ]:
-            pid = int(event["proposalId"])
+            pid = event.proposal_id
             if self.state(pid) != VoteState.COMMITTED:
                 continue
             view = ledger.proposal(pid)
-            if view["commitPhaseOver"] and now <= int(view["revealDeadline"]):
+            if view.commit_phase_over and now <= view.reveal_deadline:
                 try:
                     sent += self.reveal(pid)
                 except ContractRevert as exc:
@@ -163,8 +163,7 @@ class Validator:
         return sent
 
     def _in_term(self, round_id: int) -> bool:
-        fn = self.ledger.ledger.functions.isValidatorFor(round_id, self.address)
-        return bool(fn.call())
+        return self.ledger.is_validator_for(round_id, self.address)
 
 
 def validator_secret(data_dir: Path | str, account: Sender, path: Path | None) -> ValidatorSecret:

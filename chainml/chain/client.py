@@ -1,4 +1,4 @@
-"""web3 bindings: a ``Ledger`` object with typed methods over both chainml contracts.
+"""Transactions: a ``Ledger`` (a ``ChainReader`` that also sends) and the ``TxRunner`` under it.
 
 Transactions are signed locally when the sender is a ``LocalAccount`` (simulated nodes, the
 swarm's gateway) and sent with ``eth_sendTransaction`` when it is an address the chain
@@ -24,28 +24,18 @@ from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCErro
 from web3.types import TxReceipt
 
 from chainml.chain import eip712
-from chainml.chain.compile import compile_contracts
-from chainml.chain.deployments import Deployments
 from chainml.chain.eip712 import Commitment, SignedCommitment
 from chainml.chain.errors import RevertDecoder, TransactionError, revert_data
 from chainml.chain.merkle import MerkleTree, commitment_leaf
 from chainml.chain.merkle import verify as merkle_verify
+from chainml.chain.reader import ROLES, ChainReader
 from chainml.chain.types import OnchainCid, Proposal, SecurityParams, cid_abi
 from chainml.errors import ChainMLError, IntegrityError
-from chainml.storage.cid import onchain_to_str, str_to_onchain
+from chainml.storage.cid import str_to_onchain
 
 Sender = LocalAccount | str
 """Who sends a transaction: a local key, or an address the node unlocks."""
 
-LEDGER = "ChainMLLedger"
-VOTING = "ChainMLVoting"
-PARAMS = "ChainMLParams"
-ROLES = {
-    "admin": b"\x00" * 32,
-    "aggregator": keccak(text="AGGREGATOR_ROLE"),
-    "validator": keccak(text="VALIDATOR_ROLE"),
-    "voting": keccak(text="VOTING_ROLE"),
-}
 _GAS_MARGIN = 1.25
 _PRIORITY_FEE_WEI = 10**9
 _GAS_PRICE_TTL = 2.0
@@ -229,47 +219,25 @@ class TxRunner:
         )
 
 
-class Ledger:
-    """Typed access to a deployed ChainMLLedger + ChainMLVoting pair (and the ChainMLParams
-    contract the ledger created: security parameters, gateway bonds, challenge rewards)."""
+class Ledger(ChainReader):
+    """A :class:`~chainml.chain.reader.ChainReader` that also sends transactions: typed
+    methods for every state change of ChainMLLedger, ChainMLVoting and the ChainMLParams
+    contract the ledger created (security parameters, gateway bonds, challenge rewards)."""
 
     def __init__(self, w3: Web3, ledger_address: str, voting_address: str) -> None:
-        artifacts = compile_contracts()
-        self.w3 = w3
-        self.ledger: Contract = w3.eth.contract(
-            address=to_checksum_address(ledger_address), abi=artifacts[LEDGER].abi
-        )
-        self.voting: Contract = w3.eth.contract(
-            address=to_checksum_address(voting_address), abi=artifacts[VOTING].abi
-        )
-        self._params_abi = artifacts[PARAMS].abi
-        self._params: Contract | None = None
-        self.decoder = RevertDecoder(
-            [artifacts[LEDGER].abi, artifacts[VOTING].abi, artifacts[PARAMS].abi]
-        )
+        super().__init__(w3, ledger_address, voting_address)
         self.tx = TxRunner(w3, decoder=self.decoder)
         self.chain_id = self.tx.chain_id
         self.domain_separator = eip712.domain_separator(self.chain_id, self.ledger.address)
-
-    @classmethod
-    def from_deployments(cls, w3: Web3, deployments: Deployments) -> Ledger:
-        return cls(w3, deployments.address(LEDGER), deployments.address(VOTING))
 
     # -- plumbing -------------------------------------------------------------------------
 
     def _send(self, fn: ContractFunction, sender: Sender, action: str, gas: int | None = None):
         return self.tx.send(fn, sender, action=action, gas=gas)
 
-    def _call(self, fn: ContractFunction, action: str) -> Any:
-        try:
-            return fn.call()
-        except (ContractCustomError, ContractLogicError, Web3RPCError) as exc:
-            data = revert_data(exc)
-            if data is None:
-                raise TransactionError(f"{action} failed: {exc}") from exc
-            raise self.decoder.error(action, data) from exc
-
-    def events(self, contract: Contract, receipt: TxReceipt, name: str) -> list[dict[str, Any]]:
+    def receipt_events(
+        self, contract: Contract, receipt: TxReceipt, name: str
+    ) -> list[dict[str, Any]]:
         """Decoded events ``name`` emitted by ``contract`` in ``receipt``."""
         event = getattr(contract.events, name)()
         out = []
@@ -291,9 +259,6 @@ class Ledger:
     def revoke_role(self, role: str, account: str, sender: Sender) -> TxReceipt:
         fn = self.ledger.functions.revokeRole(ROLES[role], to_checksum_address(account))
         return self._send(fn, sender, f"revoke {role} from {account}")
-
-    def has_role(self, role: str, account: str) -> bool:
-        return self.ledger.functions.hasRole(ROLES[role], to_checksum_address(account)).call()
 
     # -- registry -------------------------------------------------------------------------
 
@@ -348,17 +313,6 @@ class Ledger:
 
     # -- security parameters, bonds and rewards (the params contract) ----------------------
 
-    @property
-    def params(self) -> Contract:
-        """The ChainMLParams contract the ledger created (looked up once)."""
-        if self._params is None:
-            address = self.ledger.functions.params().call()
-            self._params = self.w3.eth.contract(address=address, abi=self._params_abi)
-        return self._params
-
-    def security_params(self) -> SecurityParams:
-        return SecurityParams.from_abi(self.params.functions.current().call())
-
     def queue_security_params(self, p: SecurityParams, sender: Sender) -> TxReceipt:
         return self._send(self.params.functions.queue(p.as_abi()), sender, "queue parameters")
 
@@ -379,20 +333,13 @@ class Ledger:
     def withdraw_reward(self, sender: Sender) -> TxReceipt:
         return self._send(self.params.functions.withdrawReward(), sender, "withdraw reward")
 
-    def bond_of(self, gateway: str) -> tuple[int, int]:
-        amount, until = self.params.functions.bondOf(to_checksum_address(gateway)).call()
-        return int(amount), int(until)
-
-    def reward_of(self, account: str) -> int:
-        return int(self.params.functions.rewardOf(to_checksum_address(account)).call())
-
     # -- rounds ---------------------------------------------------------------------------
 
     def open_round(self, sender: Sender, base_version: int | None = None) -> int:
         """Open the next round; its parameters are the ledger's, never the caller's."""
         base = self.current_version() if base_version is None else base_version
         receipt = self._send(self.ledger.functions.openRound(base), sender, "open round")
-        return int(self.events(self.ledger, receipt, "RoundOpened")[0]["round"])
+        return int(self.receipt_events(self.ledger, receipt, "RoundOpened")[0]["round"])
 
     def close_commit_phase(self, round_id: int, sender: Sender) -> TxReceipt:
         fn = self.ledger.functions.closeCommitPhase(round_id)
@@ -443,20 +390,20 @@ class Ledger:
         tree = self.batch_tree(signed)
         fn = self.ledger.functions.postBatch(round_id, tree.root, len(signed), cid_abi(leaves_cid))
         receipt = self._send(fn, sender, f"post batch of {len(signed)} for round {round_id}")
-        batch_id = int(self.events(self.ledger, receipt, "BatchPosted")[0]["batchId"])
+        batch_id = int(self.receipt_events(self.ledger, receipt, "BatchPosted")[0]["batchId"])
         return PostedBatch(batch_id, tree, list(signed), receipt)
 
     def prove_leaf(self, batch_id: int, signed: SignedCommitment, proof: Sequence[bytes]) -> bytes:
         """Check off chain that ``signed`` is a live leaf of batch ``batch_id`` (the posted root,
         no ``LeafVoided``), exactly as ``challengeLeaf`` checks inclusion; returns the leaf.
         Raises ``IntegrityError`` otherwise."""
-        root = bytes(self.batch(batch_id)["root"])
+        root = self.batch(batch_id).root
         leaf = commitment_leaf(eip712.struct_hash(signed.commitment), signed.r, signed.vs)
         if not merkle_verify(proof, root, leaf):
             raise IntegrityError(
                 f"leaf 0x{leaf.hex()} is not in batch {batch_id}'s tree (root 0x{root.hex()})"
             )
-        if any(bytes(e["leaf"]) == leaf for e in self.voided_leaves(batch_id)):
+        if any(e.leaf == leaf for e in self.voided_leaves(batch_id)):
             raise IntegrityError(f"leaf 0x{leaf.hex()} of batch {batch_id} was voided")
         return leaf
 
@@ -476,7 +423,7 @@ class Ledger:
             sender,
             f"propose aggregate for round {proposal.round}",
         )
-        return int(self.events(self.voting, receipt, "ProposalSubmitted")[0]["proposalId"])
+        return int(self.receipt_events(self.voting, receipt, "ProposalSubmitted")[0]["proposalId"])
 
     def vote_hash(self, proposal_id: int, validator: str, approve: bool, salt: bytes) -> bytes:
         return keccak(
@@ -503,7 +450,7 @@ class Ledger:
         receipt = self._send(
             self.voting.functions.finalize(proposal_id), sender, f"finalize proposal {proposal_id}"
         )
-        return int(self.events(self.voting, receipt, "ProposalAccepted")[0]["version"])
+        return int(self.receipt_events(self.voting, receipt, "ProposalAccepted")[0]["version"])
 
     def reject(self, proposal_id: int, sender: Sender) -> TxReceipt:
         fn = self.voting.functions.reject(proposal_id)
@@ -526,18 +473,6 @@ class Ledger:
         fn = self.ledger.functions.recordArtifact(version, digest, codec, _target_bytes(target))
         self._send(fn, sender, f"record artifact {cid} of version {version}")
 
-    def artifacts(self, version: int, from_block: int = 0) -> list[dict[str, Any]]:
-        """Artifacts recorded for ``version``, in chain order (from ``ArtifactRecorded``)."""
-        return [
-            {
-                "version": int(e["version"]),
-                "cid": onchain_to_str(bytes(e["digest"]), int(e["codec"])),
-                "target": bytes(e["target"]).rstrip(b"\0").decode("utf-8", "replace"),
-                "recorder": to_checksum_address(e["recorder"]),
-            }
-            for e in self.logs(self.ledger, "ArtifactRecorded", from_block, version=version)
-        ]
-
     def prove_reputations(
         self, items: Iterable[tuple[str, int, Sequence[bytes]]], sender: Sender
     ) -> TxReceipt:
@@ -552,98 +487,9 @@ class Ledger:
         fn = self.ledger.functions.proveReputations(nodes, scores, proofs)
         return self._send(fn, sender, f"prove the reputation of {len(nodes)} nodes")
 
-    def reputation_root(self) -> tuple[bytes, int]:
-        """The latest reputation root and the finalized round whose table it is (0: none)."""
-        root, round_id = self.ledger.functions.reputationRoot().call()
-        return bytes(root), int(round_id)
-
-    # -- views ----------------------------------------------------------------------------
-
-    def current_version(self) -> int:
-        return int(self.ledger.functions.currentVersion().call())
-
-    def version(self, version_id: int) -> dict[str, Any]:
-        v = self._call(self.ledger.functions.version(version_id), f"read version {version_id}")
-        return {
-            "weights": tuple(v[0]),
-            "metrics": tuple(v[1]),
-            "parent": v[2],
-            "round": v[3],
-            "timestamp": v[4],
-        }
-
-    def current_round(self) -> int:
-        return int(self.ledger.functions.currentRound().call())
-
-    def round_info(self, round_id: int) -> dict[str, Any]:
-        return _named(
-            self.ledger,
-            "round",
-            self._call(self.ledger.functions.round(round_id), f"read round {round_id}"),
-        )
-
-    def node_info(self, node: str) -> dict[str, Any]:
-        return _named(
-            self.ledger,
-            "nodeInfo",
-            self.ledger.functions.nodeInfo(to_checksum_address(node)).call(),
-        )
-
-    def reputation_of(self, account: str) -> int:
-        return int(self.ledger.functions.reputationOf(to_checksum_address(account)).call())
-
     def has_committed(self, round_id: int, node: str) -> bool:
         """Whether ``node`` committed directly or relayed in ``round_id`` (its registry slot)."""
-        return round_id != 0 and int(self.node_info(node)["lastCommitRound"]) == round_id
-
-    def batch(self, batch_id: int) -> dict[str, Any]:
-        return _named(
-            self.ledger,
-            "batch",
-            self._call(self.ledger.functions.batch(batch_id), f"read batch {batch_id}"),
-        )
-
-    def proposal(self, proposal_id: int) -> dict[str, Any]:
-        return _named(
-            self.voting,
-            "proposal",
-            self._call(self.voting.functions.proposal(proposal_id), f"read proposal {proposal_id}"),
-        )
-
-    def pending_proposal(self, round_id: int) -> int:
-        return int(self.voting.functions.pendingProposal(round_id).call())
-
-    def vote_of(self, proposal_id: int, validator: str) -> dict[str, Any]:
-        state, approve, commitment = self.voting.functions.voteOf(
-            proposal_id, to_checksum_address(validator)
-        ).call()
-        return {"state": state, "approve": approve, "commitment": commitment}
-
-    # -- event readers (validators rebuild a round from these plus IPFS) -------------------
-
-    def logs(self, contract: Contract, name: str, from_block: int = 0, **filters: Any):
-        event = getattr(contract.events, name)
-        return [
-            dict(e["args"]) | {"blockNumber": e["blockNumber"], "logIndex": e["logIndex"]}
-            for e in event.get_logs(from_block=from_block, argument_filters=filters or None)
-        ]
-
-    def commitments(self, round_id: int, from_block: int = 0) -> list[dict[str, Any]]:
-        """Direct and relayed commitments of a round, in chain order."""
-        return self.logs(self.ledger, "CommitmentAccepted", from_block, round=round_id)
-
-    def skipped(self, round_id: int, from_block: int = 0) -> list[dict[str, Any]]:
-        """Relayed commitments the ledger skipped (front-run, reused nonce, low reputation)."""
-        return self.logs(self.ledger, "CommitmentSkipped", from_block, round=round_id)
-
-    def batches(self, round_id: int, from_block: int = 0) -> list[dict[str, Any]]:
-        return self.logs(self.ledger, "BatchPosted", from_block, round=round_id)
-
-    def voided_leaves(self, batch_id: int, from_block: int = 0) -> list[dict[str, Any]]:
-        return self.logs(self.ledger, "LeafVoided", from_block, batchId=batch_id)
-
-    def proposals(self, round_id: int, from_block: int = 0) -> list[dict[str, Any]]:
-        return self.logs(self.voting, "ProposalSubmitted", from_block, round=round_id)
+        return round_id != 0 and self.node_info(node).last_commit_round == round_id
 
 
 _ZERO = "0x0000000000000000000000000000000000000000"
@@ -664,13 +510,3 @@ def _jsonable_tx(tx: dict[str, Any]) -> dict[str, Any]:
 
 def _addr(sender: Sender) -> str:
     return sender_address(sender)
-
-
-def _named(contract: Contract, fn_name: str, value: Any) -> dict[str, Any]:
-    """A struct returned by a view, as a dict keyed by the ABI's component names."""
-    abi = next(i for i in contract.abi if i.get("type") == "function" and i["name"] == fn_name)
-    components = abi["outputs"][0]["components"]
-    out: dict[str, Any] = {}
-    for comp, item in zip(components, value, strict=True):
-        out[comp["name"]] = tuple(item) if comp["type"] == "tuple" else item
-    return out

@@ -1,124 +1,98 @@
-"""Compile ``contracts/`` offline with the project's solc-js adapter, caching artifacts.
+"""Setup step (``make setup`` runs ``python -m chainml.chain.compile``): compile the contracts
+once, with brownie, and export what chainml ships.
 
-Artifacts are cached in ``build/chainml/`` keyed by a hash of every source, the compiler
-version and the settings, so tests and the bench compile once and reuse the JSON afterwards.
-brownie keeps its own artifacts in ``build/contracts``; both come from the same sources.
+There is one compile pipeline: ``brownie compile`` through the project's solc-js adapter
+(settings and the OpenZeppelin remapping in ``brownie-config.yaml``) writes brownie's build,
+which ``brownie run scripts/deploy.py`` and the console deploy from; this step then copies the
+deployable contracts' ABI and creation bytecode from that build into ``chainml/chain/artifacts/``
+(package data, read by :mod:`chainml.chain.artifacts`) with a manifest of the inputs. So
+brownie's containers and chainml's ``Ledger`` deploy the same bytecode, and no command compiles
+at run time. The remapping is relative (``node_modules/...``), which keeps the bytecode's
+metadata hash the same in every checkout.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
-from dataclasses import dataclass
+import sys
 from pathlib import Path
-from typing import Any
 
+from chainml.chain.artifacts import ARTIFACTS_DIR, DEPLOYABLE, FORMAT, MANIFEST, compile_inputs
 from chainml.errors import ToolchainError
-from chainml.paths import PROJECT_ROOT, node_modules
+from chainml.paths import PROJECT_ROOT
 from chainml.toolchain import solc_version, use_project_solc
 
-CONTRACTS_DIR = PROJECT_ROOT / "contracts"
-CACHE_DIR = PROJECT_ROOT / "build" / "chainml"
-EVM_VERSION = "shanghai"  # Ganache 7.9.2 stops at Shanghai; OZ 5.4 needs no mcopy.
-OPTIMIZER_RUNS = 200
-DEPLOYABLE = ("ChainMLLedger", "ChainMLVoting", "ChainMLParams")
+BROWNIE_BUILD = PROJECT_ROOT / "build" / "contracts"
+"""brownie's build directory (``project_structure.build`` in brownie-config.yaml)."""
 
 
-@dataclass(frozen=True)
-class Artifact:
-    """ABI and creation bytecode of one compiled contract."""
-
-    name: str
-    abi: list[dict[str, Any]]
-    bytecode: str
-
-    @property
-    def runtime_size(self) -> int:
-        return len(self.bytecode) // 2
-
-
-def _sources() -> dict[str, str]:
-    files = sorted(CONTRACTS_DIR.rglob("*.sol"))
-    if not files:
-        raise ToolchainError(f"no Solidity sources under {CONTRACTS_DIR}")
-    return {f.relative_to(PROJECT_ROOT).as_posix(): f.read_text() for f in files}
-
-
-def _standard_input(sources: dict[str, str]) -> dict[str, Any]:
-    oz = node_modules() / "@openzeppelin"
-    return {
-        "language": "Solidity",
-        "sources": {path: {"content": text} for path, text in sources.items()},
-        "settings": {
-            "evmVersion": EVM_VERSION,
-            "optimizer": {"enabled": True, "runs": OPTIMIZER_RUNS},
-            "remappings": [f"@openzeppelin/={oz}/"],
-            "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object"]}},
-        },
-    }
-
-
-def _cache_key(standard_input: dict[str, Any]) -> str:
-    blob = json.dumps(standard_input, sort_keys=True) + solc_version()
-    oz_manifest = node_modules() / "@openzeppelin" / "contracts" / "package.json"
-    if oz_manifest.exists():
-        blob += oz_manifest.read_text()
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def compile_contracts(*, force: bool = False) -> dict[str, Artifact]:
-    """All contracts under ``contracts/`` (and the OZ code they import), by contract name."""
-    standard_input = _standard_input(_sources())
-    cache = CACHE_DIR / f"artifacts-{_cache_key(standard_input)}.json"
-    if cache.exists() and not force:
-        raw = json.loads(cache.read_text())
-    else:
-        raw = _run_solc(standard_input)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(cache.name + f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(raw))
-        os.replace(tmp, cache)
-    return {name: Artifact(name, a["abi"], a["bytecode"]) for name, a in raw.items()}
-
-
-def _run_solc(standard_input: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    binary = use_project_solc()
-    allow = f"{PROJECT_ROOT},{node_modules()}"
+def brownie_compile() -> None:
+    """``brownie compile`` in the checkout, offline, through the solc-js adapter."""
+    solc = use_project_solc()
+    (PROJECT_ROOT / "build").mkdir(exist_ok=True)
+    brownie = Path(sys.executable).with_name("brownie")
+    env = os.environ | {"SOLCX_BINARY_PATH": str(solc.parent)}
     try:
         proc = subprocess.run(
-            [str(binary), "--standard-json", "--allow-paths", allow],
-            input=json.dumps(standard_input),
+            [str(brownie), "compile"],
+            cwd=PROJECT_ROOT,
+            env=env,
             capture_output=True,
             text=True,
-            timeout=600,
+            timeout=1800,
             check=False,
         )
-        out = json.loads(proc.stdout[proc.stdout.index("{") :])
-    except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
-        raise ToolchainError(f"the solc adapter {binary} failed: {exc}") from exc
-    errors = [e for e in out.get("errors", []) if e.get("severity") == "error"]
-    if errors:
-        msg = "\n".join(e.get("formattedMessage", e.get("message", "")) for e in errors)
-        raise ToolchainError(f"compiling {CONTRACTS_DIR} failed:\n{msg}")
-    result: dict[str, dict[str, Any]] = {}
-    for path, contracts in out.get("contracts", {}).items():
-        if not path.startswith("contracts/"):
-            continue
-        for name, data in contracts.items():
-            result[name] = {"abi": data["abi"], "bytecode": data["evm"]["bytecode"]["object"]}
-    return result
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ToolchainError(f"`brownie compile` could not run: {exc}") from exc
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
+        raise ToolchainError(f"`brownie compile` failed (exit {proc.returncode}):\n{tail}")
 
 
-def artifact(name: str) -> Artifact:
-    """One compiled contract by name."""
-    artifacts = compile_contracts()
-    try:
-        return artifacts[name]
-    except KeyError:
-        raise ToolchainError(f"no compiled contract named {name!r}") from None
+def export_artifacts() -> list[Path]:
+    """Copy ABI + creation bytecode of the deployable contracts from brownie's build, then
+    write the manifest (last: it is the stamp that says the set is complete)."""
+    ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in DEPLOYABLE:
+        source = BROWNIE_BUILD / f"{name}.json"
+        try:
+            build = json.loads(source.read_text())
+        except (OSError, ValueError) as exc:
+            raise ToolchainError(f"brownie's build has no usable {source}: {exc}") from exc
+        if not build.get("bytecode"):
+            raise ToolchainError(f"brownie's build of {name} has no bytecode")
+        written.append(
+            _write(
+                ARTIFACTS_DIR / f"{name}.json",
+                {"contractName": name, "abi": build["abi"], "bytecode": build["bytecode"]},
+            )
+        )
+    manifest = {
+        "format": FORMAT,
+        "compiler": build["compiler"],
+        "solc": solc_version(),
+        "contracts": list(DEPLOYABLE),
+        "inputs": compile_inputs(),
+    }
+    written.append(_write(MANIFEST, manifest))
+    return written
 
 
-def sources_root() -> Path:
-    return CONTRACTS_DIR
+def _write(path: Path, value: object) -> Path:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(value, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def main() -> None:
+    brownie_compile()
+    for path in export_artifacts():
+        print(f"contract artifacts: {path.relative_to(PROJECT_ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -164,12 +164,3 @@ class Proposal:
             cid_abi(self.reputation_table),
             self.gated_count,
         )
-
-
-def cid_from_struct(value: Any) -> OnchainCid:
-    """A Solidity ``Cid`` as web3 returns it: a ``(digest, codec)`` tuple from a view, or a
-    named mapping inside a decoded event."""
-    if hasattr(value, "keys"):
-        return (bytes(value["digest"]), int(value["codec"]))
-    digest, codec = value
-    return (bytes(digest), int(codec))

@@ -9,7 +9,6 @@ resumes or, when finished, just shows the results again.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,10 +17,9 @@ from multiformats import CID
 from rich.table import Table
 from web3 import Web3
 
-from chainml.chain.brownie_deploy import run_deploy_script
 from chainml.chain.deployments import deployments_path, load_deployments
 from chainml.cli.context import cli_context, console
-from chainml.cli.deploy_cmd import print_deployments
+from chainml.cli.deploy_cmd import print_deployments, run_deploy_script
 from chainml.cli.swarm_cmd import print_summary, run_swarm
 from chainml.cli.verify_cmd import verify
 from chainml.errors import ServiceError
@@ -29,10 +27,10 @@ from chainml.protocol.payloads import decode_version
 from chainml.services.chain import LocalChain
 from chainml.services.ipfs import LocalIpfsNode
 from chainml.services.process import HOST
-from chainml.storage.cid import cid_str, cid_to_onchain
+from chainml.storage.cid import cid_str
 from chainml.storage.store import Store, open_store
 from chainml.swarm.config import SwarmConfig
-from chainml.swarm.services import DEFAULT_VALIDATORS, genesis_weights
+from chainml.swarm.services import genesis_weights
 
 DEMO_ROUNDS = 30
 DEMO_CHAIN_PORT = 8545
@@ -73,21 +71,9 @@ def demo(
     deployed = load_deployments(deployments_path(data_dir))
     w3 = Web3(Web3.HTTPProvider(chain.url))
     if deployed is None or not w3.eth.get_code(deployed.address("ChainMLLedger")):
-        params = data_dir / "demo-deploy-params.json"
-        digest, codec = cid_to_onchain(genesis)
-        accounts = w3.eth.accounts
-        params.write_text(
-            json.dumps(
-                {
-                    "genesis_weights": {"digest": "0x" + digest.hex(), "codec": codec},
-                    "aggregators": [accounts[1]],
-                    "validators": accounts[2 : 2 + DEFAULT_VALIDATORS],
-                },
-                indent=2,
-            )
-        )
-        with console.status("compiling and deploying with `brownie run scripts/deploy.py` ..."):
-            deployed = run_deploy_script(chain.url, data_dir, params)
+        # The development parameters (chainml/chain/deploy_params.json): an aggregator, three
+        # validators, and version 0 = the seeded sine model stored above (the same CID).
+        deployed = run_deploy_script(chain.url, data_dir, task=config.task, seed=config.seed)
     print_deployments(deployed)
     console.print(f"genesis weights: {cid_str(genesis)}", highlight=False)
 

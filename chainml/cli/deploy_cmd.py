@@ -1,4 +1,4 @@
-"""``chainml deploy``: compile and deploy the contracts with the brownie deploy script."""
+"""``chainml deploy``: deploy the contracts with the brownie deploy script, on the local chain."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from chainml.chain.brownie_deploy import run_deploy_script
-from chainml.chain.deployments import Deployments
+from chainml.chain.deployments import Deployments, deployments_path
 from chainml.cli.context import cli_context, console
 from chainml.errors import ServiceError
 from chainml.services.chain import LocalChain
@@ -46,34 +45,63 @@ def deploy(
     ] = None,
     params: Annotated[
         Path | None,
-        typer.Option(help="Deployment parameters JSON (roles, genesis CID, reputation)."),
+        typer.Option(
+            help="Deployment parameters JSON (roles, genesis, reputation, security); "
+            "default: chainml/chain/deploy_params.json."
+        ),
     ] = None,
     task: Annotated[
-        str, typer.Option(help="Without --params: the task whose seeded initial model is v0.")
-    ] = "sine",
-    seed: Annotated[int, typer.Option(help="Without --params: the genesis model's seed.")] = 0,
+        str | None, typer.Option(help="Version 0 is this task's seeded initial model.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="The genesis model's seed.")] = None,
     ipfs: Annotated[
         str,
         typer.Option(envvar=IPFS_ENV, help="Where the genesis weights go: `embedded` or a URL."),
     ] = "embedded",
 ) -> None:
-    """Deploy the contracts with `brownie run scripts/deploy.py`; write deployments.json."""
+    """Deploy the contracts with the brownie script scripts/deploy.py; write deployments.json."""
     data_dir = cli_context(ctx).data_dir
     url = rpc_url or local_rpc_url(data_dir)
-    genesis = None
-    if params is None:
-        # Version 0 must be content a store holds: the swarm's genesis for --task and --seed,
-        # whose file records the learning recipe every later version follows.
-        from chainml.storage.cid import cid_str
-        from chainml.storage.store import open_store
-        from chainml.swarm.config import SwarmConfig
-        from chainml.swarm.services import genesis_weights
-
-        config = SwarmConfig(task=task, seed=seed)
-        weights, _ = genesis_weights(config.task, config.seed, config.recipe())
-        genesis = cid_str(open_store(ipfs, data_dir).put(weights))
-    with console.status(f"compiling and deploying with brownie to {url} ..."):
-        deployments = run_deploy_script(url, data_dir, params, genesis_cid=genesis)
+    deployments = run_deploy_script(url, data_dir, params, task=task, seed=seed, ipfs=ipfs)
     print_deployments(deployments)
-    if genesis:
-        console.print(f"genesis weights ({task}, seed {seed}): {genesis}", highlight=False)
+    console.print(f"genesis weights: {genesis_cid(deployments)}", highlight=False)
+
+
+def genesis_cid(deployments: Deployments) -> str:
+    """The CID of version 0 as the deployment recorded it."""
+    from chainml.storage.cid import onchain_to_str
+
+    genesis = deployments.extra["genesis_weights"]
+    return onchain_to_str(bytes.fromhex(genesis["digest"][2:]), int(genesis["codec"]))  # type: ignore[index]
+
+
+def run_deploy_script(
+    rpc_url: str,
+    data_dir: Path,
+    params: Path | None = None,
+    *,
+    task: str | None = None,
+    seed: int | None = None,
+    ipfs: str = "embedded",
+) -> Deployments:
+    """Run scripts/deploy.py with brownie against ``rpc_url``: parameters from ``params``
+    (default: the development parameters), the genesis model overridden by ``task``/``seed``."""
+    from dataclasses import replace
+
+    from chainml.chain.brownie_run import brownie_session
+    from chainml.chain.deploy import DEV_PARAMS_FILE, GenesisModel, load_params
+    from chainml.storage.store import open_store
+
+    with (
+        console.status(f"deploying with brownie (scripts/deploy.py) to {rpc_url} ..."),
+        brownie_session(rpc_url, silent=True) as session,
+    ):
+        from brownie import accounts
+
+        chosen = load_params(params or DEV_PARAMS_FILE, [a.address for a in accounts])
+        if task is not None or seed is not None:
+            model = chosen.genesis_model or GenesisModel()
+            model = GenesisModel(task or model.task, model.seed if seed is None else seed)
+            chosen = replace(chosen, genesis_model=model)
+        store = open_store(ipfs, data_dir)
+        return session.script("deploy").deploy_to(chosen, store, deployments_path(data_dir))

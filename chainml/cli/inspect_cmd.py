@@ -20,25 +20,21 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.tree import Tree
 
+from chainml.chain.connect import ChainSource, connect
 from chainml.chain.deployments import deployments_path
+from chainml.chain.eventlog import Event, check_address, filter_events, read_events
 from chainml.cli.context import cli_context, console, err_console
 from chainml.errors import ChainError
 from chainml.inspection import (
-    ChainSource,
-    Event,
     NodeHistory,
     RoundRow,
     VersionRow,
-    connect,
     contracts_view,
-    filter_events,
     node_history,
     nodes_view,
-    read_events,
     rounds_view,
     versions_view,
 )
-from chainml.inspection.events import check_address
 
 app = typer.Typer(
     help="Inspect a deployment: contracts, nodes, versions, rounds, events, one node.",
@@ -169,7 +165,7 @@ def rounds(
         rows = rounds_view(source, events, round_id, progress)
     if round_id is not None and not rows:
         raise ChainError(f"round {round_id} does not exist (current round: "
-                         f"{source.ledger.current_round()})")  # fmt: skip
+                         f"{source.reader.current_round()})")  # fmt: skip
     if as_json:
         return _print_json(rows)
     console.print(_rounds_table(rows))

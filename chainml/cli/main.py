@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from chainml import __version__
+from chainml.chain.artifacts import manifest
 from chainml.cli.context import CliContext, err_console
 from chainml.cli.lazy import Lazy, LazyGroup
 from chainml.errors import ChainMLError
@@ -31,12 +32,12 @@ LazyGroup.lazy = {
     "deploy": Lazy(
         "chainml.cli.deploy_cmd",
         "deploy",
-        "Deploy the contracts with `brownie run scripts/deploy.py`; write deployments.json.",
+        "Deploy the contracts with the brownie script scripts/deploy.py; write deployments.json.",
     ),
     "console": Lazy(
         "chainml.cli.console_cmd",
         "console",
-        "Open `brownie console` with `ledger` and `voting` bound to the deployed contracts.",
+        "Open brownie's console with `ledger` and `voting` bound to the deployed contracts.",
     ),
     "swarm": Lazy("chainml.cli.swarm_cmd", "app", "Run swarms of simulated MCU nodes."),
     "validator": Lazy(
@@ -130,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     verbose = "-v" in args or "--verbose" in args
     try:
+        if args and not {"--help", "-h", "--version"} & set(args):
+            manifest()  # every command says "run `make setup`" if the contracts changed since
         # Standalone mode: typer reports usage errors itself and always ends in SystemExit.
         app(args=args, prog_name="chainml")
     except ChainMLError as exc:

@@ -7,13 +7,12 @@ from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from web3 import Web3
 
 from chainml.chain.client import Ledger
-from chainml.chain.deployments import deployments_path, load_deployments
+from chainml.chain.connect import connect
+from chainml.chain.deployments import deployments_path
 from chainml.cli.context import cli_context, console
 from chainml.cli.deploy_cmd import local_rpc_url
-from chainml.errors import ConfigError
 from chainml.protocol.verify import VersionCheck, verify_history
 from chainml.storage.store import IPFS_ENV, open_store
 
@@ -32,12 +31,9 @@ def verify(
 ) -> None:
     """Replay the version history: print OK, or the first version whose aggregate differs."""
     data_dir = cli_context(ctx).data_dir
-    path = deployments or deployments_path(data_dir)
-    deployed = load_deployments(path)
-    if deployed is None:
-        raise ConfigError(f"no deployments file at {path}; deploy first or pass --deployments")
-    w3 = Web3(Web3.HTTPProvider(rpc_url or local_rpc_url(data_dir), request_kwargs={"timeout": 60}))
-    ledger = Ledger.from_deployments(w3, deployed)
+    url = rpc_url or local_rpc_url(data_dir)
+    source = connect(url, deployments or deployments_path(data_dir), reader=Ledger, timeout=60)
+    ledger: Ledger = source.reader  # type: ignore[assignment]
     store = open_store(ipfs, data_dir)
     with Progress(
         TextColumn("verify"), BarColumn(), MofNCompleteColumn(), console=console, transient=True
@@ -47,7 +43,7 @@ def verify(
         def advance(_check: VersionCheck, total: int) -> None:
             progress.update(bar, advance=1, total=max(total, 1))
 
-        checks = verify_history(ledger, store, deployed.block_number, advance)
+        checks = verify_history(ledger, store, source.first_block, advance)
     marks = {"corrupt": "CORRUPT BLOCK", "missing": "MISSING BLOCK", "mismatch": "MISMATCH"}
     for check in checks:
         mark = "[green]OK[/]" if check.ok else f"[bold red]{marks.get(check.kind, 'FAILED')}[/]"

@@ -1,10 +1,12 @@
-"""Read what happened on a chainml deployment: contracts, nodes, versions, rounds, events.
+"""What ``chainml inspect`` shows: contracts, nodes, versions, rounds, one node's story.
 
-Everything here reads a chain through ``connect(rpc_url, deployments_file)`` and returns plain
-dataclasses, so the CLI renders them as tables or JSON and tests assert on them directly.
+The views are built from the chain's one typed read layer (``chainml.chain``: ``connect``,
+``ChainReader``, the decoded event log in ``chainml.chain.eventlog``) plus what the chain's
+CIDs name on IPFS (``batches``: batched commitments, voted lists, reputation tables), and come
+back as plain dataclasses, so the CLI renders them as tables or JSON and tests assert on them.
+Nothing here imports torch.
 """
 
-from chainml.inspection.events import Event, filter_events, read_events
 from chainml.inspection.history import (
     ProposalRow,
     RoundRow,
@@ -22,12 +24,9 @@ from chainml.inspection.registry import (
     node_history,
     nodes_view,
 )
-from chainml.inspection.source import ChainSource, connect
 
 __all__ = [
-    "ChainSource",
     "ContractsView",
-    "Event",
     "NodeHistory",
     "NodeRound",
     "NodeRow",
@@ -35,12 +34,9 @@ __all__ = [
     "RoundRow",
     "VersionRow",
     "VoteRow",
-    "connect",
     "contracts_view",
-    "filter_events",
     "node_history",
     "nodes_view",
-    "read_events",
     "rounds_view",
     "versions_view",
 ]

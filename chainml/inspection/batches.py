@@ -17,54 +17,22 @@ table (every node's score after the round) by CID, and the chain records only th
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from collections.abc import Callable
 
 from web3 import Web3
 
-from chainml.chain.eip712 import Commitment, SignedCommitment, from_fixed, struct_hash
+from chainml.chain.eip712 import from_fixed, struct_hash
+from chainml.chain.eventlog import Event, cid_or_none
 from chainml.chain.merkle import commitment_leaf
 from chainml.errors import ChainMLError, IntegrityError
-from chainml.inspection.events import Event, cid_or_none
+from chainml.protocol.codecs import NODE_LIST_FORMAT, TABLE_FORMAT, decode_leaves, parse_json
 
 log = logging.getLogger(__name__)
 
 BATCH_LEAF = "BatchLeaf"
 """The name of the records :func:`batch_leaves` makes (never an event name on chain)."""
-LEAVES_FORMAT = "chainml.batch-leaves.v1"
-
-
-def decode_leaves(data: bytes) -> tuple[int, list[SignedCommitment]]:
-    """A batch leaves file (``chainml.protocol.payloads.encode_leaves``), read without the
-    learning stack: ``inspect`` must not import torch to count commitments."""
-    try:
-        raw = json.loads(data)
-        if raw["format"] != LEAVES_FORMAT:
-            raise ValueError(f"format {raw['format']!r}")
-        leaves = [
-            SignedCommitment(
-                Commitment(
-                    round=int(item["round"]),
-                    node=str(item["node"]),
-                    base_version=int(item["baseVersion"]),
-                    update_digest=bytes.fromhex(item["updateDigest"].removeprefix("0x")),
-                    update_codec=int(item["updateCodec"]),
-                    num_samples=int(item["numSamples"]),
-                    loss_before=int(item["lossBefore"]),
-                    loss_after=int(item["lossAfter"]),
-                    nonce=int(item["nonce"]),
-                ),
-                bytes.fromhex(item["r"].removeprefix("0x")),
-                bytes.fromhex(item["s"].removeprefix("0x")),
-                int(item["v"]),
-            )
-            for item in raw["leaves"]
-        ]
-        return int(raw["round"]), leaves
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise IntegrityError(f"malformed batch leaves file: {exc}") from exc
 
 
 def batch_counts(events: list[Event]) -> Counter[int]:
@@ -132,8 +100,6 @@ def batch_leaves(events: list[Event], fetch: Callable[[str], bytes] | None) -> l
 
 ROUND_OUTCOME = "RoundOutcome"
 """The name of the records :func:`round_outcomes` makes (never an event name on chain)."""
-NODE_LIST_FORMAT = "chainml.node-list.v1"
-TABLE_FORMAT = "chainml-reputation-table/1"
 
 
 def _json_file(fetch: Callable[[str], bytes], cid: str | None, fmt: str, what: str) -> dict | None:
@@ -141,11 +107,11 @@ def _json_file(fetch: Callable[[str], bytes], cid: str | None, fmt: str, what: s
     if not cid:
         return None
     try:
-        raw = json.loads(fetch(cid))
+        raw = parse_json(fetch(cid), what)
         if not isinstance(raw, dict) or raw.get("format") != fmt:
             raise IntegrityError(f"{cid} is not a {what}")
         return raw
-    except (ChainMLError, ValueError) as exc:
+    except ChainMLError as exc:
         log.warning("%s %s is unavailable: %s", what, cid, exc)
         return None
 

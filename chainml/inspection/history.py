@@ -12,11 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from statistics import fmean
 
-from chainml.chain.types import ProposalStatus, RoundStatus, VoteState
+from chainml.chain.connect import ChainSource
+from chainml.chain.eventlog import Event, cid_or_none
+from chainml.chain.records import ProposalInfo, RoundInfo, VersionInfo
+from chainml.chain.types import RoundStatus, VoteState
 from chainml.inspection.batches import BATCH_LEAF, batch_counts
-from chainml.inspection.calls import call_structs
-from chainml.inspection.events import Event, cid_or_none
-from chainml.inspection.source import ChainSource
 
 Progress = Callable[[int, int], None]
 
@@ -91,10 +91,11 @@ def versions_view(
 
     A round's commitments count direct, relayed and batched ones (batch counts come from the
     log; ``offchain`` batch leaves, from ``batches.batch_leaves``, add their losses)."""
-    fns_ = source.ledger.ledger.functions
-    count = int(fns_.versionCount().call())
-    fns = [fns_.version(i) for i in range(count)]
-    raws = call_structs(source.w3, fns)
+    reader = source.reader
+    count = int(reader.ledger.functions.versionCount().call())
+    raws: list[VersionInfo] = reader.call_records(
+        VersionInfo, [reader.ledger.functions.version(i) for i in range(count)]
+    )
     appended = {int(e.args["version"]): e.block for e in events if e.name == "VersionAppended"}
     accepted = {
         int(e.args["round"]): int(e.args["proposalId"])
@@ -108,20 +109,20 @@ def versions_view(
     children: dict[int, list[int]] = defaultdict(list)
     for i, v in enumerate(raws):
         if i != 0:
-            children[int(v["parent"])].append(i)
+            children[v.parent].append(i)
     rows = []
     for i, v in enumerate(raws):
-        rnd = int(v["round"])
+        rnd = v.round
         prop = submitted.get(accepted.get(rnd, -1))
         before, after = losses.get(rnd, ([], []))
         rows.append(
             VersionRow(
                 version=i,
-                parent=None if i == 0 else int(v["parent"]),
+                parent=None if i == 0 else v.parent,
                 round=rnd,
-                weights=cid_or_none(*v["weights"]),
-                metrics=cid_or_none(*v["metrics"]),
-                timestamp=int(v["timestamp"]),
+                weights=cid_or_none(*v.weights),
+                metrics=cid_or_none(*v.metrics),
+                timestamp=v.timestamp,
                 block=appended.get(i),
                 commitments=direct[rnd] + batched[rnd],
                 included=int(prop.args["proposal"]["includedCount"]) if prop else None,
@@ -141,12 +142,12 @@ def rounds_view(
     progress: Progress | None = None,
 ) -> list[RoundRow]:
     """Every round (or one), newest last, with its proposals and each validator's vote."""
-    ledger = source.ledger
-    current = ledger.current_round()
+    reader = source.reader
+    current = reader.current_round()
     ids = [round_id] if round_id is not None else list(range(1, current + 1))
     ids = [i for i in ids if 1 <= i <= current]
-    fns = [ledger.ledger.functions.round(i) for i in ids]
-    infos = call_structs(source.w3, fns, progress)
+    fns = [reader.ledger.functions.round(i) for i in ids]
+    infos: list[RoundInfo] = reader.call_records(RoundInfo, fns, progress)
     direct = defaultdict(int)
     for e in events:
         if e.name == "CommitmentAccepted":
@@ -155,20 +156,18 @@ def rounds_view(
     return [
         RoundRow(
             round=i,
-            status=RoundStatus(int(info["status"])).name.lower(),
-            base_version=int(info["baseVersion"]),
+            status=info.status.name.lower(),
+            base_version=info.base_version,
             produced_version=(
-                int(info["producedVersion"])
-                if RoundStatus(int(info["status"])) == RoundStatus.FINALIZED
-                else None
+                info.produced_version if info.status == RoundStatus.FINALIZED else None
             ),
-            commit_deadline=int(info["commitDeadline"]),
-            challenge_end=int(info["challengeEnd"]),
-            min_commitments=int(info["minCommitments"]),
-            commitments=int(info["commitCount"]),
+            commit_deadline=info.commit_deadline,
+            challenge_end=info.challenge_end,
+            min_commitments=info.min_commitments,
+            commitments=info.commit_count,
             direct_or_relayed=direct[i],
-            batches=int(info["batchCount"]),
-            quorum_bps=int(info["quorumBps"]),
+            batches=info.batch_count,
+            quorum_bps=info.quorum_bps,
             proposals=proposals.get(i, []),
         )
         for i, info in zip(ids, infos, strict=True)
@@ -183,8 +182,9 @@ def _proposals(
     ]
     if not submitted:
         return {}
-    fns = [source.ledger.voting.functions.proposal(int(e.args["proposalId"])) for e in submitted]
-    views = call_structs(source.w3, fns)
+    reader = source.reader
+    fns = [reader.voting.functions.proposal(int(e.args["proposalId"])) for e in submitted]
+    views: list[ProposalInfo] = reader.call_records(ProposalInfo, fns)
     votes: dict[int, dict[str, VoteRow]] = defaultdict(dict)
     for e in events:
         if e.name == "VoteCommitted":
@@ -201,19 +201,19 @@ def _proposals(
         out[int(e.args["round"])].append(
             ProposalRow(
                 proposal_id=pid,
-                status=ProposalStatus(int(v["status"])).name.lower(),
+                status=v.status.name.lower(),
                 proposer=e.args["proposer"],
                 aggregate=body["aggregate"],
                 metrics=body["metrics"],
                 included=int(body["includedCount"]),
                 excluded=int(body["excludedCount"]),
                 rule_id=int(body["ruleId"]),
-                validators=int(v["validatorCount"]),
-                required=int(v["required"]),
-                yes=int(v["yes"]),
-                no=int(v["no"]),
-                commit_deadline=int(v["commitDeadline"]),
-                reveal_deadline=int(v["revealDeadline"]),
+                validators=v.validator_count,
+                required=v.required,
+                yes=v.yes,
+                no=v.no,
+                commit_deadline=v.commit_deadline,
+                reveal_deadline=v.reveal_deadline,
                 votes=list(votes[pid].values()),
             )
         )

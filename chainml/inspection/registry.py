@@ -12,12 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from chainml.chain.client import LEDGER, ROLES, VOTING
+from chainml.chain.artifacts import LEDGER, VOTING
+from chainml.chain.connect import ChainSource
+from chainml.chain.eventlog import Event, check_address, cid_or_none
+from chainml.chain.reader import ROLES
+from chainml.chain.records import NodeInfo
 from chainml.errors import ConfigError
 from chainml.inspection.batches import BATCH_LEAF, ROUND_OUTCOME
-from chainml.inspection.calls import call_structs
-from chainml.inspection.events import Event, check_address, cid_or_none
-from chainml.inspection.source import ChainSource
 
 ZERO_ADDRESS = "0x" + "0" * 40
 COMMITMENT_RECORDS = ("CommitmentAccepted", BATCH_LEAF)
@@ -89,7 +90,7 @@ class NodeHistory:
 
 
 def contracts_view(source: ChainSource, events: list[Event]) -> ContractsView:
-    ledger = source.ledger
+    reader = source.reader
     holders: dict[str, list[str]] = {role: [] for role in ROLES}
     for e in events:
         if e.contract != LEDGER or e.name not in ("RoleGranted", "RoleRevoked"):
@@ -101,27 +102,17 @@ def contracts_view(source: ChainSource, events: list[Event]) -> ContractsView:
         elif e.name == "RoleRevoked" and account in members:
             members.remove(account)
     roles = {
-        role: [a for a in accounts if role not in ROLES or ledger.has_role(role, a)]
+        role: [a for a in accounts if role not in ROLES or reader.has_role(role, a)]
         for role, accounts in holders.items()
     }
-    fns = ledger.ledger.functions
-    counts = {
-        "nodes": int(fns.nodeCount().call()),
-        "validators": int(fns.validatorCount().call()),
-        "versions": int(fns.versionCount().call()),
-        "current_version": ledger.current_version(),
-        "current_round": ledger.current_round(),
-        "batches": int(fns.batchCount().call()),
-        "proposals": int(ledger.voting.functions.proposalCount().call()),
-        "events": len(events),
-    }
+    counts = reader.counts() | {"events": len(events)}
     contracts = [
         ContractRow(name, c.address, len(source.w3.eth.get_code(c.address)))
-        for name, c in ((LEDGER, ledger.ledger), (VOTING, ledger.voting))
+        for name, c in ((LEDGER, reader.ledger), (VOTING, reader.voting))
     ]
     return ContractsView(
         rpc_url=source.url,
-        chain_id=ledger.chain_id,
+        chain_id=source.deployments.chain_id,
         head_block=source.head,
         deployed_at_block=source.first_block,
         deployer=source.deployments.deployer,
@@ -148,13 +139,9 @@ def nodes_view(
     (the latest reputation table) is each node's current reputation, else the last one
     proven on chain is shown."""
     addresses = registered_nodes(events)
-    fns = [source.ledger.ledger.functions.nodeInfo(a) for a in addresses]
-    infos = call_structs(source.w3, fns, progress)
+    infos = source.reader.node_infos(addresses, progress=progress)
     stats = _node_stats([*events, *(offchain or [])])
-    return [
-        _node_row(a, info, stats[a.lower()], scores)
-        for a, info in zip(addresses, infos, strict=True)
-    ]
+    return [_node_row(a, infos[a.lower()], stats[a.lower()], scores) for a in addresses]
 
 
 def node_history(
@@ -169,15 +156,15 @@ def node_history(
     address = check_address(address)
     mine = [e for e in events if address.lower() in e.addresses()]
     my_leaves = [e for e in offchain or [] if address.lower() in e.addresses()]
-    info = source.ledger.node_info(address)
-    roles = [r for r in ROLES if source.ledger.has_role(r, address)]
-    if not info["registered"] and not mine and not roles:
+    info = source.reader.node_info(address)
+    roles = [r for r in ROLES if source.reader.has_role(r, address)]
+    if not info.registered and not mine and not roles:
         raise ConfigError(
             f"unknown address {address}: it is not a registered node and no chainml event or "
             "role names it on this chain (list nodes with `chainml inspect nodes`)"
         )
     stats = _node_stats([*mine, *my_leaves])[address.lower()]
-    row = _node_row(address, info, stats, scores) if info["registered"] else None
+    row = _node_row(address, info, stats, scores) if info.registered else None
     rounds = _node_rounds(sorted([*mine, *my_leaves], key=_chain_order), address)
     return NodeHistory(address, row, roles, rounds, mine)
 
@@ -187,22 +174,21 @@ def _chain_order(e: Event) -> tuple[int, int]:
 
 
 def _node_row(
-    address: str, info: dict[str, Any], stats: Counter[str], scores: dict[str, int] | None
+    address: str, info: NodeInfo, stats: Counter[str], scores: dict[str, int] | None
 ) -> NodeRow:
-    status = "active" if info["active"] else ("inactive" if info["registered"] else "unknown")
-    gateway = info["gateway"]
+    status = "active" if info.active else ("inactive" if info.registered else "unknown")
     return NodeRow(
         address=address,
         status=status,
-        reputation=(scores or {}).get(address.lower(), int(info["reputation"])),
-        gateway=None if gateway == ZERO_ADDRESS else gateway,
+        reputation=(scores or {}).get(address.lower(), info.reputation),
+        gateway=None if info.gateway == ZERO_ADDRESS else info.gateway,
         commitments=stats["commitments"],
-        last_commit_round=int(info["lastCommitRound"]),
-        last_settled_round=int(info["lastSettledRound"]),
+        last_commit_round=info.last_commit_round,
+        last_settled_round=info.last_settled_round,
         included=stats["Included"],
         excluded=stats["Excluded"],
         voided_leaves=stats["voided"],
-        profile=cid_or_none(*info["profile"]),
+        profile=cid_or_none(*info.profile),
     )
 
 

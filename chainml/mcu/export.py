@@ -224,7 +224,6 @@ def export_version(
     compress: Callable[[Graph, TaskFamily], Graph] | None = None,
 ) -> ExportResult:
     """Export ledger version ``version`` for ``target`` into ``out_dir``; store and record it."""
-    from chainml.chain.types import cid_from_struct
     from chainml.protocol.payloads import decode_weights, weights_arch
     from chainml.storage.cid import onchain_to_str
 
@@ -233,7 +232,7 @@ def export_version(
     latest = ledger.current_version()
     if not 0 <= version <= latest:
         raise ConfigError(f"unknown version {version}; the ledger has versions 0..{latest}")
-    weights_cid = onchain_to_str(*cid_from_struct(ledger.version(version)["weights"]))
+    weights_cid = onchain_to_str(*ledger.version(version).weights)
     data = store.get(weights_cid)  # verified against the CID by the store
     arch_id = weights_arch(data)
     params = decode_weights(data, arch_id)

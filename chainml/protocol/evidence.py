@@ -33,9 +33,9 @@ from chainml.chain.client import Ledger
 from chainml.chain.eip712 import SignedCommitment, from_fixed, struct_hash
 from chainml.chain.eip712 import digest as commitment_digest
 from chainml.chain.merkle import commitment_leaf
-from chainml.chain.reads import registry_at
+from chainml.chain.records import BatchPosted
 from chainml.errors import IntegrityError, StorageError
-from chainml.protocol.payloads import decode_leaves
+from chainml.protocol.codecs import decode_leaves
 from chainml.protocol.settlement import (
     ReputationRules,
     ReputationTable,
@@ -91,21 +91,21 @@ class RoundEvidence:
 
 def gather_round(ledger: Ledger, store: Store, round_id: int, from_block: int = 0) -> RoundEvidence:
     info = ledger.round_info(round_id)
-    base_version = int(info["baseVersion"])
-    min_reputation = int(info["minReputation"])
-    weights_digest, weights_codec = ledger.version(base_version)["weights"]
+    base_version = info.base_version
+    min_reputation = info.min_reputation
+    weights_digest, weights_codec = ledger.version(base_version).weights
     prior = table_before(ledger, store, round_id, from_block)
     direct: list[CommittedUpdate] = []
     for event in ledger.commitments(round_id, from_block):
         direct.append(
             CommittedUpdate(
-                node=to_checksum_address(event["node"]),
-                update_cid=onchain_to_str(event["updateDigest"], event["updateCodec"]),
-                num_samples=int(event["numSamples"]),
-                loss_before=from_fixed(int(event["lossBefore"])),
-                loss_after=from_fixed(int(event["lossAfter"])),
+                node=event.node,
+                update_cid=onchain_to_str(*event.update),
+                num_samples=event.num_samples,
+                loss_before=from_fixed(event.loss_before),
+                loss_after=from_fixed(event.loss_after),
                 source="direct/relayed",
-                position=(int(event["blockNumber"]), int(event["logIndex"]), 0),
+                position=(event.block, event.log_index, 0),
             )
         )
     committed = {u.node.lower() for u in direct}
@@ -121,7 +121,7 @@ def gather_round(ledger: Ledger, store: Store, round_id: int, from_block: int = 
                 if score < min_reputation:
                     index = update.position[2]
                     reason = f"reputation {score} is below the round's minimum {min_reputation}"
-                    bad.append(RejectedLeaf(int(batch["batchId"]), index, update.node, reason))  # type: ignore[call-overload]
+                    bad.append(RejectedLeaf(batch.batch_id, index, update.node, reason))
                 else:
                     candidates.append(update)
         rejected.extend(bad)
@@ -151,12 +151,12 @@ def _batch_leaves(
     store: Store,
     round_id: int,
     base_version: int,
-    batch: dict[str, object],
+    batch: BatchPosted,
     from_block: int,
     committed: set[str],
 ) -> tuple[list[CommittedUpdate], list[RejectedLeaf]]:
-    batch_id = int(batch["batchId"])  # type: ignore[call-overload]
-    leaves_cid = onchain_to_str(batch["leavesDigest"], batch["leavesCodec"])  # type: ignore[arg-type]
+    batch_id = batch.batch_id
+    leaves_cid = onchain_to_str(*batch.leaves)
     try:
         file_round, leaves = decode_leaves(store.get(leaves_cid))
     except IntegrityError as exc:
@@ -165,25 +165,25 @@ def _batch_leaves(
         reason = f"leaves file {leaves_cid} of batch {batch_id} is unavailable: {exc}"
         return [], [RejectedLeaf(batch_id, -1, "", reason, unavailable=True)]
     roots = ledger.batch_tree(leaves).root if leaves else b""
-    if file_round != round_id or len(leaves) != int(batch["leafCount"]) or roots != batch["root"]:  # type: ignore[call-overload]
+    if file_round != round_id or len(leaves) != batch.leaf_count or roots != batch.root:
         reason = f"leaves file {leaves_cid} does not rebuild batch {batch_id}'s root"
         return [], [RejectedLeaf(batch_id, -1, "", reason)]
-    voided = {bytes(e["leaf"]) for e in ledger.voided_leaves(batch_id, from_block)}
-    block, log_index = int(batch["blockNumber"]), int(batch["logIndex"])  # type: ignore[call-overload]
-    registry = registry_at(ledger, [s.commitment.node for s in leaves], block, from_block)
-    gateway = str(batch["gateway"]).lower()
+    voided = {e.leaf for e in ledger.voided_leaves(batch_id, from_block)}
+    block, log_index = batch.position
+    registry = ledger.registry_at([s.commitment.node for s in leaves], block, from_block)
+    gateway = batch.gateway.lower()
     accepted, bad = [], []
     for index, signed in enumerate(leaves):
         c = signed.commitment
         leaf = commitment_leaf(struct_hash(c), signed.r, signed.vs)
         reason = _leaf_fault(ledger, signed, round_id, base_version, leaf in voided)
         node = registry[c.node.lower()]
-        if reason is None and not node["registered"]:
+        if reason is None and not node.registered:
             reason = f"{c.node} is not a registered node"
-        if reason is None and not node["active"]:
+        if reason is None and not node.active:
             reason = f"{c.node} was deactivated when batch {batch_id} was posted"
-        if reason is None and str(node["gateway"]).lower() != gateway:
-            reason = f"{c.node} is not behind gateway {batch['gateway']}"
+        if reason is None and node.gateway.lower() != gateway:
+            reason = f"{c.node} is not behind gateway {batch.gateway}"
         if reason is None and c.node.lower() in committed:
             reason = f"{c.node} also committed directly in round {round_id}"
         if reason:

@@ -5,9 +5,9 @@
   one CID names everything the next aggregate depends on.
 - **Update:** the compact binary form of a ``SparseUpdate``
   (:func:`chainml.meta.sparse.encode_sparse`).
-- **Batch leaves:** canonical JSON of the signed commitments behind a Merkle batch.
-- **Node lists / metrics:** canonical JSON (sorted keys, no spaces), so equal content always
-  gets an equal CID.
+- **Batch leaves, node lists, metrics:** canonical JSON, in :mod:`chainml.protocol.codecs`
+  (which needs no torch, so ``inspect``, the gateway and the challenger load without it); they
+  are re-exported here.
 
 Every decoder validates against the model spec (shapes, dtypes, NaN/Inf), never unpickles, and
 raises ``IntegrityError`` naming what is wrong.
@@ -16,39 +16,33 @@ raises ``IntegrityError`` naming what is wrong.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 
-from chainml.chain.eip712 import Commitment, SignedCommitment
 from chainml.errors import ChainMLError, IntegrityError, MetaLearningError
 from chainml.meta.federated import ServerState
 from chainml.meta.models import ModelSpec, Params, model_spec
 from chainml.meta.recipe import Recipe
 from chainml.meta.sparse import SparseUpdate, decode_sparse, encode_sparse
+from chainml.protocol.codecs import (  # noqa: F401  (re-exported: one import for all payloads)
+    LEAVES_FORMAT,
+    NODE_LIST_FORMAT,
+    canonical_json,
+    decode_leaves,
+    decode_node_list,
+    encode_leaves,
+    encode_node_list,
+    parse_json,
+)
 from chainml.storage.tensors import decode_tensors, encode_tensors, make_metadata, read_metadata
 
 WEIGHTS_KIND = "weights"
 UPDATE_KIND = "sparse-update"
-LEAVES_FORMAT = "chainml.batch-leaves.v1"
-NODE_LIST_FORMAT = "chainml.node-list.v1"
 MAX_UPDATE_BYTES = 4 * 1024 * 1024
 MAX_WEIGHTS_BYTES = 64 * 1024 * 1024
-
-
-def canonical_json(value: Any) -> bytes:
-    """Deterministic JSON bytes (sorted keys, no whitespace, ASCII)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
-
-
-def parse_json(data: bytes, what: str) -> Any:
-    try:
-        return json.loads(data)
-    except ValueError as exc:
-        raise IntegrityError(f"{what} is not valid JSON: {exc}") from exc
 
 
 # -- versions (weights + server state + recipe) ------------------------------------------
@@ -167,81 +161,3 @@ def decode_update(data: bytes, arch_id: str) -> SparseUpdate:
         return decode_sparse(data, arch_id)
     except MetaLearningError as exc:
         raise IntegrityError(str(exc)) from exc
-
-
-# -- batch leaves ----------------------------------------------------------------------------
-
-
-def _commitment_json(signed: SignedCommitment) -> dict[str, Any]:
-    c = signed.commitment
-    return {
-        "round": c.round,
-        "node": c.node,
-        "baseVersion": c.base_version,
-        "updateDigest": "0x" + c.update_digest.hex(),
-        "updateCodec": c.update_codec,
-        "numSamples": c.num_samples,
-        "lossBefore": c.loss_before,
-        "lossAfter": c.loss_after,
-        "nonce": c.nonce,
-        "r": "0x" + signed.r.hex(),
-        "s": "0x" + signed.s.hex(),
-        "v": signed.v,
-    }
-
-
-def encode_leaves(round_id: int, leaves: Sequence[SignedCommitment]) -> bytes:
-    return canonical_json(
-        {
-            "format": LEAVES_FORMAT,
-            "round": round_id,
-            "leaves": [_commitment_json(s) for s in leaves],
-        }
-    )
-
-
-def decode_leaves(data: bytes) -> tuple[int, list[SignedCommitment]]:
-    raw = parse_json(data, "batch leaves")
-    try:
-        if raw["format"] != LEAVES_FORMAT:
-            raise ValueError(f"format {raw['format']!r}")
-        leaves = []
-        for item in raw["leaves"]:
-            commitment = Commitment(
-                round=int(item["round"]),
-                node=str(item["node"]),
-                base_version=int(item["baseVersion"]),
-                update_digest=bytes.fromhex(item["updateDigest"].removeprefix("0x")),
-                update_codec=int(item["updateCodec"]),
-                num_samples=int(item["numSamples"]),
-                loss_before=int(item["lossBefore"]),
-                loss_after=int(item["lossAfter"]),
-                nonce=int(item["nonce"]),
-            )
-            leaves.append(
-                SignedCommitment(
-                    commitment,
-                    bytes.fromhex(item["r"].removeprefix("0x")),
-                    bytes.fromhex(item["s"].removeprefix("0x")),
-                    int(item["v"]),
-                )
-            )
-        return int(raw["round"]), leaves
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise IntegrityError(f"malformed batch leaves file: {exc}") from exc
-
-
-# -- node lists ------------------------------------------------------------------------------
-
-
-def encode_node_list(round_id: int, kind: str, nodes: Sequence[str]) -> bytes:
-    return canonical_json(
-        {"format": NODE_LIST_FORMAT, "round": round_id, "kind": kind, "nodes": list(nodes)}
-    )
-
-
-def decode_node_list(data: bytes) -> list[str]:
-    raw = parse_json(data, "node list")
-    if not isinstance(raw, dict) or raw.get("format") != NODE_LIST_FORMAT:
-        raise IntegrityError("not a chainml node list")
-    return [str(n) for n in raw["nodes"]]

@@ -22,7 +22,7 @@ from eth_utils import to_checksum_address
 
 from chainml.aggregate.strategies import strategy_for_rule
 from chainml.chain.client import Ledger, http_web3
-from chainml.chain.types import cid_from_struct
+from chainml.chain.types import Proposal
 from chainml.errors import ChainMLError
 from chainml.protocol.evidence import gather_round
 from chainml.protocol.recompute import MIN_REPUTATION, compute_aggregate
@@ -66,8 +66,8 @@ def review(job: ReviewJob) -> Review:
     ledger = _ledger(job.rpc_url, job.ledger_address, job.voting_address)
     store = shared_store(job.store_spec, job.data_dir)
     proposal = ledger.proposal(job.proposal_id)
-    round_id = int(proposal["round"])
-    minimum = int(ledger.round_info(round_id)["minReputation"])
+    round_id = proposal.round
+    minimum = ledger.round_info(round_id).min_reputation
     if minimum != MIN_REPUTATION:
         reason = f"the round gates at reputation {minimum}, the aggregate rule at {MIN_REPUTATION}"
         return Review(job.validator, job.proposal_id, False, reason)
@@ -76,18 +76,18 @@ def review(job: ReviewJob) -> Review:
         missing = [r.reason for r in evidence.rejected if r.unavailable]
         if missing:
             return Review(job.validator, job.proposal_id, False, missing[0], abstain=True)
-        outcome = compute_aggregate(evidence, store, strategy_for_rule(int(proposal["ruleId"])))
+        outcome = compute_aggregate(evidence, store, strategy_for_rule(proposal.rule_id))
     except StoreUnavailableError:
         raise  # an outage is not evidence against the proposal: stop, rerun to resume
     except ChainMLError as exc:
         return Review(job.validator, job.proposal_id, False, f"cannot recompute: {exc}")
-    proposed = onchain_to_str(*cid_from_struct(proposal["aggregate"]))
+    proposed = onchain_to_str(*proposal.aggregate)
     checks = {
         "aggregate CID": (outcome.weights_cid, proposed),
-        "included root": (outcome.included_root, bytes(proposal["includedRoot"])),
-        "excluded root": (outcome.excluded_root, bytes(proposal["excludedRoot"])),
-        "included count": (len(outcome.included), int(proposal["includedCount"])),
-        "excluded count": (len(outcome.excluded), int(proposal["excludedCount"])),
+        "included root": (outcome.included_root, proposal.included_root),
+        "excluded root": (outcome.excluded_root, proposal.excluded_root),
+        "included count": (len(outcome.included), proposal.included_count),
+        "excluded count": (len(outcome.excluded), proposal.excluded_count),
     }
     for name, (mine, theirs) in checks.items():
         if mine != theirs:
@@ -105,11 +105,11 @@ def review(job: ReviewJob) -> Review:
 
 def _proposal_input(
     ledger: Ledger, round_id: int, proposal_id: int, from_block: int
-) -> dict | None:
+) -> Proposal | None:
     """The proposal's full input (list and table CIDs), from its ``ProposalSubmitted`` event."""
     for event in ledger.proposals(round_id, from_block):
-        if int(event["proposalId"]) == proposal_id:
-            return dict(event["proposal"])
+        if event.proposal_id == proposal_id:
+            return event.proposal
     return None
 
 

@@ -48,10 +48,10 @@ from eth_utils import to_checksum_address
 
 from chainml.chain.client import Ledger, Sender
 from chainml.chain.merkle import EMPTY_ROOT, MerkleTree, hash_pair, reputation_leaf
-from chainml.chain.reads import registry_logs
-from chainml.chain.types import ProposalStatus, cid_from_struct
+from chainml.chain.records import NodeRegistered, ProposalSubmitted, RoundFinalized, RoundOpened
+from chainml.chain.types import NO_CID, Proposal, ProposalStatus
 from chainml.errors import IntegrityError, StorageError
-from chainml.protocol.payloads import canonical_json, parse_json
+from chainml.protocol.codecs import TABLE_FORMAT, canonical_json, parse_json
 from chainml.storage.cid import cid_str, cid_to_onchain, onchain_to_str
 from chainml.storage.store import Store, StoreUnavailableError
 from chainml.storage.unixfs import file_cid
@@ -59,7 +59,6 @@ from chainml.storage.unixfs import file_cid
 if TYPE_CHECKING:
     from chainml.protocol.recompute import AggregateOutcome
 
-TABLE_FORMAT = "chainml-reputation-table/1"
 PROVE_CHUNK = 100
 _INT64 = (-(2**63), 2**63 - 1)
 
@@ -80,7 +79,7 @@ def rules_of(ledger: Ledger) -> ReputationRules:
     if rules is None:
         fns = ledger.ledger.functions
         rules = ReputationRules(
-            initial=int(fns.initialReputation().call()),
+            initial=ledger.initial_reputation(),
             inclusion_reward=int(fns.inclusionReward().call()),
             exclusion_penalty=int(fns.exclusionPenalty().call()),
         )
@@ -249,28 +248,30 @@ class TableRef:
     gated_count: int
 
 
-def accepted_proposal(ledger: Ledger, round_id: int, from_block: int = 0) -> dict[str, Any] | None:
+def accepted_proposal(
+    ledger: Ledger, round_id: int, from_block: int = 0
+) -> ProposalSubmitted | None:
     """The accepted proposal's full input (with CIDs), from its ``ProposalSubmitted`` event."""
     for event in ledger.proposals(round_id, from_block):
-        view = ledger.proposal(int(event["proposalId"]))
-        if ProposalStatus(view["status"]) == ProposalStatus.ACCEPTED:
-            return dict(event["proposal"]) | {"proposalId": int(event["proposalId"])}
+        if ledger.proposal(event.proposal_id).status == ProposalStatus.ACCEPTED:
+            return event
     return None
 
 
 def table_ref(ledger: Ledger, round_id: int, from_block: int = 0) -> TableRef:
     """The table reference of finalized round ``round_id``."""
-    finalized = ledger.logs(ledger.ledger, "RoundFinalized", from_block, round=round_id)
-    proposal = accepted_proposal(ledger, round_id, from_block)
-    if not finalized or proposal is None:
+    finalized = ledger.events(RoundFinalized, from_block, round=round_id)
+    accepted = accepted_proposal(ledger, round_id, from_block)
+    if not finalized or accepted is None:
         raise IntegrityError(f"round {round_id} is not finalized: it has no reputation table")
-    digest, codec = cid_from_struct(proposal["reputationTable"])
+    proposal = accepted.proposal
+    digest, codec = proposal.reputation_table or NO_CID
     return TableRef(
         round=round_id,
-        root=bytes(finalized[0]["reputationRoot"]),
+        root=finalized[0].reputation_root,
         cid=onchain_to_str(digest, codec) if any(digest) else None,
-        parent_root=bytes(proposal["parentReputationRoot"]),
-        gated_count=int(finalized[0]["gatedCount"]),
+        parent_root=proposal.parent_reputation_root,
+        gated_count=finalized[0].gated_count,
     )
 
 
@@ -302,7 +303,7 @@ def fetch_table(ledger: Ledger, store: Store, ref: TableRef) -> ReputationTable:
 
 def last_finalized_before(ledger: Ledger, round_id: int, from_block: int = 0) -> int:
     """The latest round finalized before ``round_id`` (0 if none): whose table gates it."""
-    rounds = [int(e["round"]) for e in ledger.logs(ledger.ledger, "RoundFinalized", from_block)]
+    rounds = [e.round for e in ledger.events(RoundFinalized, from_block)]
     return max((r for r in rounds if r < round_id), default=0)
 
 
@@ -318,16 +319,17 @@ def table_before(
 
 def registered_before(ledger: Ledger, round_id: int, from_block: int = 0) -> tuple[str, ...]:
     """Every node registered before round ``round_id`` opened (chain order of events)."""
-    opened = ledger.logs(ledger.ledger, "RoundOpened", from_block, round=round_id)
+    opened = ledger.events(RoundOpened, from_block, round=round_id)
     if not opened:
         raise IntegrityError(f"round {round_id} never opened")
-    at = (int(opened[0]["blockNumber"]), int(opened[0]["logIndex"]))
-    # The registry events come from this process's cache of them (chainml.chain.reads): every
-    # gatherer asks this for every round, and decoding all registrations each time dominated.
+    at = opened[0].position
+    # The registry events come from this process's cache of them (ChainReader.registry_events):
+    # every gatherer asks this for every round, and decoding all registrations each time
+    # dominated.
     return tuple(
-        to_checksum_address(args["node"])
-        for block, index, name, args in registry_logs(ledger, at[0], from_block)
-        if name == "NodeRegistered" and (block, index) < at
+        e.node
+        for e in ledger.registry_events(at[0], from_block)
+        if isinstance(e, NodeRegistered) and e.position < at
     )
 
 
@@ -348,17 +350,17 @@ def proposal_fields(store: Store, outcome: AggregateOutcome) -> dict[str, Any]:
     }
 
 
-def check_proposal(store: Store, outcome: AggregateOutcome, proposal: dict[str, Any]) -> str | None:
+def check_proposal(store: Store, outcome: AggregateOutcome, proposal: Proposal) -> str | None:
     """Why a proposal's reputation fields differ from the recomputed ones (None if they
     match and the proposed table is available with exactly the recomputed bytes)."""
     table: ReputationTable = outcome.reputation
-    digest, codec = cid_from_struct(proposal["reputationTable"])
+    digest, codec = proposal.reputation_table or NO_CID
     proposed_cid = onchain_to_str(digest, codec) if any(digest) else None
     checks = {
-        "parent reputation root": (table.parent_root, bytes(proposal["parentReputationRoot"])),
-        "reputation root": (table.root, bytes(proposal["reputationRoot"])),
+        "parent reputation root": (table.parent_root, proposal.parent_reputation_root),
+        "reputation root": (table.root, proposal.reputation_root),
         "reputation table CID": (table.cid, proposed_cid),
-        "gated count": (outcome.gated_count, int(proposal["gatedCount"])),
+        "gated count": (outcome.gated_count, proposal.gated_count),
     }
     for name, (mine, theirs) in checks.items():
         if mine != theirs:
@@ -397,8 +399,6 @@ def settle_round(
     """Settle finalized round ``round_id``: prove every node its table puts below the initial
     score (the gated ones first) against the root the round recorded. Idempotent: nodes
     already proven against it are skipped, so a resumed run sends only what is missing."""
-    from chainml.chain.reads import node_infos
-
     root, latest = ledger.reputation_root()
     if latest != round_id:
         return Settlement(round_id, (), (), 0)  # a later round finalized: this one is settled
@@ -408,8 +408,8 @@ def settle_round(
         raise IntegrityError(f"round {round_id}'s table does not rebuild the ledger's root")
     minimum = ledger.security_params().min_reputation
     need = [n for n, s in table.scores if s < table.initial or minimum > table.initial]
-    infos = node_infos(ledger, need)
-    todo = [n for n in need if int(infos[n.lower()]["lastSettledRound"]) != round_id]
+    infos = ledger.node_infos(need)
+    todo = [n for n in need if infos[n.lower()].last_settled_round != round_id]
     previous = table_before(ledger, store, round_id, from_block)
     gated = set(table.newly_gated(previous))
     ordered = sorted(todo, key=lambda n: (n not in gated, n.lower()))
@@ -449,7 +449,7 @@ def node_reputations(
 
 @dataclass
 class ReputationBook:
-    """Lets ``reads.node_infos`` report each node's current reputation from the latest table
+    """Lets ``ChainReader.node_infos`` report each node's current reputation from the latest table
     (the chain itself caches only proven scores). Attach with :func:`attach`."""
 
     store: Store
@@ -460,5 +460,5 @@ class ReputationBook:
 
 
 def attach(ledger: Ledger, store: Store, from_block: int = 0) -> None:
-    """Make ``reads.node_infos`` on ``ledger`` report current (table) reputations."""
+    """Make ``ledger.node_infos`` report current (table) reputations."""
     ledger.reputation_book = ReputationBook(store, from_block)  # type: ignore[attr-defined]

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 
 from chainml.aggregate.strategies import strategy_for_rule
 from chainml.chain.client import Ledger
-from chainml.chain.types import ProposalStatus, cid_from_struct
+from chainml.chain.records import RoundFinalized, VersionInfo
+from chainml.chain.types import NO_CID, OnchainCid, Proposal, ProposalStatus
 from chainml.errors import ChainMLError, IntegrityError, StorageError
 from chainml.protocol.evidence import gather_round
 from chainml.protocol.recompute import compute_aggregate
@@ -72,26 +73,33 @@ def verify_history(
     return checks
 
 
-def _blocks(ledger: Ledger, version: dict, proposal: dict, round_id: int, from_block: int):
+def _blocks(
+    ledger: Ledger, version: VersionInfo, proposal: Proposal, round_id: int, from_block: int
+):
     """(what, CID) of every stored object version ``version`` rests on."""
-    yield "weights", onchain_to_str(*cid_from_struct(version["weights"]))
-    metrics = cid_from_struct(version["metrics"])
-    if any(metrics[0]):
-        yield "metrics", onchain_to_str(*metrics)
-    for name in ("includedList", "excludedList", "reputationTable"):
-        cid = cid_from_struct(proposal[name])
-        if any(cid[0]):
+    yield "weights", onchain_to_str(*version.weights)
+    if any(version.metrics[0]):
+        yield "metrics", onchain_to_str(*version.metrics)
+    for name, cid in (
+        ("includedList", proposal.included_list),
+        ("excludedList", proposal.excluded_list),
+        ("reputationTable", proposal.reputation_table),
+    ):
+        if cid is not None and any(cid[0]):
             yield name, onchain_to_str(*cid)
     for batch in ledger.batches(round_id, from_block):
-        cid = onchain_to_str(batch["leavesDigest"], batch["leavesCodec"])
-        yield f"leaves of batch {batch['batchId']}", cid
+        yield f"leaves of batch {batch.batch_id}", onchain_to_str(*batch.leaves)
     for event in ledger.commitments(round_id, from_block):
-        cid = onchain_to_str(event["updateDigest"], event["updateCodec"])
-        yield f"update of node {event['node']}", cid
+        yield f"update of node {event.node}", onchain_to_str(*event.update)
 
 
 def _storage_fault(
-    ledger: Ledger, store: Store, version: dict, proposal: dict, round_id: int, from_block: int
+    ledger: Ledger,
+    store: Store,
+    version: VersionInfo,
+    proposal: Proposal,
+    round_id: int,
+    from_block: int,
 ) -> tuple[str, str, str] | None:
     """(kind, CID, detail) of the first stored block that fails its CID check, or None."""
     for what, cid in _blocks(ledger, version, proposal, round_id, from_block):
@@ -108,8 +116,8 @@ def _storage_fault(
 
 def _check_version(ledger: Ledger, store: Store, version_id: int, from_block: int) -> VersionCheck:
     version = ledger.version(version_id)
-    round_id = int(version["round"])
-    recorded = onchain_to_str(*cid_from_struct(version["weights"]))
+    round_id = version.round
+    recorded = onchain_to_str(*version.weights)
     proposal = _accepted(ledger, round_id, from_block)
 
     def fail(kind: str, detail: str, cid: str | None = None) -> VersionCheck:
@@ -133,12 +141,12 @@ def _check_version(ledger: Ledger, store: Store, version_id: int, from_block: in
                             update.update_cid)  # fmt: skip
             except StorageError:
                 continue  # never stored: the node's fault, which the aggregate accounts for
-        if evidence.base_version != int(version["parent"]):
+        if evidence.base_version != version.parent:
             return fail(
                 MISMATCH,
-                f"round base {evidence.base_version} is not the parent {version['parent']}",
+                f"round base {evidence.base_version} is not the parent {version.parent}",
             )
-        outcome = compute_aggregate(evidence, store, strategy_for_rule(int(proposal["ruleId"])))
+        outcome = compute_aggregate(evidence, store, strategy_for_rule(proposal.rule_id))
     except ChainMLError as exc:
         return fail(MISMATCH, f"cannot recompute: {exc}")
     if outcome.weights_cid != recorded:
@@ -148,11 +156,12 @@ def _check_version(ledger: Ledger, store: Store, version_id: int, from_block: in
             f"recorded {recorded}",
             outcome.weights_cid,
         )
-    if outcome.included_root != bytes(proposal["includedRoot"]) or outcome.excluded_root != bytes(
-        proposal["excludedRoot"]
+    if (outcome.included_root, outcome.excluded_root) != (
+        proposal.included_root,
+        proposal.excluded_root,
     ):
         return fail(MISMATCH, "aggregate mismatch: included/excluded node lists differ")
-    table_cid = _cid_or_none(proposal["reputationTable"])
+    table_cid = _cid_or_none(proposal.reputation_table)
     recorded_root = _finalized_root(ledger, round_id, from_block)
     recomputed = (
         outcome.reputation.root,
@@ -163,8 +172,8 @@ def _check_version(ledger: Ledger, store: Store, version_id: int, from_block: in
     on_chain = (
         recorded_root,
         table_cid,
-        bytes(proposal["parentReputationRoot"]),
-        int(proposal["gatedCount"]),
+        proposal.parent_reputation_root,
+        proposal.gated_count,
     )
     if recomputed != on_chain:
         return fail(
@@ -180,21 +189,19 @@ def _check_version(ledger: Ledger, store: Store, version_id: int, from_block: in
     )  # fmt: skip
 
 
-def _cid_or_none(value: object) -> str | None:
-    digest, codec = cid_from_struct(value)
+def _cid_or_none(value: OnchainCid | None) -> str | None:
+    digest, codec = value or NO_CID
     return onchain_to_str(digest, codec) if any(digest) else None
 
 
 def _finalized_root(ledger: Ledger, round_id: int, from_block: int) -> bytes:
     """The reputation root the ledger recorded when ``round_id`` finalized."""
-    events = ledger.logs(ledger.ledger, "RoundFinalized", from_block, round=round_id)
-    return bytes(events[0]["reputationRoot"]) if events else b""
+    events = ledger.events(RoundFinalized, from_block, round=round_id)
+    return events[0].reputation_root if events else b""
 
 
-def _accepted(ledger: Ledger, round_id: int, from_block: int) -> dict | None:
+def _accepted(ledger: Ledger, round_id: int, from_block: int) -> Proposal | None:
     for event in ledger.proposals(round_id, from_block):
-        if ProposalStatus(ledger.proposal(int(event["proposalId"]))["status"]) == (
-            ProposalStatus.ACCEPTED
-        ):
-            return dict(event["proposal"])
+        if ledger.proposal(event.proposal_id).status == ProposalStatus.ACCEPTED:
+            return event.proposal
     return None

@@ -29,8 +29,7 @@ from chainml.actors.gateway import Gateway
 from chainml.actors.node import commit_direct_many, fund_accounts
 from chainml.actors.validator import Validator, ValidatorSetup
 from chainml.aggregate.strategies import strategy_named
-from chainml.chain.reads import node_infos
-from chainml.chain.types import ProposalStatus, RoundStatus, cid_from_struct
+from chainml.chain.types import OnchainCid, Proposal, ProposalStatus, RoundStatus
 from chainml.errors import ChainError, ChainMLError
 from chainml.meta.tasks import get_family
 from chainml.protocol.evidence import RoundEvidence, gather_round
@@ -59,8 +58,8 @@ Progress = Callable[[str, int, int], None]
 """``progress(phase, done, total)``: how far the current round is."""
 
 
-def cid_text(value: Any) -> str:
-    return onchain_to_str(*cid_from_struct(value))
+def cid_text(value: OnchainCid | None) -> str:
+    return onchain_to_str(*value) if value is not None else ""
 
 
 def _no_progress(_phase: str, _done: int, _total: int) -> None:
@@ -188,7 +187,7 @@ class Swarm:
         current = ledger.current_round()
         done = self.log.completed_rounds()
         if current and current not in done:
-            status = RoundStatus(ledger.round_info(current)["status"])
+            status = ledger.round_info(current).status
             # An unfinished round is always carried on; a finished one only if this run
             # opened it (it crashed before writing the row), not if another run did.
             if status in (RoundStatus.OPEN, RoundStatus.AGGREGATING) or (
@@ -205,17 +204,17 @@ class Swarm:
         """Take one round from whatever phase it is in to its row in the run log."""
         times = RoundTimes()
         ledger = self.s.ledger
-        status = RoundStatus(ledger.round_info(round_id)["status"])
+        status = ledger.round_info(round_id).status
         if status == RoundStatus.OPEN:
             self.commit_phase(round_id, times)
-            status = RoundStatus(ledger.round_info(round_id)["status"])
+            status = ledger.round_info(round_id).status
         while status == RoundStatus.AGGREGATING:
             info = ledger.round_info(round_id)
-            if info["proposalCount"] >= info["maxProposals"] and not info["proposalPending"]:
+            if info.proposal_count >= info.max_proposals and not info.proposal_pending:
                 self.aggregator.close_round(round_id)
             else:
                 self.vote_phase(round_id, times)
-            status = RoundStatus(ledger.round_info(round_id)["status"])
+            status = ledger.round_info(round_id).status
         if status == RoundStatus.FINALIZED:
             self.settle(round_id, times)
         self.s.checkpoint()
@@ -225,8 +224,8 @@ class Swarm:
 
     def ensure_registered(self) -> None:
         addresses = [n.address for n in self.fleet.nodes]
-        infos = node_infos(self.s.ledger, addresses)
-        missing = [a for a in addresses if not infos[a.lower()]["registered"]]
+        infos = self.s.ledger.node_infos(addresses)
+        missing = [a for a in addresses if not infos[a.lower()].registered]
         if missing:
             profiles = [(b"\x00" * 32, 0x55)] * len(missing)
             self.s.ledger.register_nodes(missing, profiles, self.s.admin, gateway=self.s.gateway)
@@ -245,7 +244,7 @@ class Swarm:
             return self._outcomes[round_id]
         dropped = self.fleet.dropped(round_id)
         nodes = [n for n in self.fleet.nodes if n.index not in dropped]
-        infos = node_infos(self.s.ledger, [n.address for n in nodes])
+        infos = self.s.ledger.node_infos([n.address for n in nodes])
         cfg = self.config
         job_config = node_config(round_id)  # the recipe itself comes from the base version
         jobs = [
@@ -263,7 +262,7 @@ class Swarm:
                 node=job_config,
                 profile=n.profile,
                 domain_separator=self.s.ledger.domain_separator,
-                nonce=int(infos[n.address.lower()]["nextNonce"]),
+                nonce=infos[n.address.lower()].next_nonce,
                 attack=self.attacks.get(n.index),
                 sybil_leader=self.sybil_leader,
             )
@@ -279,8 +278,8 @@ class Swarm:
     def commit_phase(self, round_id: int, times: RoundTimes) -> None:
         ledger = self.s.ledger
         info = ledger.round_info(round_id)
-        base_version = int(info["baseVersion"])
-        weights_cid = onchain_to_str(*ledger.version(base_version)["weights"])
+        base_version = info.base_version
+        weights_cid = onchain_to_str(*ledger.version(base_version).weights)
         start = time.perf_counter()
         outcomes = self.node_outcomes(round_id, base_version, weights_cid)
         # Split the device phase's wall time by where the devices spent their host time.
@@ -300,7 +299,7 @@ class Swarm:
         # base version) is dropped first, by the gateway or, in direct mode, by the nodes.
         admitted = self.gateway.admit(
             [s for s in signed if s is not None], round_id, base_version,
-            int(info["minReputation"]),
+            info.min_reputation,
         )  # fmt: skip
         self.progress("gateway submits", 0, len(admitted))
         if self.config.mode == "direct":
@@ -325,20 +324,20 @@ class Swarm:
         info = ledger.round_info(round_id)
         participants = self.config.nodes - len(self.fleet.dropped(round_id))
         wanted = int(np.ceil(self.config.min_commitments_fraction * max(participants, 1)))
-        minimum = max(int(info["minCommitments"]), wanted)
-        if int(info["commitCount"]) >= minimum:
+        minimum = max(info.min_commitments, wanted)
+        if info.commit_count >= minimum:
             self.aggregator.close_commit_phase(round_id)
         else:
             # Too few commitments: wait out the deadline (on a local chain, move its clock)
             # and close the round cleanly without a new version.
-            self.advance_to(int(info["commitDeadline"]) + 1)
+            self.advance_to(info.commit_deadline + 1)
             self.aggregator.close_round(round_id)
         self.s.checkpoint()
         times.chain += time.perf_counter() - start
 
     def vote_phase(self, round_id: int, times: RoundTimes) -> None:
         ledger = self.s.ledger
-        challenge_end = int(ledger.round_info(round_id)["challengeEnd"])
+        challenge_end = ledger.round_info(round_id).challenge_end
         if self._now() < challenge_end:
             # Batches can still be challenged: the challenger scans them, then the harness
             # moves the local chain's clock past the window.
@@ -362,15 +361,15 @@ class Swarm:
         for validator, verdict in zip(self.validators, reviews, strict=True):
             validator.commit(proposal_id, verdict)
         proposal = ledger.proposal(proposal_id)
-        if not proposal["commitPhaseOver"]:
-            self.advance_to(int(proposal["commitDeadline"]) + 1)
+        if not proposal.commit_phase_over:
+            self.advance_to(proposal.commit_deadline + 1)
         for done, validator in enumerate(self.validators, start=1):
             validator.reveal(proposal_id)
             self.progress("validators vote", done, len(self.validators))
         conclusion = self.aggregator.conclude(proposal_id)
         if conclusion.state == "waiting":
             # Quorum is still possible on paper (abstentions): let the reveal phase expire.
-            self.advance_to(int(ledger.proposal(proposal_id)["revealDeadline"]) + 1)
+            self.advance_to(ledger.proposal(proposal_id).reveal_deadline + 1)
             conclusion = self.aggregator.conclude(proposal_id)
         if conclusion.state == "finalized":
             # A finalized version must be durable before anything reports it (issue 14).
@@ -401,15 +400,14 @@ class Swarm:
     def evidence(self, round_id: int) -> RoundEvidence:
         return gather_round(self.s.ledger, self.s.store, round_id, self.from_block)
 
-    def accepted_proposal(self, round_id: int) -> dict[str, Any]:
+    def accepted_proposal(self, round_id: int) -> Proposal:
         """The accepted proposal's full input (with list CIDs), from its ProposalSubmitted event."""
         for event in self.s.ledger.proposals(round_id, self.from_block):
-            view = self.s.ledger.proposal(int(event["proposalId"]))
-            if ProposalStatus(view["status"]) == ProposalStatus.ACCEPTED:
-                return dict(event["proposal"]) | {"proposalId": int(event["proposalId"])}
+            if self.s.ledger.proposal(event.proposal_id).status == ProposalStatus.ACCEPTED:
+                return event.proposal
         raise ChainMLError(f"round {round_id} is finalized but has no accepted proposal")
 
-    def node_list(self, cid: Any) -> list[str]:
+    def node_list(self, cid: OnchainCid | None) -> list[str]:
         return decode_node_list(self.s.store.get(cid_text(cid)))
 
     def advance_time(self, seconds: int) -> None:
@@ -442,7 +440,7 @@ class Swarm:
         outcomes = self._outcomes.get(round_id)
         if outcomes is None:
             version = evidence.base_version
-            weights_cid = onchain_to_str(*self.s.ledger.version(version)["weights"])
+            weights_cid = onchain_to_str(*self.s.ledger.version(version).weights)
             outcomes = self.node_outcomes(round_id, version, weights_cid)
         ok = [o for o in outcomes if o.status == "ok"]
         body = {
@@ -476,7 +474,7 @@ class Swarm:
             "version": None,
             "aggregate_cid": None,
             "metrics_cid": None,
-            "committed": int(info["commitCount"]),
+            "committed": info.commit_count,
             "included": 0,
             "excluded": 0,
             "dropped": len(self.fleet.dropped(round_id)),
@@ -485,13 +483,13 @@ class Swarm:
         excluded: set[str] = set()
         if status == RoundStatus.FINALIZED:
             proposal = self.accepted_proposal(round_id)
-            metrics_cid = cid_text(proposal["metrics"])
+            metrics_cid = cid_text(proposal.metrics)
             metrics = json.loads(self.s.store.get(metrics_cid))
-            included = {n.lower() for n in self.node_list(proposal["includedList"])}
-            excluded = {n.lower() for n in self.node_list(proposal["excludedList"])}
+            included = {n.lower() for n in self.node_list(proposal.included_list)}
+            excluded = {n.lower() for n in self.node_list(proposal.excluded_list)}
             row |= {
-                "version": int(info["producedVersion"]),
-                "aggregate_cid": cid_text(proposal["aggregate"]),
+                "version": info.produced_version,
+                "aggregate_cid": cid_text(proposal.aggregate),
                 "metrics_cid": metrics_cid,
                 "included": len(included),
                 "excluded": len(excluded),
@@ -507,11 +505,11 @@ class Swarm:
             }
         row["gas"] = round_gas(ledger, round_id, self.from_block)
         row["wall_time_s"] = times.as_dict()
-        base_version = int(info["baseVersion"])
-        weights_cid = onchain_to_str(*ledger.version(base_version)["weights"])
+        base_version = info.base_version
+        weights_cid = onchain_to_str(*ledger.version(base_version).weights)
         outcomes = self.node_outcomes(round_id, base_version, weights_cid)
         by_index = {o.index: o for o in outcomes}
-        reputations = node_infos(ledger, [n.address for n in self.fleet.nodes])
+        reputations = ledger.node_infos([n.address for n in self.fleet.nodes])
         node_rows = []
         for node in self.fleet.nodes:
             o = by_index.get(node.index)
@@ -541,7 +539,7 @@ class Swarm:
                     "airtime_s": o.airtime_s if o else 0.0,
                     "loss_before": o.loss_before if o else None,
                     "loss_after": o.loss_after if o else None,
-                    "reputation": int(reputations[address]["reputation"]),
+                    "reputation": reputations[address].reputation,
                 }
             )
         self.log.append_round(node_rows, row)

@@ -161,7 +161,7 @@ def _deployment(
 
 def _check_current_weights(ledger: Ledger, store: Store, task: str, recipe: Recipe | None) -> None:
     version = ledger.current_version()
-    cid = onchain_to_str(*ledger.version(version)["weights"])
+    cid = onchain_to_str(*ledger.version(version).weights)
     expected = get_family(task).default_arch
     try:
         data = store.get(cid)

@@ -23,6 +23,7 @@ import pytest
 from chainml.actors.inbox import Inbox
 from chainml.actors.node import NodeClient
 from chainml.chain.keys import dev_node_account
+from chainml.chain.records import VoteInfo
 from chainml.chain.types import RoundStatus, VoteState
 from chainml.meta.tasks import get_family
 from chainml.paths import PROJECT_ROOT
@@ -48,10 +49,10 @@ def wait_for(net: ActorNet, predicate: Callable[[], object], timeout: float, wha
 
 
 def _status(net: ActorNet, round_id: int) -> RoundStatus:
-    return RoundStatus(net.ledger.round_info(round_id)["status"])
+    return RoundStatus(net.ledger.round_info(round_id).status)
 
 
-def _vote(net: ActorNet, proposal_id: int, role: str) -> dict:
+def _vote(net: ActorNet, proposal_id: int, role: str) -> VoteInfo:
     return net.ledger.vote_of(proposal_id, net.keys[role].address)
 
 
@@ -87,8 +88,8 @@ def test_actor_processes_finalize_a_round_without_an_orchestrator(actor_net: Act
         WAIT_S,
         "the gateway to post the batch and the aggregator to close the commit phase",
     )
-    assert int(ledger.round_info(1)["commitCount"]) == NODES
-    batches = [int(b["batchId"]) for b in ledger.batches(1)]
+    assert int(ledger.round_info(1).commit_count) == NODES
+    batches = [b.batch_id for b in ledger.batches(1)]
     assert batches
     wait_for(
         net,
@@ -99,9 +100,7 @@ def test_actor_processes_finalize_a_round_without_an_orchestrator(actor_net: Act
         "the challenger to check every batch",
     )
     # The clock is the harness's: move the local chain past the challenge window.
-    gap = int(ledger.round_info(1)["challengeEnd"]) - int(
-        net.w3.eth.get_block("latest")["timestamp"]
-    )
+    gap = int(ledger.round_info(1).challenge_end) - int(net.w3.eth.get_block("latest")["timestamp"])
     net.w3.provider.make_request("evm_increaseTime", [max(gap, 0) + 1])
     net.w3.provider.make_request("evm_mine", [])
 
@@ -111,36 +110,36 @@ def test_actor_processes_finalize_a_round_without_an_orchestrator(actor_net: Act
     assert isinstance(proposal, int)
     wait_for(
         net,
-        lambda: _vote(net, proposal, "validator-a")["state"] == VoteState.COMMITTED,
+        lambda: _vote(net, proposal, "validator-a").state == VoteState.COMMITTED,
         WAIT_S,
         "validator A to commit its vote",
     )
     # Kill validator A between its commit and its reveal (the commit phase cannot end before
     # validator C, not started yet, has committed).
     assert net.stop(val_a, signal.SIGKILL) == -signal.SIGKILL
-    assert ledger.proposal(proposal)["commitPhaseOver"] is False
+    assert ledger.proposal(proposal).commit_phase_over is False
     wait_for(
         net,
-        lambda: _vote(net, proposal, "validator-b")["state"] == VoteState.COMMITTED,
+        lambda: _vote(net, proposal, "validator-b").state == VoteState.COMMITTED,
         WAIT_S,
         "validator B to commit its vote",
     )
     net.start("validator-c", "validator")
     wait_for(net, lambda: _status(net, 1) == RoundStatus.FINALIZED, WAIT_S, "round 1 to finalize")
     assert ledger.current_version() == 1
-    assert _vote(net, proposal, "validator-a")["state"] == VoteState.COMMITTED  # still hidden
+    assert _vote(net, proposal, "validator-a").state == VoteState.COMMITTED  # still hidden
 
     # Restarted, validator A derives everything from the chain and its secret file: it reveals
     # exactly what it committed (a yes), although the proposal was decided meanwhile.
     val_a2 = net.start("validator-a", "validator")
     wait_for(
         net,
-        lambda: _vote(net, proposal, "validator-a")["state"] == VoteState.REVEALED,
+        lambda: _vote(net, proposal, "validator-a").state == VoteState.REVEALED,
         WAIT_S,
         "the restarted validator A to reveal",
     )
-    assert _vote(net, proposal, "validator-a")["approve"] is True
-    assert int(ledger.proposal(proposal)["yes"]) == 3
+    assert _vote(net, proposal, "validator-a").approve is True
+    assert int(ledger.proposal(proposal).yes) == 3
 
     # No daemon listens on any port, and no key is visible in a command line.
     running = [d for d in net.daemons if d.proc.poll() is None]
@@ -162,7 +161,7 @@ def test_actor_processes_finalize_a_round_without_an_orchestrator(actor_net: Act
     )  # fmt: skip
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert "verify: OK (1 finalized versions recomputed)" in verify.stdout
-    weights = onchain_to_str(*ledger.version(1)["weights"])
+    weights = onchain_to_str(*ledger.version(1).weights)
     assert weights in verify.stdout
 
     # SIGTERM stops every daemon cleanly, and nothing they started is left behind.

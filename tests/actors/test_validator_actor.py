@@ -33,7 +33,7 @@ def test_a_fresh_validator_object_reveals_what_the_first_committed(tmp_path: Pat
         for v in (first, second, third):
             assert v.commit(proposal, review(v.review_job(proposal)))
         assert not first.commit(proposal, review(first.review_job(proposal)))  # once only
-        assert services.ledger.proposal(proposal)["commitPhaseOver"]
+        assert services.ledger.proposal(proposal).commit_phase_over
 
         # The same validator with another secret (a lost or replaced file) cannot open its vote.
         stranger = validator_secret(tmp_path, first.account, tmp_path / "other-secret.key")
@@ -46,7 +46,7 @@ def test_a_fresh_validator_object_reveals_what_the_first_committed(tmp_path: Pat
         restarted = Validator(services.ledger, first.account, first.setup)
         assert restarted.committed_vote(proposal) is True
         assert restarted.reveal(proposal)
-        assert services.ledger.vote_of(proposal, first.address)["approve"] is True
+        assert services.ledger.vote_of(proposal, first.address).approve is True
         assert not restarted.reveal(proposal)  # revealed already: nothing to send
     finally:
         chain.down()

@@ -29,12 +29,12 @@ def _refused(mode, ledger, submit, signed, sender, error, **args):
             _one(mode, submit, signed, sender)
         assert_revert(exc, error, **args)
         return
-    before = ledger.round_info(round_id)["commitCount"]
+    before = ledger.round_info(round_id).commit_count
     (receipt,) = _one(mode, submit, signed, sender)
-    (skip,) = ledger.events(ledger.ledger, receipt, "CommitmentSkipped")
+    (skip,) = ledger.receipt_events(ledger.ledger, receipt, "CommitmentSkipped")
     assert skip["node"] == sender.address and skip["reason"] == FaultReason.ALREADY_COMMITTED
-    assert ledger.events(ledger.ledger, receipt, "CommitmentAccepted") == []
-    assert ledger.round_info(round_id)["commitCount"] == before
+    assert ledger.receipt_events(ledger.ledger, receipt, "CommitmentAccepted") == []
+    assert ledger.round_info(round_id).commit_count == before
 
 
 # -- commitments (direct and relayed verify on submission) ---------------------------------
@@ -164,7 +164,7 @@ def test_relayed_batch_is_all_or_nothing(ledger, make_node, sign, open_round, ga
     with pytest.raises(ContractRevert) as exc:
         ledger.commit_relayed(round_id, 0, [sign(good), sign(bad, key=Account.create())], gateway)
     assert_revert(exc, "LedgerInvalidSignature", node=bad.address)
-    assert ledger.round_info(round_id)["commitCount"] == 0
+    assert ledger.round_info(round_id).commit_count == 0
 
 
 # -- batched mode: posting checks, proofs and challenges -----------------------------------
@@ -220,15 +220,15 @@ def test_challenge_voids_a_forged_leaf_and_penalizes_the_gateway(
     victim = make_node(gateway=gateway, fund=False)
     forged = sign(victim, key=Account.create())
     batch = _bad_batch(ledger, make_node, sign, gateway, round_id, forged)
-    assert ledger.round_info(round_id)["commitCount"] == 4
+    assert ledger.round_info(round_id).commit_count == 4
     rep = ledger.reputation_of(gateway)
 
     receipt = ledger.challenge_leaf(batch.batch_id, forged, batch.proof(3), rando)
-    (voided,) = ledger.events(ledger.ledger, receipt, "LeafVoided")
+    (voided,) = ledger.receipt_events(ledger.ledger, receipt, "LeafVoided")
     assert voided["reason"] == FaultReason.INVALID_SIGNATURE and voided["node"] == victim.address
     assert ledger.reputation_of(gateway) == rep - 100
-    assert ledger.round_info(round_id)["commitCount"] == 3
-    assert ledger.batch(batch.batch_id)["voidedCount"] == 1
+    assert ledger.round_info(round_id).commit_count == 3
+    assert ledger.batch(batch.batch_id).voided_count == 1
     with pytest.raises(IntegrityError, match="was voided"):
         ledger.prove_leaf(batch.batch_id, forged, batch.proof(3))
     with pytest.raises(ContractRevert) as exc:
@@ -260,7 +260,7 @@ def test_challenge_other_faults(case, reason, ledger, make_node, sign, open_roun
         ledger.commit(sign(node, nonce=0), node)
     batch = _bad_batch(ledger, make_node, sign, gateway, round_id, bad)
     receipt = ledger.challenge_leaf(batch.batch_id, bad, batch.proof(3), rando)
-    assert ledger.events(ledger.ledger, receipt, "LeafVoided")[0]["reason"] == reason
+    assert ledger.receipt_events(ledger.ledger, receipt, "LeafVoided")[0]["reason"] == reason
 
 
 def test_challenge_of_a_valid_leaf(ledger, make_node, sign, open_round, gateway, rando):
@@ -438,7 +438,7 @@ def test_stalled_round_closes_without_a_version(
         )
     assert_revert(exc, "LedgerNotEnoughCommitments", round=round_id)
     ledger.close_round(round_id, rando)  # anyone: the round missed its minimum
-    assert ledger.round_info(round_id)["status"] == RoundStatus.CLOSED
+    assert ledger.round_info(round_id).status == RoundStatus.CLOSED
     assert ledger.current_version() == 0
     assert open_round() == round_id + 1
 
@@ -459,7 +459,7 @@ def test_reputation_proofs_reject_forgeries_and_settle_once(
     """A round's reputation table is proven against the root its finalization recorded: a
     forged score (or any proof before a root exists) is refused on chain, a node that fell
     below the initial score settles once, and the next round waits for that settlement."""
-    nodes = [e["node"] for e in ledger.commitments(proposal_ready.round)]
+    nodes = [e.node for e in ledger.commitments(proposal_ready.round)]
     table = next_table(ledger, proposal_ready.round, included=nodes[1:], excluded=nodes[:1])
     assert table.score(nodes[0]) == 950 and table.score(nodes[1]) == 1_010
     proposal = dataclasses.replace(proposal_ready, **table_fields(table, gated=1))
@@ -488,16 +488,16 @@ def test_reputation_proofs_reject_forgeries_and_settle_once(
     assert_revert(exc, "LedgerNodeNotRegistered")
     assert ledger.reputation_of(outsider.address) == 1_000  # registered after: initial
     receipt = ledger.prove_reputations([(nodes[0], 950, table.proof(nodes[0]))], rando)
-    (proven,) = ledger.events(ledger.ledger, receipt, "ReputationProven")
+    (proven,) = ledger.receipt_events(ledger.ledger, receipt, "ReputationProven")
     assert (proven["score"], proven["mustProve"]) == (950, True)
-    assert ledger.events(ledger.ledger, receipt, "RoundSettled")[0]["nodes"] == 1
+    assert ledger.receipt_events(ledger.ledger, receipt, "RoundSettled")[0]["nodes"] == 1
     info = ledger.node_info(nodes[0])
-    assert (info["reputation"], info["lastSettledRound"], info["mustProve"]) == (
+    assert (info.reputation, info.last_settled_round, info.must_prove) == (
         950, proposal_ready.round, True,
     )  # fmt: skip
     again = ledger.prove_reputations([(nodes[0], 950, table.proof(nodes[0]))], rando)
-    assert not ledger.events(ledger.ledger, again, "ReputationProven")  # settled once
-    assert ledger.round_info(proposal_ready.round)["settledCount"] == 1
+    assert not ledger.receipt_events(ledger.ledger, again, "ReputationProven")  # settled once
+    assert ledger.round_info(proposal_ready.round).settled_count == 1
     ledger.open_round(aggregator)
 
 
@@ -510,5 +510,5 @@ def test_registry_admin_only_and_duplicates(ledger, make_node, admin, rando):
         ledger.deactivate_node(node.address, rando)
     assert_revert(exc, "AccessControlUnauthorizedAccount", account=rando)
     info = ledger.node_info(node.address)
-    assert info["registered"] and info["active"] and info["reputation"] == 1_000
-    assert info["profile"] == cid(f"profile-{node.address}")
+    assert info.registered and info.active and info.reputation == 1_000
+    assert info.profile == cid(f"profile-{node.address}")

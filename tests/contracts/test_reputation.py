@@ -100,7 +100,7 @@ def test_gated_node_is_refused_in_every_mode_as_validators_gate_it(
         harsh.commit(signed, low)
     assert_revert(exc, "LedgerReputationTooLow", node=low.address, score=600, minimum=700)
     receipt = harsh.commit_relayed(second, 1, [signed], gateway)  # relayed: skipped
-    (skip,) = harsh.events(harsh.ledger, receipt, "CommitmentSkipped")
+    (skip,) = harsh.receipt_events(harsh.ledger, receipt, "CommitmentSkipped")
     assert skip["reason"] == FaultReason.REPUTATION_TOO_LOW
     leaf = harsh.sign(good, sign(good, round=second, base_version=1, nonce=1).commitment)
     batch = harsh.post_batch(
@@ -111,9 +111,9 @@ def test_gated_node_is_refused_in_every_mode_as_validators_gate_it(
     assert [u.node for u in evidence.updates] == [good.address]
     assert "below the round's minimum 700" in evidence.rejected[0].reason
     receipt = harsh.challenge_leaf(batch.batch_id, signed, batch.proof(0), rando)  # on chain
-    (voided,) = harsh.events(harsh.ledger, receipt, "LeafVoided")
+    (voided,) = harsh.receipt_events(harsh.ledger, receipt, "LeafVoided")
     assert voided["reason"] == FaultReason.REPUTATION_TOO_LOW
-    assert harsh.round_info(second)["commitCount"] == 1
+    assert harsh.round_info(second).commit_count == 1
 
 
 def test_node_excluded_once_proves_its_score_and_commits_again(
@@ -131,7 +131,7 @@ def test_node_excluded_once_proves_its_score_and_commits_again(
         ledger.open_round(aggregator)
     assert_revert(exc, "LedgerSettlementPending", settled=0, total=1)
     ledger.prove_reputations([(node.address, 950, t1.proof(node.address))], rando)
-    assert ledger.node_info(node.address)["mustProve"]
+    assert ledger.node_info(node.address).must_prove
 
     second = ledger.open_round(aggregator)
     ledger.commit(sign(node, nonce=1), node)  # proven 950 >= 700: it may commit
@@ -145,5 +145,5 @@ def test_node_excluded_once_proves_its_score_and_commits_again(
     assert_revert(exc, "LedgerReputationNotProven", node=node.address, proven=first, latest=second)
     ledger.prove_reputations([(node.address, 960, t2.proof(node.address))], rando)
     ledger.commit(sign(node, nonce=2), node)
-    assert ledger.round_info(third)["commitCount"] == 1
+    assert ledger.round_info(third).commit_count == 1
     assert ledger.reputation_of(node.address) == 960

@@ -26,8 +26,8 @@ def test_deploy_wires_roles_and_genesis(ledger, deployments, admin, aggregator, 
     assert ledger.has_role("voting", ledger.voting.address)
     assert ledger.current_version() == 0
     genesis = ledger.version(0)
-    assert genesis["round"] == 0 and genesis["parent"] == 0
-    assert genesis["weights"][1] == 0x55
+    assert genesis.round == 0 and genesis.parent == 0
+    assert genesis.weights[1] == 0x55
     assert ledger.ledger.functions.validatorCount().call() == len(validators)
     assert ledger.security_params() == FAST_ROUND  # fixed at deployment, not per round
 
@@ -54,7 +54,7 @@ def test_eth_account_sign_typed_data_verifies_on_chain(ledger, make_node, open_r
     )
     signed = eip712.SignedCommitment(c, sig.r.to_bytes(32, "big"), sig.s.to_bytes(32, "big"), sig.v)
     receipt = ledger.commit(signed, node)
-    (event,) = ledger.events(ledger.ledger, receipt, "CommitmentAccepted")
+    (event,) = ledger.receipt_events(ledger.ledger, receipt, "CommitmentAccepted")
     assert event["node"] == node.address and event["updateDigest"] == c.update_digest
 
 
@@ -62,15 +62,12 @@ def _vote_all(ledger, proposal_id, validators, approvals):
     salts = [keccak(f"salt-{v}".encode()) for v in validators]
     for v, ok, salt in zip(validators, approvals, salts, strict=True):
         ledger.commit_vote(proposal_id, ok, salt, v)
-        assert ledger.vote_of(proposal_id, v)["state"] == VoteState.COMMITTED
-    assert ledger.proposal(proposal_id)["commitPhaseOver"]  # all committed: no waiting
+        assert ledger.vote_of(proposal_id, v).state == VoteState.COMMITTED
+    assert ledger.proposal(proposal_id).commit_phase_over  # all committed: no waiting
     for v, ok, salt in zip(validators, approvals, salts, strict=True):
         ledger.reveal_vote(proposal_id, ok, salt, v)
-        assert ledger.vote_of(proposal_id, v) == {
-            "state": VoteState.REVEALED,
-            "approve": ok,
-            "commitment": ledger.vote_of(proposal_id, v)["commitment"],
-        }
+        vote = ledger.vote_of(proposal_id, v)
+        assert (vote.state, vote.approve) == (VoteState.REVEALED, ok)
 
 
 def test_full_round(
@@ -81,11 +78,11 @@ def test_full_round(
     signed = [sign(n) for n in nodes]
     submit(mode, signed, nodes)
     info = ledger.round_info(round_id)
-    assert info["commitCount"] == 4 and info["status"] == RoundStatus.OPEN
+    assert info.commit_count == 4 and info.status == RoundStatus.OPEN
     if mode == "batched":
-        assert ledger.batches(round_id)[0]["leafCount"] == 4
+        assert ledger.batches(round_id)[0].leaf_count == 4
     else:
-        assert {e["node"] for e in ledger.commitments(round_id)} == {n.address for n in nodes}
+        assert {e.node for e in ledger.commitments(round_id)} == {n.address for n in nodes}
         assert all(ledger.has_committed(round_id, n.address) for n in nodes)
 
     ledger.close_commit_phase(round_id, aggregator)
@@ -110,10 +107,10 @@ def test_full_round(
 
     assert new_version == 1 == ledger.current_version()
     v = ledger.version(1)
-    assert v["parent"] == 0 and v["round"] == round_id
-    assert v["weights"] == cid("aggregate") and v["metrics"] == cid("metrics")
-    assert ledger.proposal(pid)["status"] == ProposalStatus.ACCEPTED
-    assert ledger.round_info(round_id)["status"] == RoundStatus.FINALIZED
+    assert v.parent == 0 and v.round == round_id
+    assert v.weights == cid("aggregate") and v.metrics == cid("metrics")
+    assert ledger.proposal(pid).status == ProposalStatus.ACCEPTED
+    assert ledger.round_info(round_id).status == RoundStatus.FINALIZED
 
     # Finalizing recorded one root for every node; settling proves only the excluded node,
     # which fell below the initial score (through the short below-initial sub-table).
@@ -123,16 +120,16 @@ def test_full_round(
     assert len(table.proof(excluded_node)) == 1
     ledger.prove_reputations([(excluded_node, 950, table.proof(excluded_node))], rando)
     assert ledger.reputation_of(excluded_node) == 950
-    assert ledger.node_info(excluded_node)["mustProve"]
-    assert ledger.round_info(round_id)["settledCount"] == 1
+    assert ledger.node_info(excluded_node).must_prove
+    assert ledger.round_info(round_id).settled_count == 1
     assert ledger.reputation_of(nodes[0].address) == 1_000  # unproven: its cached score
     ledger.prove_reputations([(nodes[0].address, 1_010, table.proof(nodes[0].address))], rando)
     assert ledger.reputation_of(nodes[0].address) == 1_010
-    assert ledger.node_info(nodes[0].address)["lastSettledRound"] == round_id
+    assert ledger.node_info(nodes[0].address).last_settled_round == round_id
 
     # The next round opens on the new version; commitments on the old base are stale.
     open_round()
-    assert ledger.round_info(round_id + 1)["baseVersion"] == 1
+    assert ledger.round_info(round_id + 1).base_version == 1
 
 
 @pytest.mark.parametrize("count", [1, 2, 3, 5, 8, 13])

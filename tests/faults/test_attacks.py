@@ -72,11 +72,9 @@ def test_a_bad_aggregator_is_voted_down_every_round_and_penalized(
     assert [r["status"] for r in rows] == ["finalized", "finalized"]
     ledger = env.ledger()
     for row in rows:
-        statuses = [
-            ledger.proposal(int(e["proposalId"]))["status"] for e in ledger.proposals(row["round"])
-        ]
+        statuses = [ledger.proposal(e.proposal_id).status for e in ledger.proposals(row["round"])]
         assert statuses == [3, 2]  # rejected (tampered), then accepted (honest)
-    aggregator = ledger.proposal(1)["proposer"]
+    aggregator = ledger.proposal(1).proposer
     # The aggregator is not a node, so its score starts at 0; each rejection costs it 100.
     assert ledger.reputation_of(aggregator) == -2 * ReputationParams().proposer_penalty
 

@@ -60,7 +60,7 @@ def test_gateway_crash_mid_batch_then_resume_gives_the_same_weights(
     monkeypatch.setattr(Ledger, "post_batch", crash_after_first)
     with pytest.raises(ConnectionError, match="mid-batch"):
         env.run(config)
-    assert env.ledger().round_info(1)["batchCount"] == 1
+    assert env.ledger().round_info(1).batch_count == 1
     monkeypatch.setattr(Ledger, "post_batch", real_post)
     env.run(config)
     assert env.version_cids() == reference.version_cids()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -43,22 +44,35 @@ def test_solcx_compiles_with_no_network() -> None:
     assert "compiled" in result.stdout
 
 
-def test_brownie_compile_works_with_no_network(tmp_path: Path) -> None:
-    """`brownie compile` (through the same adapter) compiles the contracts/ offline."""
-    from chainml.chain.brownie_deploy import brownie_project_dir
+def test_brownie_compile_works_with_no_network_and_gives_the_shipped_bytecode(
+    tmp_path: Path,
+) -> None:
+    """`brownie compile` (the setup step's pipeline, through the same adapter) compiles a copy
+    of the project offline, in another directory and with an empty HOME, to exactly the
+    bytecode chainml ships: the relative remapping keeps it the same in every checkout."""
+    from chainml.chain.artifacts import DEPLOYABLE, artifact
     from chainml.toolchain import use_project_solc
 
     binary = use_project_solc()
+    project = tmp_path / "project"
+    shutil.copytree(PROJECT_ROOT / "contracts", project / "contracts")
+    shutil.copy2(PROJECT_ROOT / "brownie-config.yaml", project / "brownie-config.yaml")
+    (project / "node_modules").symlink_to(node_modules(), target_is_directory=True)
+    (project / "build").mkdir()
+    (project / "tests").mkdir()  # brownie makes its tests folder (tests/brownie), not parents
     home = tmp_path / "home"
     home.mkdir()
     env_args = [
         "env",
         f"HOME={home}",
         f"SOLCX_BINARY_PATH={binary.parent}",
-        f"CHAINML_NODE_MODULES={node_modules()}",
         f"PATH={os.environ['PATH']}",
     ]
     brownie = str(Path(sys.executable).with_name("brownie"))
-    result = run_without_network(*env_args, brownie, "compile", "--all", cwd=brownie_project_dir())
+    result = run_without_network(*env_args, brownie, "compile", cwd=project)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "ChainMLLedger" in result.stdout and "Compiling contracts" in result.stdout
+    assert "Compiling contracts" in result.stdout
+    for name in DEPLOYABLE:
+        built = json.loads((project / "build" / "contracts" / f"{name}.json").read_text())
+        assert built["bytecode"] == artifact(name).bytecode, name
+        assert built["abi"] == artifact(name).abi, name

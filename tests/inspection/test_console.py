@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from chainml.chain.brownie_deploy import run_deploy_script
+from chainml.cli.deploy_cmd import run_deploy_script
 from chainml.services.chain import LocalChain
 
 

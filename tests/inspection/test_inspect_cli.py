@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chainml.chain.client import ROLES
+from chainml.chain.reader import ROLES
 from chainml.storage.cid import onchain_to_str
 from tests.inspection.swarm_chain import N_GATEWAY_NODES, cid
 

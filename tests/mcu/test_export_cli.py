@@ -17,6 +17,7 @@ import pytest
 
 from chainml.cli.main import main
 from chainml.mcu.tflite import tflm_run
+from chainml.storage.cid import onchain_to_str
 from tests.swarm.conftest import SwarmEnv
 
 
@@ -81,7 +82,7 @@ def test_artifact_is_stored_and_recorded_beside_its_version(exported: Exported) 
     cid = (exported.out / "artifact.cid").read_text().strip()
     ledger = exported.env.ledger()
     records = ledger.artifacts(1)
-    assert [(r["cid"], r["target"]) for r in records] == [(cid, "cortex-m4")]
+    assert [(onchain_to_str(*r.cid), r.target_name) for r in records] == [(cid, "cortex-m4")]
     assert ledger.artifacts(0) == []
     # The bundle fetched by CID (verified by the store) holds the same, runnable flatbuffer.
     store = exported.env.store()

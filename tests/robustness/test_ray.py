@@ -82,16 +82,12 @@ def _version_cids(data_dir, rpc_url) -> list[str]:
 
     from chainml.chain.client import Ledger
     from chainml.chain.deployments import deployments_path, load_deployments
-    from chainml.chain.types import cid_from_struct
     from chainml.storage.cid import onchain_to_str
 
     deployments = load_deployments(deployments_path(data_dir))
     assert deployments is not None
     ledger = Ledger.from_deployments(Web3(Web3.HTTPProvider(rpc_url)), deployments)
-    return [
-        onchain_to_str(*cid_from_struct(ledger.version(v)["weights"]))
-        for v in range(ledger.current_version() + 1)
-    ]
+    return [onchain_to_str(*ledger.version(v).weights) for v in range(ledger.current_version() + 1)]
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ from chainml.errors import ChainMLError
 from chainml.protocol.evidence import gather_round
 from chainml.protocol.payloads import encode_leaves
 from chainml.protocol.review import ReviewJob, ValidatorSecret, review, vote_salt
-from chainml.storage.cid import cid_to_onchain
+from chainml.storage.cid import cid_to_onchain, onchain_to_str
 from chainml.storage.embedded import EmbeddedStore
 from chainml.swarm.challenger import Challenger
 from tests.contracts.conftest import FAST_ROUND, cid, time_travel
@@ -77,12 +77,12 @@ def test_h3_challenger_voids_invalid_leaves_slashes_and_is_paid(
     round_id = open_round()
     forged = sign(victim, key=Account.create())
     _post(ledger, store, round_id, [sign(good), forged], gateway)
-    assert ledger.round_info(round_id)["commitCount"] == 2  # optimistic: both count for now
+    assert ledger.round_info(round_id).commit_count == 2  # optimistic: both count for now
     bond, _ = ledger.bond_of(gateway)
 
     voided = Challenger(ledger, store, rando).scan(round_id)
     assert [(c.node, c.index) for c in voided] == [(victim.address, 1)]
-    assert ledger.round_info(round_id)["commitCount"] == 1
+    assert ledger.round_info(round_id).commit_count == 1
     assert Challenger(ledger, store, rando).scan(round_id) == []  # idempotent
     slashed = FAST_ROUND.gateway_bond
     assert ledger.bond_of(gateway)[0] == bond - slashed
@@ -104,7 +104,7 @@ def test_without_a_challenger_the_forged_leaf_stays_counted(
     _post(ledger, store, round_id, [sign(good), sign(victim, key=Account.create())], gateway)
     time_travel(w3, FAST_ROUND.challenge_window)
     assert Challenger(ledger, store, aggregator).scan(round_id) == []  # too late
-    assert ledger.round_info(round_id)["commitCount"] == 2
+    assert ledger.round_info(round_id).commit_count == 2
 
 
 def test_vote_salts_are_not_derivable_from_the_run_seed(ledger, tmp_path: Path) -> None:
@@ -170,9 +170,13 @@ def test_validators_refuse_to_vote_while_leaves_are_unavailable(
 def test_record_artifact_provenance(ledger, rando) -> None:
     cid_text = "bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4"
     ledger.record_artifact(0, cid_text, "cortex-m4-int8", rando)
-    assert ledger.artifacts(0) == [
-        {"version": 0, "cid": cid_text, "target": "cortex-m4-int8", "recorder": rando}
-    ]
+    (recorded,) = ledger.artifacts(0)
+    assert (recorded.version, onchain_to_str(*recorded.cid), recorded.target_name) == (
+        0,
+        cid_text,
+        "cortex-m4-int8",
+    )
+    assert recorded.recorder == rando
     assert ledger.artifacts(1) == []
     with pytest.raises(ChainMLError, match="LedgerVersionUnknown"):
         ledger.record_artifact(5, cid_text, "cortex-m4-int8", rando)

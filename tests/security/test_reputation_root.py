@@ -64,10 +64,10 @@ def test_a_wrong_reputation_root_is_voted_down_and_replaced(
 
     swarm.vote_phase(round_id, RoundTimes())  # every validator recomputes and votes no
     proposal = services.ledger.proposal(bad)
-    assert ProposalStatus(proposal["status"]) == ProposalStatus.REJECTED
-    assert int(proposal["no"]) == len(services.validators) and int(proposal["yes"]) == 0
+    assert proposal.status == ProposalStatus.REJECTED
+    assert proposal.no == len(services.validators) and proposal.yes == 0
     swarm.drive(round_id)  # the honest proposal, with the recomputed table, finalizes
-    assert RoundStatus(services.ledger.round_info(round_id)["status"]) == RoundStatus.FINALIZED
+    assert RoundStatus(services.ledger.round_info(round_id).status) == RoundStatus.FINALIZED
     ref = table_ref(services.ledger, round_id, services.deployments.block_number)
     assert ref.root == outcome.reputation.root and ref.cid == outcome.reputation.cid
     assert services.ledger.reputation_root() == (outcome.reputation.root, round_id)
@@ -108,6 +108,6 @@ def test_a_node_excluded_once_proves_its_reputation_and_is_included_again(
     assert last == expected  # the rows report the table's reputation
     for node in recovered:
         info = ledger.node_info(node)
-        assert info["mustProve"] == (expected[node] < 1_000)
+        assert info.must_prove == (expected[node] < 1_000)
     store.close()
     assert main(["--data-dir", str(env.data_dir), "verify"]) == 0, capsys.readouterr().out

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from chainml.chain.types import cid_from_struct
 from chainml.cli.main import main
 from chainml.protocol.payloads import decode_leaves
 from chainml.protocol.settlement import table_ref
@@ -38,10 +37,10 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SwarmEnv
         targets = {}
         for version in (1, 2):
             v = ledger.version(version)
-            targets[f"weights{version}"] = onchain_to_str(*cid_from_struct(v["weights"]))
-            targets[f"metrics{version}"] = onchain_to_str(*cid_from_struct(v["metrics"]))
+            targets[f"weights{version}"] = onchain_to_str(*v.weights)
+            targets[f"metrics{version}"] = onchain_to_str(*v.metrics)
             (batch,) = ledger.batches(version)
-            leaves = onchain_to_str(batch["leavesDigest"], batch["leavesCodec"])
+            leaves = onchain_to_str(*batch.leaves)
             targets[f"leaves{version}"] = leaves
             _, signed = decode_leaves(store.get(leaves))
             c = signed[0].commitment

@@ -45,13 +45,11 @@ class SwarmEnv:
         return open_store(ipfs, self.data_dir)
 
     def version_cids(self) -> list[str]:
-        from chainml.chain.types import cid_from_struct
         from chainml.storage.cid import onchain_to_str
 
         ledger = self.ledger()
         return [
-            onchain_to_str(*cid_from_struct(ledger.version(v)["weights"]))
-            for v in range(ledger.current_version() + 1)
+            onchain_to_str(*ledger.version(v).weights) for v in range(ledger.current_version() + 1)
         ]
 
 

@@ -18,7 +18,6 @@ from web3 import Web3
 
 from chainml.chain.client import Ledger
 from chainml.chain.deployments import deployments_path, load_deployments
-from chainml.chain.types import cid_from_struct
 from chainml.cli.swarm_cmd import run_swarm
 from chainml.errors import IntegrityError
 from chainml.meta.federated import ServerState
@@ -45,7 +44,7 @@ class LearningRun:
     nodes: list[dict[str, Any]]
 
     def version_cid(self, version: int) -> str:
-        return onchain_to_str(*cid_from_struct(self.ledger.version(version)["weights"]))
+        return onchain_to_str(*self.ledger.version(version).weights)
 
 
 @pytest.fixture(scope="module")

@@ -44,12 +44,12 @@ def test_a_tampered_aggregate_is_voted_down_and_replaced(
     bad = bad_aggregator.propose(round_id, evidence, outcome, b"{}")
     swarm.vote_phase(round_id, RoundTimes())  # validators recompute, all vote no
     proposal = services.ledger.proposal(bad)
-    assert ProposalStatus(proposal["status"]) == ProposalStatus.REJECTED
-    assert int(proposal["no"]) == len(services.validators) and int(proposal["yes"]) == 0
+    assert proposal.status == ProposalStatus.REJECTED
+    assert proposal.no == len(services.validators) and proposal.yes == 0
     assert services.ledger.reputation_of(services.aggregator) < reputation_before
 
     swarm.drive(round_id)  # the honest aggregate is proposed and finalized
-    assert RoundStatus(services.ledger.round_info(round_id)["status"]) == RoundStatus.FINALIZED
+    assert RoundStatus(services.ledger.round_info(round_id).status) == RoundStatus.FINALIZED
     assert env.version_cids()[-1] == outcome.weights_cid
 
 
@@ -134,8 +134,8 @@ def test_resume_after_sigkill_mid_round_matches_an_uninterrupted_run(
         while time.monotonic() < deadline and proc.poll() is None:
             if (env.data_dir / "deployments.json").exists():
                 ledger = env.ledger()
-                if ledger.current_round() == 2 and ledger.round_info(2)["commitCount"] > 0:
-                    killed_at = int(ledger.round_info(2)["commitCount"])
+                if ledger.current_round() == 2 and ledger.round_info(2).commit_count > 0:
+                    killed_at = int(ledger.round_info(2).commit_count)
                     break
             time.sleep(0.02)
     finally:
@@ -152,4 +152,4 @@ def test_resume_after_sigkill_mid_round_matches_an_uninterrupted_run(
     assert env.version_cids() == reference.version_cids()
     for round_id in (1, 2, 3):
         events = ledger.commitments(round_id)
-        assert len({e["node"] for e in events}) == len(events) == 8  # nobody committed twice
+        assert len({e.node for e in events}) == len(events) == 8  # nobody committed twice

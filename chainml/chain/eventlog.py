@@ -1,9 +1,11 @@
-"""The decoded event log of both chainml contracts, as plain JSON-friendly records.
+"""The whole decoded event log of both chainml contracts, as JSON-friendly records.
 
-Events are the chain's full history (storage only holds the latest state), so every inspect
-view is built from one scan of the logs plus a few view calls. Values are normalised for
-people and for ``--json``: bytes become 0x-hex, on-chain CIDs (a digest and a codec, as two
-fields or as a ``Cid`` struct) become CID strings, enums become their names.
+Events are the chain's full history (storage only holds the latest state), so every
+``chainml inspect`` view is built from one scan of the logs plus a few view calls. Unlike the
+typed records of :mod:`chainml.chain.records` (one class per event the protocol reads), these
+are generic, one :class:`Event` for any event, with values normalised for people and for
+``--json``: bytes become 0x-hex, on-chain CIDs (a digest and a codec, as two fields or as a
+``Cid`` struct) become CID strings, enums become their names.
 """
 
 from __future__ import annotations
@@ -16,16 +18,19 @@ from eth_utils import event_abi_to_log_topic
 from web3 import Web3
 from web3.contract import Contract
 
-from chainml.chain.client import LEDGER, ROLES, VOTING
+from chainml.chain.artifacts import LEDGER, VOTING
+from chainml.chain.connect import ChainSource
 from chainml.chain.eip712 import from_fixed
+from chainml.chain.reader import ROLES
+from chainml.chain.records import ReputationReason
 from chainml.chain.types import FaultReason
 from chainml.errors import ChainError, ConfigError
-from chainml.inspection.source import ChainSource
 from chainml.storage.cid import onchain_to_str
 
 LOG_CHUNK_BLOCKS = 5_000
 """Blocks per eth_getLogs call: public RPCs cap the range (often at 10,000)."""
-REPUTATION_REASONS = ("Included", "Excluded", "ProposalRejected", "GatewayFault")
+REPUTATION_REASONS = tuple(r.name.title().replace("_", "") for r in ReputationReason)
+"""``Included``, ``Excluded``, ``ProposalRejected``, ``GatewayFault``."""
 ROLE_NAMES = {"0x" + v.hex(): k for k, v in ROLES.items()}
 CONTRACT_ALIASES = {"ledger": LEDGER, "voting": VOTING}
 FIXED_POINT_LOSSES = {"lossBefore", "lossAfter"}
@@ -59,7 +64,7 @@ def read_events(
     progress: Progress | None = None,
 ) -> list[Event]:
     """Every chainml event from ``from_block`` (default: the deployment block) to the head."""
-    ledger, voting = source.ledger.ledger, source.ledger.voting
+    ledger, voting = source.reader.ledger, source.reader.voting
     decoders = {**_decoders(ledger, LEDGER), **_decoders(voting, VOTING)}
     addresses = [ledger.address, voting.address]
     start = source.first_block if from_block is None else max(0, from_block)

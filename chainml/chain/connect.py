@@ -1,8 +1,10 @@
-"""Where ``chainml inspect`` reads from: any JSON-RPC URL plus a deployments file.
+"""Opening a deployment to read: any JSON-RPC URL plus a deployments file.
 
 Connecting checks everything a user can get wrong up front (no chain at the URL, no or a
-corrupt deployments file, a deployments file from another chain) so every later read can
-assume a live chain with our contracts on it, and every mistake is one clear message.
+corrupt deployments file, a deployments file from another chain, no contract code at its
+addresses), so every later read can assume a live chain with our contracts on it, and every
+mistake is one clear message. ``chainml inspect``, ``chainml verify`` and the actor daemons all
+start here.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ from pathlib import Path
 
 from web3 import Web3
 
-from chainml.chain.client import LEDGER, VOTING, Ledger
+from chainml.chain.artifacts import LEDGER, VOTING
+from chainml.chain.client import http_web3
 from chainml.chain.deployments import Deployments, load_deployments
+from chainml.chain.reader import ChainReader
 from chainml.errors import ChainError, ConfigError
-
-RPC_TIMEOUT_S = 30
 
 
 @dataclass(frozen=True)
@@ -24,14 +26,19 @@ class ChainSource:
     """A connected chain with the chainml contracts of one deployments file on it."""
 
     url: str
-    w3: Web3
-    ledger: Ledger
+    reader: ChainReader
+    """A ``ChainReader``, or a ``Ledger`` where the caller also sends transactions."""
     deployments: Deployments
     head: int
-    """Latest block number when the source was opened: every read stops there."""
+    """Latest block number when the source was opened: a one-off view reads up to there."""
+
+    @property
+    def w3(self) -> Web3:
+        return self.reader.w3
 
     @property
     def first_block(self) -> int:
+        """The deployment's first block: events are read from there on."""
         return self.deployments.block_number
 
     def contract_name(self, address: str) -> str:
@@ -42,15 +49,22 @@ class ChainSource:
         return address
 
 
-def connect(rpc_url: str, deployments_file: Path) -> ChainSource:
-    """Open ``rpc_url`` and check that the contracts of ``deployments_file`` live there."""
+def connect(
+    rpc_url: str,
+    deployments_file: Path,
+    *,
+    reader: type[ChainReader] = ChainReader,
+    timeout: float = 30,
+) -> ChainSource:
+    """Open ``rpc_url`` and check that the contracts of ``deployments_file`` live there;
+    ``reader`` is the class to read (and maybe send) through."""
     deployments = load_deployments(deployments_file)
     if deployments is None:
         raise ConfigError(
-            f"no deployments file at {deployments_file}: deploy first (`make deploy`) or pass "
-            "--deployments PATH"
+            f"no deployments file at {deployments_file}: deploy first (`chainml deploy` or "
+            "`make deploy`) or pass --deployments PATH"
         )
-    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": RPC_TIMEOUT_S}))
+    w3 = http_web3(rpc_url, timeout=timeout)
     try:
         chain_id = w3.eth.chain_id
         head = w3.eth.block_number
@@ -71,7 +85,6 @@ def connect(rpc_url: str, deployments_file: Path) -> ChainSource:
         if not w3.eth.get_code(Web3.to_checksum_address(address)):
             raise ConfigError(
                 f"no contract code at {address} ({name}) on {rpc_url}: the deployments file "
-                "belongs to another chain or the chain was reset; redeploy with `make deploy`"
+                "belongs to another chain or the chain was reset; redeploy with `chainml deploy`"
             )
-    ledger = Ledger.from_deployments(w3, deployments)
-    return ChainSource(url=rpc_url, w3=w3, ledger=ledger, deployments=deployments, head=head)
+    return ChainSource(rpc_url, reader.from_deployments(w3, deployments), deployments, head)
