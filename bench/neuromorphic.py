@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     snn_eval = evaluate_plastic(net, float_res["params"], fam, chip=FLOAT, n_tasks=b.eval_tasks)
     init = net.init(0)  # the same weights with alpha and eta put back to their initial values
     coeffs_reset = {
-        k: init[k] if k.startswith(("alpha.", "log_eta.")) else v
+        k: init[k] if k.startswith(("rule.alpha.", "rule.log_eta.")) else v
         for k, v in float_res["params"].items()
     }
     reset_eval = evaluate_plastic(net, coeffs_reset, fam, chip=FLOAT, n_tasks=b.eval_tasks)
