@@ -181,22 +181,37 @@ def device_protocol_loss(
     queries: int,
     draw: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, float]:
-    """Per task: query loss after the device runs the rule on ``shots`` samples, and without
-    adapting; plus the mean hidden spike density. On the recipe's chip, seeded per task."""
+    """The spiking device protocol under a version's recipe (see :func:`device_scores`)."""
     spiking = spiking_of(recipe)
     net = plastic_net(arch_id, spiking)
-    chip = chip_config(spiking)
     p = to_params(params, net.model.spec)
+    return device_scores(
+        net, chip_config(spiking), p, tasks, shots=shots, queries=queries, draw=draw
+    )
+
+
+def device_scores(
+    net: PlasticSNN,
+    chip: ChipConfig,
+    params: Mapping[str, torch.Tensor],
+    tasks: Sequence[Task],
+    *,
+    shots: int,
+    queries: int,
+    draw: int = 0,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Per task: the query loss after the device runs the rule on ``shots`` samples, and
+    without adapting; plus the mean hidden spike density. On ``chip``, seeded per task."""
     after, before, density = [], [], []
     for lo in range(0, len(tasks), EVAL_CHUNK):
         chunk = tasks[lo : lo + EVAL_CHUNK]
         ep = stack_episodes([t.episode(shots, queries, draw=draw) for t in chunk])
         state = ChipState(chip, [chip_seed(t, draw, EVAL) for t in chunk])
         with torch.no_grad():
-            traces, _ = device_adapt(net, p, ep.x_support, ep.y_support, state)
-            loss, fwd = net.loss(p, traces, ep.x_query, ep.y_query, state)
-            zero = net.zero_traces(p, len(chunk))
-            loss0, _ = net.loss(p, zero, ep.x_query, ep.y_query, state)
+            traces, _ = device_adapt(net, params, ep.x_support, ep.y_support, state)
+            loss, fwd = net.loss(params, traces, ep.x_query, ep.y_query, state)
+            zero = net.zero_traces(params, len(chunk))
+            loss0, _ = net.loss(params, zero, ep.x_query, ep.y_query, state)
         after.append(loss.numpy())
         before.append(loss0.numpy())
         density += [float(s.mean()) for s in fwd.spikes]
@@ -219,7 +234,7 @@ class Calibration:
 class EventDecision:
     send: bool
     reason: str  # "first", "error", "silence" or "quiet"
-    check_error: float  # the device's error check this round (support samples, stale state)
+    check_error: float  # the device's error check this round (its labelled samples, stale state)
     stale_loss: float  # the stale calibration's query loss (the simulator's score)
     check_j: float  # energy of the check (one forward pass)
 
@@ -256,7 +271,9 @@ def event_decision(
             ep = task.episode(recipe.support_shots, recipe.query_shots, draw=r)
             xs, ys, xq, yq = _one(ep)
             state = ChipState(chip, [chip_seed(task, r, CHECK)])
-            error, fwd = net.loss(cal.params, traces, xs, ys, state)
+            # every labelled sample the device holds this round (it learns from none of them)
+            x, y = torch.cat([xs, xq], 1), torch.cat([ys, yq], 1)
+            error, fwd = net.loss(cal.params, traces, x, y, state)
             fired = trigger.observe(float(error[0])) or fired
         stale, _ = net.loss(cal.params, traces, xq, yq, state)
         check_j = float(inference_energy_j(net, fwd)[0])
