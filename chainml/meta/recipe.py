@@ -93,10 +93,10 @@ class SpikingRecipe:
     chip_bits: int | None = 8
     synaptic_sigma: float = 0.05
     membrane_sigma: float = 0.05
-    event_ratio: float | None = 1.3
+    event_ratio: float | None = 1.2
     event_smoothing: float = 0.5
     event_settle: int = 2
-    max_silent: int = 8
+    max_silent: int = 5
 
     def __post_init__(self) -> None:
         ok = (
