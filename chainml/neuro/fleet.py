@@ -29,9 +29,7 @@ from chainml.meta.recipe import Recipe
 from chainml.meta.sparse import encode_sparse
 from chainml.meta.tasks import TaskFamily
 from chainml.neuro.node import Calibration, event_decision
-
-COMMITMENT_WIRE_BYTES = 4 + 4 + 32 + 1 + 4 + 8 + 8 + 8 + 65
-"""What a device transmits for its signed commitment (chainml.swarm.node_job's figure)."""
+from chainml.swarm.node_job import COMMITMENT_WIRE_BYTES
 
 
 @dataclass
