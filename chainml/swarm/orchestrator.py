@@ -550,6 +550,8 @@ class Swarm:
         weights_cid = onchain_to_str(*ledger.version(base_version)["weights"])
         outcomes = self.node_outcomes(round_id, base_version, weights_cid)
         by_index = {o.index: o for o in outcomes}
+        if "events" not in row and any(o.status == "silent" for o in outcomes):
+            row["events"] = event_summary(outcomes)  # a round every device sat out
         reputations = node_infos(ledger, [n.address for n in self.fleet.nodes])
         node_rows = []
         for node in self.fleet.nodes:
