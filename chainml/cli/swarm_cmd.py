@@ -71,7 +71,7 @@ def run(
     nodes: Annotated[int, typer.Option(help="Number of simulated devices.")] = 50,
     rounds: Annotated[int, typer.Option(help="Rounds to run (resumes if already started).")] = 10,
     task: Annotated[
-        str, typer.Option(help="sine, meter, vibration, coldchain or digits.")
+        str, typer.Option(help="sine, meter, vibration, coldchain, digits or gasdrift.")
     ] = "sine",
     mode: Annotated[str, typer.Option(help="direct, relayed or batched.")] = "batched",
     aggregation: Annotated[
@@ -88,6 +88,14 @@ def run(
     attack: Annotated[
         str | None,
         typer.Option(help=f"Attack the adversaries run: {', '.join(ATTACKS)}."),
+    ] = None,
+    event_driven: Annotated[
+        bool | None,
+        typer.Option(
+            "--event-driven/--always-update",
+            help="Spiking tasks (gasdrift): devices send only when their error crosses the "
+            "trigger, or every round (default: the task's recipe, which sends every round).",
+        ),
     ] = None,
     workers: Annotated[int, typer.Option(help="Worker processes for the devices.")] = 2,
     executor: Annotated[
@@ -122,6 +130,7 @@ def run(
         dropout=dropout,
         adversaries=adversaries,
         attack=attack,
+        event_driven=event_driven,
     )
     data_dir = cli_context(ctx).data_dir
     name = f"{task}-{mode}-{aggregation}-n{nodes}-s{seed}" + (

@@ -106,6 +106,10 @@ def node_steps(
     published weights as they are, ``loss_maml`` after the recipe's inner loop and ``loss_after``
     after the device's head re-fit.
     """
+    if config.recipe.spiking is not None:  # spiking devices adapt by the plasticity rule
+        from chainml.neuro.node import plastic_node_steps
+
+        return plastic_node_steps(model, params, tasks, config)
     with one_thread():
         return _node_steps(model, params, tasks, config)
 

@@ -46,12 +46,15 @@ class GlobalAvgPool1d(nn.Module):
 
 
 class TinyNet(nn.Module):
-    """A body followed by a linear head."""
+    """A body followed by a linear head; spiking models also carry their plasticity ``rule``
+    (parameters the forward pass does not use: the device's learning rule reads them)."""
 
-    def __init__(self, body: nn.Sequential, head: nn.Linear) -> None:
+    def __init__(self, body: nn.Sequential, head: nn.Linear, rule: nn.Module | None = None) -> None:
         super().__init__()
         self.body = body
         self.head = head
+        if rule is not None:
+            self.rule = rule
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(x))
@@ -78,14 +81,29 @@ def _cnn_vibration() -> TinyNet:
 
 
 def _snn(inputs: int, hidden: int, out: int, steps: int | None = None) -> TinyNet:
-    """Two LIF layers read out by their spike rate (chainml.neuro.lif); ``steps`` repeats a
-    static input as a constant current, otherwise the input is already ``(T, channels)``."""
-    from chainml.neuro.lif import LIF, RepeatInTime, SpikeRate  # torch-only module, no cycle
+    """Two LIF layers read out by their spike rate (chainml.neuro.lif), plus the meta-learned
+    plasticity rule of every layer (chainml.neuro.rule); ``steps`` repeats a static input as a
+    constant current, otherwise the input is already ``(T, channels)``."""
+    # torch-only modules, no cycle
+    from chainml.neuro.lif import LIF, RepeatInTime, SpikeRate
+    from chainml.neuro.rule import PlasticityRule
 
     encode: list[nn.Module] = [] if steps is None else [RepeatInTime(steps)]
     first: list[nn.Module] = [nn.Linear(inputs, hidden), *encode]
     body = nn.Sequential(*first, LIF(), nn.Linear(hidden, hidden), LIF(), SpikeRate())
-    return TinyNet(body, nn.Linear(hidden, out))
+    layers = [
+        (f"body.{i}", m.in_features, m.out_features, True)
+        for i, m in enumerate(body)
+        if isinstance(m, nn.Linear)
+    ]
+    rule = PlasticityRule([*layers, ("head", hidden, out, False)], out)
+    return TinyNet(body, nn.Linear(hidden, out), rule)
+
+
+def _init_snn(params: Params, seed: int) -> Params:
+    from chainml.neuro.rule import init_plastic  # torch-only module, no cycle
+
+    return init_plastic(params, seed)
 
 
 def _mlp_events(steps: int, channels: int, hidden: int, out: int) -> TinyNet:
@@ -102,6 +120,8 @@ class Architecture:
     build: Callable[[], TinyNet]
     input_shape: tuple[int, ...]
     loss: LossKind
+    finish_init: Callable[[Params, int], Params] | None = None
+    """Completes the seeded default init (parameters of no Linear/Conv layer, gains)."""
 
 
 ARCHITECTURES: dict[str, Architecture] = {
@@ -113,9 +133,9 @@ ARCHITECTURES: dict[str, Architecture] = {
         Architecture("mlp-coldchain", lambda: _mlp([24, 32, 32], 2), (24,), "cross_entropy"),
         Architecture("mlp-digits", lambda: _mlp([64, 64, 64], 5), (64,), "cross_entropy"),
         # Spiking models (chainml.neuro): the gasdrift event task and sine (8 time steps).
-        Architecture("snn-gasdrift", lambda: _snn(8, 64, 1), (16, 8), "mse"),
+        Architecture("snn-gasdrift", lambda: _snn(8, 64, 1), (16, 8), "mse", _init_snn),
         Architecture("mlp-gasdrift", lambda: _mlp_events(16, 8, 40, 1), (16, 8), "mse"),
-        Architecture("snn-sine", lambda: _snn(1, 40, 1, steps=8), (1,), "mse"),
+        Architecture("snn-sine", lambda: _snn(1, 40, 1, steps=8), (1,), "mse", _init_snn),
     )
 }
 
@@ -235,13 +255,18 @@ class Model:
         """Deterministic init from ``seed`` (PyTorch's default Linear/Conv scheme:
         ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` for weights and biases)."""
         gen = torch.Generator().manual_seed(int(seed))
+        named = dict(self.module.named_parameters())
         out: Params = {}
-        for name, tensor in self.module.named_parameters():
-            layer = name.rsplit(".", 1)[0]
-            weight = dict(self.module.named_parameters())[f"{layer}.weight"]
+        for name, tensor in named.items():
+            weight = named.get(f"{name.rsplit('.', 1)[0]}.weight")
+            if weight is None:  # not a layer's: finish_init sets it
+                out[name] = torch.zeros(tensor.shape)
+                continue
             fan_in = math.prod(weight.shape[1:])
             bound = 1.0 / math.sqrt(fan_in)
             out[name] = (torch.rand(tensor.shape, generator=gen) * 2 - 1) * bound
+        if self.arch.finish_init is not None:
+            out = self.arch.finish_init(out, seed)
         return out
 
 

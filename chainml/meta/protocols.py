@@ -9,7 +9,9 @@
   backprop, within its RAM budget (the ridge statistics are (d+1)^2 floats). Online learning
   on the device is recursive least squares: after k online steps the device has folded k more
   samples (k more per class for classification) into the same statistics and re-solved its
-  head. ``device_curve`` reports k in {0, 5, 10} for the task-family tables.
+  head. ``device_curve`` reports k in {0, 5, 10} for the task-family tables. For a spiking
+  recipe the device instead runs the version's meta-learned plasticity rule on the same samples,
+  on the recipe's simulated chip (:mod:`chainml.neuro.node`); still no backprop.
 
 Both use :func:`chainml.meta.evaluate.evaluate`, hence the same ``adapt`` that devices run.
 """
@@ -23,7 +25,7 @@ import torch
 
 from chainml.errors import MetaLearningError
 from chainml.meta.adapt import AdaptConfig
-from chainml.meta.evaluate import evaluate
+from chainml.meta.evaluate import evaluate, mean_ci95
 from chainml.meta.federated import device_adapt_config
 from chainml.meta.recipe import Recipe
 from chainml.meta.tasks import TaskFamily
@@ -31,6 +33,8 @@ from chainml.meta.tasks import TaskFamily
 MAML_SHOTS = 5
 MAML_STEPS = (0, 1, 5, 10)
 MAML_INNER_LR = 0.01
+EVAL_QUERIES = 50
+"""Query samples per held-out task of the spiking device protocol."""
 REPORT_TASKS = 1_000
 """Tasks behind a reported figure; per-round curves may use fewer (at least 100)."""
 
@@ -123,6 +127,8 @@ def device_curve(
     samples of the same tasks."""
     if any(k < 0 for k in steps):
         raise MetaLearningError(f"online steps must be >= 0, got {list(steps)}")
+    if recipe.spiking is not None:
+        return _spiking_curve(params, family, recipe, arch_id, n_tasks, seed, steps)
     out = {}
     for k in steps:
         result = evaluate(
@@ -137,6 +143,32 @@ def device_curve(
         )
         r = result.results[0]
         out[k] = (r.loss_mean, r.loss_ci95, r.acc_mean)
+    return out
+
+
+def _spiking_curve(
+    params: Mapping[str, torch.Tensor],
+    family: TaskFamily,
+    recipe: Recipe,
+    arch_id: str | None,
+    n_tasks: int,
+    seed: int,
+    steps: Sequence[int],
+) -> dict[int, tuple[float, float, float | None]]:
+    """The spiking device protocol: the device runs the version's plasticity rule on
+    ``device_shots + k`` samples on the recipe's chip (bit depth, noise), with no backprop,
+    and is scored on ``EVAL_QUERIES`` fresh samples of the same held-out task."""
+    from chainml.neuro.node import device_protocol_loss
+
+    tasks = [family.task(seed, i, "eval") for i in range(n_tasks)]
+    arch = arch_id or family.default_arch
+    out = {}
+    for k in steps:
+        after, _, _ = device_protocol_loss(
+            params, arch, tasks, recipe, shots=recipe.device_shots + k, queries=EVAL_QUERIES
+        )
+        mean, ci = mean_ci95(after)
+        out[k] = (mean, ci, None)
     return out
 
 

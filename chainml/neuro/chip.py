@@ -9,6 +9,7 @@ and every noise sample comes from.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -53,17 +54,31 @@ FLOAT = ChipConfig()
 
 
 class ChipState:
-    """A chip config plus the seeded generator its stochastic parts draw from."""
+    """A chip config plus the seeded generator its stochastic parts draw from.
 
-    def __init__(self, config: ChipConfig, seed: int) -> None:
+    ``seed`` is one seed for a whole batch of tasks, or one seed per task (a sequence): then
+    task ``k``'s draws come from its own generator, so a device's noise and rounding do not
+    depend on which other devices share its batch (what the swarm's node step needs).
+    """
+
+    def __init__(self, config: ChipConfig, seed: int | Sequence[int]) -> None:
         self.config = config
-        self.gen = torch.Generator().manual_seed(int(seed))
+        seeds = [seed] if isinstance(seed, int) else list(seed)
+        self.gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
+        self.per_task = not isinstance(seed, int)
+
+    def _draw(self, like: torch.Tensor, fn: Callable[..., torch.Tensor]) -> torch.Tensor:
+        if not self.per_task:
+            return fn(like.shape, generator=self.gens[0], dtype=like.dtype)
+        if like.shape[0] != len(self.gens):
+            raise MetaLearningError(f"{len(self.gens)} chip seeds for {like.shape[0]} tasks")
+        return torch.stack([fn(like.shape[1:], generator=g, dtype=like.dtype) for g in self.gens])
 
     def _uniform(self, like: torch.Tensor) -> torch.Tensor:
-        return torch.rand(like.shape, generator=self.gen, dtype=like.dtype)
+        return self._draw(like, torch.rand)
 
     def _normal(self, like: torch.Tensor) -> torch.Tensor:
-        return torch.randn(like.shape, generator=self.gen, dtype=like.dtype)
+        return self._draw(like, torch.randn)
 
     def program(self, w: torch.Tensor) -> torch.Tensor:
         """Write meta-weights to the chip once: round to nearest at the chip's bit depth."""

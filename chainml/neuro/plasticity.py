@@ -28,7 +28,6 @@ autograd differentiates the meta-loss through the whole rule.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -40,6 +39,7 @@ from chainml.errors import MetaLearningError
 from chainml.meta.models import Model, Params, get_model
 from chainml.neuro.chip import FLOAT, ChipState
 from chainml.neuro.lif import BETA, LIF, SURROGATE_SLOPE, THRESHOLD, RepeatInTime, lif_scan
+from chainml.neuro.rule import rule_key
 
 Traces = dict[str, torch.Tensor]
 
@@ -125,10 +125,11 @@ def pseudo_derivative(v: torch.Tensor) -> torch.Tensor:
 class PlasticSNN:
     """A registered spiking architecture plus per-synapse plasticity meta-parameters.
 
-    Meta-parameters are a flat ``dict``: the model's own parameters (same names and shapes as
-    ``get_model(arch_id).init(...)``, so the swarm can carry them like any model's weights) and,
-    per plastic layer, ``alpha.<layer>`` and ``log_eta.<layer>`` (``(out, in + 1)``, the bias
-    column last) and for hidden layers ``feedback.<layer>`` (``(out, model outputs)``).
+    Meta-parameters are the registered model's parameter dict (``get_model(arch_id).init``):
+    the weights and, per layer, the rule's ``rule.alpha.<layer>`` and ``rule.log_eta.<layer>``
+    (``(out, in + 1)``, the bias column last) and for hidden layers ``rule.feedback.<layer>``
+    (``(out, model outputs)``), see :mod:`chainml.neuro.rule`. So a version file, an update
+    and a server step carry the rule exactly like the weights.
     """
 
     def __init__(self, arch_id: str = "snn-gasdrift", config: PlasticityConfig | None = None):
@@ -145,25 +146,10 @@ class PlasticSNN:
     def plastic_layers(self) -> list[Layer]:
         return [layer for layer in self.layers if self.is_plastic(layer)]
 
-    def init(self, seed: int, gain: float = 3.0) -> Params:
-        """Meta-parameters: the model's seeded init with spiking layers scaled by ``gain`` (so
-        neurons fire from the start), ``alpha`` 0.5, ``eta`` 0.3 and small random feedback."""
-        params = self.model.init(seed)
-        for layer in self.layers[:-1]:
-            params[f"{layer.prefix}.weight"] = params[f"{layer.prefix}.weight"] * gain
-        gen = torch.Generator().manual_seed(int(seed) + 7919)
-        for layer in self.plastic_layers:
-            shape = (layer.outputs, layer.inputs + 1)
-            params[f"alpha.{layer.prefix}"] = torch.full(shape, 0.5)
-            params[f"log_eta.{layer.prefix}"] = torch.full(shape, math.log(0.3))
-            if layer.spiking:
-                fb = torch.randn((layer.outputs, self.outputs), generator=gen)
-                params[f"feedback.{layer.prefix}"] = fb / math.sqrt(layer.outputs)
-        return params
-
-    def base_params(self, params: Mapping[str, torch.Tensor]) -> Params:
-        """Only the registered model's parameters (what ``get_model(arch_id)`` consumes)."""
-        return {k: params[k] for k in self.model.spec.names}
+    def init(self, seed: int) -> Params:
+        """Meta-parameters of a fresh run: the registered model's seeded init, which includes
+        the rule (:func:`chainml.neuro.rule.init_plastic`)."""
+        return self.model.init(seed)
 
     def zero_traces(self, params: Mapping[str, torch.Tensor], tasks: int) -> Traces:
         return {
@@ -189,7 +175,7 @@ class PlasticSNN:
             )
             w = chip.program(w).expand(k, -1, -1)
             if self.is_plastic(layer):
-                alpha = chip.program(params[f"alpha.{layer.prefix}"])
+                alpha = chip.program(params[rule_key("alpha", layer.prefix)])
                 w = w + alpha * traces[layer.prefix]
             w = chip.read_synapses(w)
             if not layer.spiking:
@@ -228,9 +214,10 @@ class PlasticSNN:
         for layer, (pre, psi) in zip(self.layers, fwd.eligibility_inputs, strict=True):
             if not self.is_plastic(layer):
                 continue
-            eta = torch.exp(params[f"log_eta.{layer.prefix}"])
+            eta = torch.exp(params[rule_key("log_eta", layer.prefix)])
             if layer.spiking:
-                mod = torch.einsum("kno,io->kni", err, params[f"feedback.{layer.prefix}"])
+                fb = params[rule_key("feedback", layer.prefix)]
+                mod = torch.einsum("kno,io->kni", err, fb)
                 post = mod[:, :, None, :] * psi  # (K, N, T, H)
                 elig = torch.einsum("knti,kntj->kij", post, pre) / (n * pre.shape[2])
             else:

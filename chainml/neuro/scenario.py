@@ -1,17 +1,16 @@
-"""Fleets of spiking devices on a data stream: event-driven updates and the regulated drift case.
+"""Spiking devices on a drifting data stream, with and without the meta-regulator.
 
 Devices run batched (a leading device dimension, one set of plastic traces each); a per-device
-decision (adapt or not, recalibrate or not) is a mask, and energy is charged only where the
-device actually did the work. Every round's query loss is measured on fresh samples the device
-did not learn from (the simulator's score, not something the device pays for).
+decision (recalibrate or not) is a mask, and energy is charged only where the device actually
+did the work. Every round's query loss is measured on fresh samples the device did not learn
+from (the simulator's score, not something the device pays for). A recalibration is the
+swarm's device adaptation (:func:`chainml.neuro.node.device_adapt`: the rule, no backprop).
 
-* :func:`run_event_stream`: every round the device receives a few labelled samples. Without a
-  trigger it adapts on them and sends an update every round; with one it first checks its error
-  (one forward pass, charged) and adapts and sends only when the trigger fires.
-* :func:`run_regulated_stream`: the device calibrates once on labelled samples, then only infers
-  on unlabelled data; its environment changes abruptly at ``drift_round``. With a regulator, the
-  device watches its energy and spike density and recalibrates when they leave their normal
-  range; without one it keeps its stale calibration.
+:func:`run_regulated_stream`: the device calibrates once on labelled samples, then only infers
+on unlabelled data; its environment changes abruptly at ``drift_round``. With a regulator, the
+device watches its energy and spike density and recalibrates when they leave their normal
+range; without one it keeps its stale calibration. (Event-driven updates in a learning fleet
+are :mod:`chainml.neuro.fleet`, the swarm's own round.)
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ from chainml.neuro.energy import (
     send_energy_j,
     spike_density,
 )
-from chainml.neuro.events import EventTrigger, TriggerConfig
+from chainml.neuro.node import device_adapt
 from chainml.neuro.plasticity import PlasticSNN, Traces
 from chainml.neuro.regulator import MetaRegulator, RegulatorConfig
 
@@ -59,7 +58,6 @@ class StreamResult:
     compute_j: np.ndarray  # (rounds, devices)
     radio_j: np.ndarray  # (rounds, devices)
     densities: np.ndarray | None = None  # (rounds, devices) hidden spike density
-    error_triggered: np.ndarray | None = None  # (rounds, devices) the error trigger fired
     regulators: list[MetaRegulator] = field(default_factory=list)
 
     @property
@@ -79,74 +77,6 @@ def _where(mask: torch.Tensor, new: Traces, old: Traces) -> Traces:
 
 def _mask_np(mask: torch.Tensor) -> np.ndarray:
     return mask.numpy().astype(bool)
-
-
-@torch.no_grad()
-def run_event_stream(
-    net: PlasticSNN,
-    params: Mapping[str, torch.Tensor],
-    tasks: Sequence[Task],
-    config: StreamConfig,
-    chip: ChipConfig,
-    trigger: TriggerConfig | None = None,
-    core: NeuroCore = LOIHI,
-    buffer_rounds: int = 10,
-) -> StreamResult:
-    """Calibrate at round 0, then adapt every round (``trigger=None``) or on trigger only.
-
-    An event-driven device defers its learning rather than dropping it: it keeps the labelled
-    samples it has checked since its last update (at most ``buffer_rounds`` rounds of them; 10
-    rounds of 10 event windows are 12.8 kB as int8 counts) and, when the trigger fires or the
-    buffer is full, runs the rule on each buffered round in order, exactly as an
-    always-updating device would have, then sends one update. It pays for every pass it runs,
-    so what it saves is mostly radio.
-    """
-    if buffer_rounds < 1:
-        raise MetaLearningError(f"buffer_rounds must be >= 1, got {buffer_rounds}")
-    k, rounds = len(tasks), config.rounds
-    state = ChipState(chip, config.seed)
-    losses = np.zeros((rounds, k))
-    updates = np.zeros((rounds, k), dtype=bool)
-    compute = np.zeros((rounds, k))
-    radio = np.zeros((rounds, k))
-    send_j = send_energy_j(net, chip.bits, core)
-    triggers = [EventTrigger(trigger) for _ in range(k)] if trigger is not None else []
-    traces = net.zero_traces(params, k)
-    episodes: list[Episode] = []
-    learned = np.full(k, -1)  # last round each device has learned from
-    by_error = np.zeros((rounds, k), dtype=bool)
-    for r in range(rounds):
-        ep = stack_episodes([t.episode(config.shots, config.queries, draw=r) for t in tasks])
-        episodes.append(ep)
-        if r == 0 or trigger is None:
-            mask = torch.ones(k, dtype=torch.bool)
-        else:
-            check, fwd = net.loss(params, traces, ep.x_support, ep.y_support, state)
-            compute[r] += inference_energy_j(net, fwd, core).numpy()
-            fired = [trg.observe(float(e)) for trg, e in zip(triggers, check, strict=True)]
-            full = r - learned >= buffer_rounds  # the buffer is full: learn now or lose data
-            for trg, f, b in zip(triggers, fired, full, strict=True):
-                if b and not f:
-                    trg.updated()
-            by_error[r] = fired
-            mask = torch.tensor(np.array(fired) | full)
-        m = _mask_np(mask)
-        if m.any():
-            first = max(int(learned[m].min()) + 1, r - buffer_rounds + 1, 0)
-            for j in range(first, r + 1):
-                due = m & (learned < j) & (j > r - buffer_rounds)
-                if not due.any():
-                    continue
-                past = episodes[j]
-                new, history = net.adapt(params, past.x_support, past.y_support, state, traces)
-                traces = _where(torch.from_numpy(due), new, traces)
-                compute[r] += np.where(due, adaptation_energy_j(net, history, core).numpy(), 0.0)
-            learned[m] = r
-            radio[r] += np.where(m, send_j, 0.0)
-            updates[r] = m
-        loss, _ = net.loss(params, traces, ep.x_query, ep.y_query, state)
-        losses[r] = loss.numpy()
-    return StreamResult(losses, updates, compute, radio, error_triggered=by_error)
 
 
 @torch.no_grad()
@@ -183,7 +113,7 @@ def run_regulated_stream(
 
     def recalibrate(mask: torch.Tensor, r: int, ep: Episode) -> None:
         nonlocal traces
-        new, history = net.adapt(params, ep.x_support, ep.y_support, state)  # from scratch
+        new, history = device_adapt(net, params, ep.x_support, ep.y_support, state)  # afresh
         traces = _where(mask, new, traces)
         m = _mask_np(mask)
         compute[r] += np.where(m, adaptation_energy_j(net, history, core).numpy(), 0.0)

@@ -8,13 +8,13 @@ resumed run can never silently mix two experiments.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from chainml.aggregate.strategies import STRATEGIES
 from chainml.errors import ConfigError
-from chainml.meta.recipe import Recipe
+from chainml.meta.recipe import Recipe, SpikingRecipe
 from chainml.meta.tasks import FAMILIES
 from chainml.swarm.attacks import ATTACKS
 
@@ -51,6 +51,9 @@ class SwarmConfig:
     dropout: float = 0.0
     adversaries: float = 0.0
     attack: str | None = None
+    event_driven: bool | None = None
+    """Spiking families: devices send only when their error crosses the trigger (True) or
+    every round (False); None: the family's recipe default."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -95,9 +98,16 @@ class SwarmConfig:
         }
         overrides = {k: v for k, v in explicit.items() if v is not None}
         try:
-            return Recipe.for_family(self.task, aggregation=self.aggregation, **overrides)
+            recipe = Recipe.for_family(self.task, aggregation=self.aggregation, **overrides)
         except ConfigError as exc:
             raise ConfigError(f"invalid swarm settings: {exc}") from exc
+        if self.event_driven is None:
+            return recipe
+        if recipe.spiking is None:
+            raise ConfigError(f"--event-driven/--always-update need a spiking task: {self.task}")
+        ratio = recipe.spiking.event_ratio or SpikingRecipe().event_ratio
+        spiking = replace(recipe.spiking, event_ratio=ratio if self.event_driven else None)
+        return replace(recipe, spiking=spiking)
 
     @property
     def profiles(self) -> list[str]:

@@ -38,6 +38,25 @@ def summary(values: Sequence[float]) -> dict[str, float]:
     return {"mean": float(np.mean(values)), "max": float(np.max(values))}
 
 
+def event_summary(outcomes: Sequence[Any]) -> dict[str, float]:
+    """A spiking round's event-driven accounting: devices that sent and that stayed silent,
+    the energy all spent, and what the silent ones saved, estimated by the round's senders'
+    mean cost (download, compute, upload) less the check a silent device ran."""
+    sent = [o for o in outcomes if o.status == "ok"]
+    silent = [o for o in outcomes if o.status == "silent"]
+    sender_j = float(np.mean([o.energy_j for o in sent])) if sent else 0.0
+    sender_bytes = float(np.mean([o.bytes_up + o.bytes_down for o in sent])) if sent else 0.0
+    return {
+        "sent": len(sent),
+        "silent": len(silent),
+        "energy_j": float(sum(o.energy_j for o in sent + silent)),
+        "saved_energy_j": float(sum(max(sender_j - o.energy_j, 0.0) for o in silent)),
+        "saved_radio_bytes": sender_bytes * len(silent),
+        "loss_sent": summary([o.loss_after for o in sent])["mean"],
+        "loss_silent": summary([o.loss_after for o in silent])["mean"],
+    }
+
+
 def curve(
     params: Mapping[str, torch.Tensor],
     task: str,

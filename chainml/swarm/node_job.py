@@ -37,6 +37,7 @@ from chainml.errors import ChainMLError
 from chainml.meta.federated import NodeConfig, NodeResult, node_step, node_steps
 from chainml.meta.models import get_model
 from chainml.meta.tasks import Task, TaskFamily, get_family
+from chainml.neuro.node import Calibration, event_decision
 from chainml.protocol.payloads import VersionFile, decode_version, encode_update
 from chainml.storage.cid import cid_str, cid_to_onchain
 from chainml.storage.store import Store, StoreUnavailableError, shared_store
@@ -47,7 +48,8 @@ COMMITMENT_WIRE_BYTES = 4 + 4 + 32 + 1 + 4 + 8 + 8 + 8 + 65
 digest (32), codec (u8), samples (u32), losses (2 x u64), nonce (u64) and the 65-byte signature.
 The node's address is not sent: the gateway recovers it from the signature."""
 
-Status = Literal["ok", "refused", "failed"]
+Status = Literal["ok", "refused", "failed", "silent"]
+"""``silent``: an event-driven device whose error did not cross its trigger (no update)."""
 
 NODE_GROUP = 32
 """Devices per canonical group (see the module doc). Changing it changes the simulated
@@ -75,6 +77,9 @@ class NodeJob:
     colluders: tuple[int, ...] = ()
     """An adversary's fellow attackers (itself included), if the run tells it; colluders
     without it compute their statistics on seeded surrogate tasks."""
+    calibration: tuple[int, str] | None = None
+    """Event-driven spiking devices: the round of the node's last committed update and that
+    round's base version CID (from chain); None if it never committed."""
 
 
 @dataclass(frozen=True)
@@ -156,6 +161,10 @@ def run_nodes(jobs: Sequence[NodeJob]) -> list[NodeOutcome]:
         except ChainMLError as exc:
             outcomes[i] = NodeOutcome(job.index, addresses[i], "refused", error=str(exc))
             continue
+        silent = _silent(job, addresses[i])
+        if silent is not None:
+            outcomes[i] = silent
+            continue
         runnable.append(i)
     # Canonical order inside the batch (a device's rounding depends on its place in it).
     batch = sorted((i for i in runnable if jobs[i].attack is None), key=lambda i: jobs[i].index)
@@ -168,6 +177,41 @@ def run_nodes(jobs: Sequence[NodeJob]) -> list[NodeOutcome]:
         if i not in outcomes:
             outcomes[i] = _run_one(jobs[i], addresses[i])
     return [outcomes[i] for i in range(len(jobs))]
+
+
+_calibration_cache: dict[tuple[str, str], Calibration] = {}
+
+
+def _silent(job: NodeJob, address: str) -> NodeOutcome | None:
+    """An event-driven spiking device that stays silent this round: it only checked its stale
+    calibration (one forward pass), so it sends, downloads and computes nothing else. None if
+    the device sends (or is not event-driven)."""
+    if job.attack is not None:
+        return None
+    try:
+        store = shared_store(job.store_spec, job.data_dir)
+        recipe = _version(store, job.weights_cid, job.arch_id).recipe
+        if recipe.spiking is None or recipe.spiking.event_ratio is None:
+            return None
+        cal = None
+        if job.calibration is not None:
+            cal_round, cid = job.calibration
+            if (cid, job.arch_id) not in _calibration_cache:
+                if len(_calibration_cache) > 64:
+                    _calibration_cache.clear()
+                params = decode_version(store.get(cid), job.arch_id).params
+                _calibration_cache[(cid, job.arch_id)] = Calibration(cal_round, params)
+            cal = Calibration(cal_round, _calibration_cache[(cid, job.arch_id)].params)
+        decision = event_decision(job.arch_id, recipe, _local_task(job), job.round, cal)
+    except StoreUnavailableError:
+        raise
+    except Exception as exc:  # a device that fails is data, not a crash of the whole round
+        return NodeOutcome(job.index, address, "failed", error=f"{type(exc).__name__}: {exc}")
+    if decision.send:
+        return None
+    return NodeOutcome(
+        job.index, address, "silent", loss_after=decision.stale_loss, energy_j=decision.check_j
+    )
 
 
 def _batched_steps(jobs: Sequence[NodeJob]) -> list[tuple[NodeResult, tuple[float, float]]] | None:
@@ -244,12 +288,13 @@ def _finish(
         raise
     except Exception as exc:  # a device that fails is data, not a crash of the whole round
         return NodeOutcome(job.index, address, "failed", error=f"{type(exc).__name__}: {exc}")
-    macs = adaptation_macs(
+    # A spiking device's compute is counted in synaptic events (chainml.neuro.energy).
+    macs = 0 if recipe.spiking is not None else adaptation_macs(
         job.arch_id,
         steps=recipe.inner_steps + 1,  # the inner step, then the meta-gradient's backward pass
         samples_per_step=recipe.support_shots + recipe.query_shots,
         eval_samples=recipe.query_shots,
-    )
+    )  # fmt: skip
     cost = round_cost(
         get_profile(job.profile),
         macs,
@@ -267,7 +312,7 @@ def _finish(
         loss_after=result.metrics["loss_after"],
         bytes_down=cost.bytes_down,
         bytes_up=cost.bytes_up,
-        energy_j=cost.energy_j,
+        energy_j=cost.energy_j + result.metrics.get("compute_j", 0.0),
         airtime_s=cost.airtime_s,
         seconds=timing,
     )

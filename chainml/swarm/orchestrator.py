@@ -34,7 +34,12 @@ from chainml.errors import ChainError, ChainMLError
 from chainml.meta.tasks import get_family
 from chainml.protocol.evidence import RoundEvidence, gather_round
 from chainml.protocol.gas import round_gas
-from chainml.protocol.payloads import canonical_json, decode_node_list, decode_weights
+from chainml.protocol.payloads import (
+    canonical_json,
+    decode_node_list,
+    decode_weights,
+    version_recipe,
+)
 from chainml.protocol.recompute import AggregateOutcome
 from chainml.protocol.review import Review, review
 from chainml.storage.cid import onchain_to_str
@@ -43,7 +48,14 @@ from chainml.swarm.attacks import NODE_ATTACKS, adversary_indices
 from chainml.swarm.config import SwarmConfig, bind_run_dir
 from chainml.swarm.executor import Executor
 from chainml.swarm.fleet import Fleet
-from chainml.swarm.metrics import RunLog, curve, device_score, scratch_curve, summary
+from chainml.swarm.metrics import (
+    RunLog,
+    curve,
+    device_score,
+    event_summary,
+    scratch_curve,
+    summary,
+)
 from chainml.swarm.node_job import NodeJob, NodeOutcome, node_config, run_node
 from chainml.swarm.services import Services
 
@@ -153,6 +165,7 @@ class Swarm:
             min(self.adversaries) if config.attack == "sybil" and self.adversaries else None
         )
         self._outcomes: dict[int, list[NodeOutcome]] = {}
+        self._commits: dict[int, tuple[str, tuple[str, ...]]] = {}
         torch.set_num_threads(1)  # node steps must give the same bits in any process
 
     # -- the loop -------------------------------------------------------------------------
@@ -247,6 +260,7 @@ class Swarm:
         infos = self.s.ledger.node_infos([n.address for n in nodes])
         cfg = self.config
         job_config = node_config(round_id)  # the recipe itself comes from the base version
+        calibrations = self.calibrations(round_id, weights_cid)
         jobs = [
             NodeJob(
                 index=n.index,
@@ -265,6 +279,7 @@ class Swarm:
                 nonce=infos[n.address.lower()].next_nonce,
                 attack=self.attacks.get(n.index),
                 sybil_leader=self.sybil_leader,
+                calibration=calibrations.get(n.address.lower()),
             )
             for n in nodes
         ]
@@ -274,6 +289,24 @@ class Swarm:
             self.progress("devices adapt", done, len(jobs))
         self._outcomes = {round_id: outcomes}
         return outcomes
+
+    def calibrations(self, round_id: int, weights_cid: str) -> dict[str, tuple[int, str]]:
+        """Event-driven spiking devices (the version's recipe says so): each node's last
+        committed round before ``round_id`` and that round's base version CID, read from the
+        chain. A device's state is a function of these and its own task
+        (:mod:`chainml.neuro.node`), so a resume decides exactly as the first run did."""
+        spiking = version_recipe(self.s.store.get(weights_cid)).spiking
+        if spiking is None or spiking.event_ratio is None:
+            return {}
+        out: dict[str, tuple[int, str]] = {}
+        for r in sorted(x for x in self.log.opened_rounds() if x < round_id):
+            if r not in self._commits:
+                evidence = self.evidence(r)
+                nodes = tuple(u.node.lower() for u in evidence.updates)
+                self._commits[r] = (evidence.base_weights_cid, nodes)
+            cid, nodes = self._commits[r]
+            out.update({node: (r, cid) for node in nodes})
+        return out
 
     def commit_phase(self, round_id: int, times: RoundTimes) -> None:
         ledger = self.s.ledger
@@ -322,7 +355,9 @@ class Swarm:
         if self.config.mode == "batched":
             self.challenger.scan(round_id)
         info = ledger.round_info(round_id)
-        participants = self.config.nodes - len(self.fleet.dropped(round_id))
+        # Event-driven devices that stayed silent are not waited for.
+        silent = sum(o.status == "silent" for o in outcomes)
+        participants = self.config.nodes - len(self.fleet.dropped(round_id)) - silent
         wanted = int(np.ceil(self.config.min_commitments_fraction * max(participants, 1)))
         minimum = max(info.min_commitments, wanted)
         if info.commit_count >= minimum:
@@ -462,6 +497,8 @@ class Swarm:
             "bytes_per_node": summary([o.bytes_up + o.bytes_down for o in ok]),
             "energy_per_node_j": summary([o.energy_j for o in ok]),
         }
+        if outcome.recipe.spiking is not None:
+            body["events"] = event_summary(outcomes)
         return canonical_json(body)
 
     def write_row(self, round_id: int, status: RoundStatus, times: RoundTimes) -> None:
@@ -503,12 +540,16 @@ class Swarm:
                 "bytes_per_node": metrics["bytes_per_node"],
                 "energy_per_node_j": metrics["energy_per_node_j"],
             }
+            if "events" in metrics:
+                row["events"] = metrics["events"]
         row["gas"] = round_gas(ledger, round_id, self.from_block)
         row["wall_time_s"] = times.as_dict()
         base_version = info.base_version
         weights_cid = onchain_to_str(*ledger.version(base_version).weights)
         outcomes = self.node_outcomes(round_id, base_version, weights_cid)
         by_index = {o.index: o for o in outcomes}
+        if "events" not in row and any(o.status == "silent" for o in outcomes):
+            row["events"] = event_summary(outcomes)  # a round every device sat out
         reputations = ledger.node_infos([n.address for n in self.fleet.nodes])
         node_rows = []
         for node in self.fleet.nodes:
@@ -517,6 +558,8 @@ class Swarm:
             state = (
                 "dropped"
                 if o is None
+                else "silent"
+                if o.status == "silent"
                 else "refused"
                 if o.status != "ok"
                 else "included"

@@ -71,7 +71,7 @@ def test_float_chip_equals_the_registered_model_and_noise_is_seeded(
     params = net.init(0)
     x = gas.episodes(0, range(3), "eval", 4, 4).x_query  # (K, N, T, C)
     model = get_model("snn-gasdrift")
-    expected = torch.stack([model(net.base_params(params), xi) for xi in x])
+    expected = torch.stack([model(params, xi) for xi in x])
     fwd = net.forward(params, net.zero_traces(params, 3), x, ChipState(FLOAT, 0))
     assert torch.allclose(fwd.out, expected, atol=1e-5)
     noisy = ChipConfig(bits=4, synaptic_sigma=0.05, membrane_sigma=0.05)
@@ -81,3 +81,20 @@ def test_float_chip_equals_the_registered_model_and_noise_is_seeded(
     c = net.forward(params, zero, x, ChipState(noisy, 8)).out
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert not torch.allclose(a, expected, atol=1e-3)
+
+
+def test_per_task_chip_seeds_make_a_device_independent_of_its_batch(
+    net: PlasticSNN, gas: TaskFamily
+) -> None:
+    """The swarm seeds each device's chip draws on its own: in a batch or alone, a device
+    sees the same noise and rounding."""
+    params = net.init(0)
+    x = gas.episodes(0, range(3), "eval", 4, 4).x_query
+    noisy = ChipConfig(bits=8, synaptic_sigma=0.05, membrane_sigma=0.05)
+    batch = net.forward(params, net.zero_traces(params, 3), x, ChipState(noisy, [11, 12, 13]))
+    alone = net.forward(params, net.zero_traces(params, 1), x[1:2], ChipState(noisy, [12]))
+    assert torch.allclose(batch.out[1], alone.out[0], atol=1e-5)
+    other = net.forward(params, net.zero_traces(params, 1), x[1:2], ChipState(noisy, [14]))
+    assert not torch.allclose(other.out[0], alone.out[0], atol=1e-3)
+    with pytest.raises(MetaLearningError, match="2 chip seeds for 3 tasks"):
+        net.forward(params, net.zero_traces(params, 3), x, ChipState(noisy, [1, 2]))

@@ -1,19 +1,19 @@
-"""Event-driven learning: the trigger, and the updates, energy and radio it saves."""
+"""Event-driven learning: the trigger, and the updates, energy and radio it saves in a fleet."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import numpy as np
 import pytest
 
-from chainml.device.radio import BleRadio
 from chainml.errors import MetaLearningError
+from chainml.meta.recipe import Recipe
 from chainml.meta.tasks import TaskFamily
-from chainml.neuro.chip import ChipConfig
-from chainml.neuro.energy import send_energy_j, update_bytes
 from chainml.neuro.events import EventTrigger, TriggerConfig
-from chainml.neuro.plasticity import PlasticSNN
-from chainml.neuro.scenario import StreamConfig, run_event_stream
+from chainml.neuro.fleet import run_fleet
 
-CHIP = ChipConfig(bits=8, synaptic_sigma=0.05, membrane_sigma=0.05)
+ARCH = "snn-gasdrift"
 
 
 def test_trigger_fires_when_the_error_grows_and_not_on_a_steady_one() -> None:
@@ -28,35 +28,30 @@ def test_trigger_fires_when_the_error_grows_and_not_on_a_steady_one() -> None:
         TriggerConfig(ratio=0.5)
 
 
+def _recipe(ratio: float | None, max_silent: int = 8) -> Recipe:
+    base = Recipe.for_family("gasdrift")
+    assert base.spiking is not None
+    return replace(base, spiking=replace(base.spiking, event_ratio=ratio, max_silent=max_silent))
+
+
 def test_event_driven_devices_send_fewer_updates_and_spend_less(
-    net: PlasticSNN, gas: TaskFamily, trained: dict
+    gas: TaskFamily, trained: dict
 ) -> None:
-    tasks = [gas.task(0, i, "eval") for i in range(8)]
-    cfg = StreamConfig(rounds=12)
-    always = run_event_stream(net, trained, tasks, cfg, CHIP, None)
-    event = run_event_stream(net, trained, tasks, cfg, CHIP, TriggerConfig(ratio=1.1, settle=2))
-    assert always.updates_sent() == 8 * 11
+    """The swarm's round in process (event decision, plastic node step, the recipe's
+    aggregation, server step): from a meta-trained version, event-driven devices send far
+    fewer updates and spend far less energy than always-sending ones, at a bounded loss."""
+    always = run_fleet(gas, ARCH, _recipe(None), trained, rounds=10, devices=8)
+    event = run_fleet(gas, ARCH, _recipe(1.3), trained, rounds=10, devices=8)
+    assert always.updates_sent() == 8 * 9 and event.sent[0].all()
     assert 0 < event.updates_sent() < 0.5 * always.updates_sent()
-    # the radio is charged by the fleet's BLE model, per update actually sent
-    per_update = BleRadio().send(update_bytes(net, 8)).energy_j
-    assert send_energy_j(net, 8) == per_update
-    assert event.radio_j.sum() == pytest.approx(event.updates.sum() * per_update)
-    assert event.energy_j < 0.6 * always.energy_j
-    assert event.mean_loss() < 1.5 * always.mean_loss()
+    assert event.energy_j[1:].sum() < 0.5 * always.energy_j[1:].sum()
+    assert np.all(event.radio_j[~event.sent] == 0) and np.all(event.radio_j[event.sent] > 0)
+    assert np.all(event.energy_j[~event.sent] < 0.1 * event.energy_j[event.sent].min())
+    assert event.mean_loss() < 1.3 * always.mean_loss()
 
 
-def test_a_full_sample_buffer_forces_the_deferred_update(
-    net: PlasticSNN, gas: TaskFamily, trained: dict
-) -> None:
-    """With an error trigger that never fires, a device still learns (all it buffered) and
-    sends once its buffer of labelled rounds is full; the replay reproduces always-updating."""
-    tasks = [gas.task(0, i, "eval") for i in range(4)]
-    cfg = StreamConfig(rounds=7)
-    never = TriggerConfig(ratio=1e9)
-    run = run_event_stream(net, trained, tasks, cfg, CHIP, never, buffer_rounds=3)
-    assert run.updates.sum(axis=1).tolist() == [4, 0, 0, 4, 0, 0, 4]
-    assert not run.error_triggered.any()
-    ideal = ChipConfig()  # noiseless, so the replay can be compared with the online device
-    always = run_event_stream(net, trained, tasks, cfg, ideal, None)
-    deferred = run_event_stream(net, trained, tasks, cfg, ideal, never, buffer_rounds=3)
-    assert deferred.losses[6] == pytest.approx(always.losses[6], rel=1e-4)
+def test_a_silent_device_resyncs_after_the_recipe_s_limit(gas: TaskFamily, trained: dict) -> None:
+    """With a trigger that cannot fire, a device still sends every ``max_silent`` rounds."""
+    run = run_fleet(gas, ARCH, _recipe(100.0, max_silent=3), trained, rounds=7, devices=3)
+    assert run.sent.sum(axis=1).tolist() == [3, 0, 0, 3, 0, 0, 3]
+    assert {r for rs in run.reasons for r in rs} == {"first", "quiet", "silence"}
