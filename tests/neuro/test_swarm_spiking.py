@@ -21,7 +21,6 @@ from web3 import Web3
 
 from chainml.chain.client import Ledger
 from chainml.chain.deployments import deployments_path, load_deployments
-from chainml.chain.types import cid_from_struct
 from chainml.cli.main import main
 from chainml.meta.protocols import device_protocol
 from chainml.meta.recipe import Recipe
@@ -45,7 +44,7 @@ class SpikingRun:
     nodes: list[dict[str, Any]]
 
     def version(self, version: int) -> VersionFile:
-        cid = onchain_to_str(*cid_from_struct(self.ledger.version(version)["weights"]))
+        cid = onchain_to_str(*self.ledger.version(version).weights)
         return decode_version(self.store.get(cid), "snn-gasdrift")
 
 
