@@ -19,7 +19,7 @@ from chainml.storage.cid import cid_to_onchain, onchain_to_str
 from chainml.storage.embedded import EmbeddedStore
 from chainml.swarm.challenger import Challenger
 from tests.contracts.conftest import FAST_ROUND, cid, time_travel
-from tests.security.conftest import wave1_module
+from tests.security.wave1 import Wave1Ledger, wave1_module
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def test_h4_replayed_old_leaf_does_not_exclude_the_absent_node(
     _post(ledger, store, second, [old_leaf, sign(present, nonce=1)], gateway)  # replay
 
     wave1 = wave1_module("chainml/swarm/evidence.py", "wave1_evidence").gather_round
-    before = {r.node: r for r in wave1(ledger, store, second).rejected}
+    before = {r.node: r for r in wave1(Wave1Ledger.of(ledger), store, second).rejected}
     assert before[absent.address].attributable  # wave 1: counted against the absent node
     now = gather_round(ledger, store, second)
     assert [u.node for u in now.updates] == [present.address]
@@ -64,7 +64,8 @@ def test_h3_deactivated_node_is_not_counted_through_a_batch(
     ledger.deactivate_node(node.address, admin)
     _post(ledger, store, round_id, [sign(node)], gateway)
     wave1 = wave1_module("chainml/swarm/evidence.py", "wave1_evidence").gather_round
-    assert [u.node for u in wave1(ledger, store, round_id).updates] == [node.address]
+    before = wave1(Wave1Ledger.of(ledger), store, round_id)
+    assert [u.node for u in before.updates] == [node.address]
     evidence = gather_round(ledger, store, round_id)
     assert evidence.updates == ()
     assert "deactivated" in evidence.rejected[0].reason
@@ -193,6 +194,7 @@ def test_h3_leaf_of_a_node_behind_another_gateway_is_not_counted(
     round_id = open_round()
     _post(ledger, store, round_id, [sign(theirs)], rando)  # not rando's node
     wave1 = wave1_module("chainml/swarm/evidence.py", "wave1_evidence").gather_round
-    assert [u.node for u in wave1(ledger, store, round_id).updates] == [theirs.address]
+    before = wave1(Wave1Ledger.of(ledger), store, round_id)
+    assert [u.node for u in before.updates] == [theirs.address]
     evidence = gather_round(ledger, store, round_id)
     assert evidence.updates == () and "not behind gateway" in evidence.rejected[0].reason

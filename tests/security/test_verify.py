@@ -19,7 +19,8 @@ from chainml.storage.cid import onchain_to_str, to_cid_bytes
 from chainml.storage.embedded import EmbeddedStore
 from chainml.storage.store import EMBEDDED_SUBDIR
 from chainml.swarm.config import SwarmConfig
-from tests.security.conftest import SwarmEnv, wave1_module
+from tests.security.conftest import SwarmEnv
+from tests.security.wave1 import Wave1Ledger, wave1_module
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +128,7 @@ def test_wave1_verify_missed_a_corrupt_final_version(
         case = _copy_with_corruption(env, tmp_path / target, targets[target])
         store = EmbeddedStore(case / EMBEDDED_SUBDIR)
         try:
-            before = old.verify_history(ledger, store, from_block)
+            before = old.verify_history(Wave1Ledger.of(ledger), store, from_block)
             after = verify_history(ledger, store, from_block)
         finally:
             store.close()
