@@ -10,6 +10,7 @@ import pytest
 from eth_account import Account
 from eth_utils import keccak
 
+from chainml.aggregate.strategies import STRATEGIES
 from chainml.chain.types import Proposal
 from chainml.errors import ChainMLError
 from chainml.protocol.evidence import gather_round
@@ -152,7 +153,7 @@ def test_validators_refuse_to_vote_while_leaves_are_unavailable(
     time_travel(w3, FAST_ROUND.challenge_window)
     pid = ledger.propose(
         Proposal(round=round_id, aggregate=cid("agg"), included_root=b"\1" * 32,
-                 included_count=1),
+                 included_count=1, rule_id=STRATEGIES["guard"].rule_id),
         aggregator,
     )  # fmt: skip
     job = ReviewJob(
@@ -162,7 +163,11 @@ def test_validators_refuse_to_vote_while_leaves_are_unavailable(
         data_dir=str(tmp_path / "validator"),
     )  # fmt: skip
     wave1 = wave1_module("chainml/swarm/validator.py", "wave1_validator").review(job)
-    assert not hasattr(wave1, "abstain")  # wave 1 always voted, whatever it could see
+    # Wave 1 had no abstention: whatever it could not fetch or decode (here this fixture's empty
+    # genesis, before it even reached the withheld leaves) became a "no" vote, so a gateway
+    # withholding its leaves file could get an honest proposal rejected.
+    assert not hasattr(wave1, "abstain") and not wave1.approve
+    assert wave1.reason.startswith("cannot recompute"), wave1
     verdict = review(job)
     assert verdict.abstain and not verdict.approve
     assert "unavailable" in verdict.reason
