@@ -4,12 +4,17 @@ Which nodes are adversaries is seeded (``adversary_indices``), so a resumed or r
 has the same attackers. Every attack is applied where a real attacker would act, as a wrapper
 around the honest node computation (:func:`attacked_node_step`), never as a branch inside it:
 
-- ``sign_flip``, ``scale``, ``noise``: the node tampers with its update before storing it;
+- ``sign_flip``, ``scale``, ``noise``: the node tampers with its update before storing it
+  (``scale`` boosts it 20x, and to the largest scale a decoder accepts in one round out of
+  :data:`SCALE_BURST_PERIOD`: the server's Adam normalizes a steady boost away, but one burst
+  inflates its second-moment estimate and stalls learning for the rounds after);
 - ``label_flip``: the node trains on poisoned local data (labels flipped or negated);
 - ``freeride``: the node sends an all-zero update (no work, claims the reward);
 - ``stale``: the node commits against an older base version than the round's;
 - ``replay``: the node re-signs its commitment for the previous round (an old commitment);
-- ``sybil``: one operator runs many keys that all submit the same poisoned update;
+- ``sybil``: one operator runs many keys that all submit its boosted update, each identity's
+  copy tagged (scaled by ``1 / (1 + 1e-3 (index + 1))``) so that no two store the same bytes (identical
+  CIDs are screened out as copied work before any rule runs);
 - ``bad_aggregator``: not a node attack; the aggregator proposes tampered weights.
 
 Model-poisoning attacks from the robust-aggregation literature (:data:`CRAFTED`). Colluders
@@ -83,6 +88,10 @@ UPDATE_ATTACKS = frozenset({"sign_flip", "scale", "noise", "label_flip", "freeri
 """Attacks that change only the update's content (the in-process twin can replay them)."""
 SCALE_FACTOR = 20.0
 """``scale`` boosts its update 20x: large enough to drag a mean far off, as in the literature."""
+SCALE_BURST_PERIOD = 25
+"""``scale`` and ``sybil`` boost to the decoder's cap in rounds ``1, 26, 51, ...``."""
+SCALE_BURST = 1e9
+"""The burst's factor, before the cap (:data:`~chainml.meta.sparse.MAX_SCALE` per scale)."""
 NOISE_FACTOR = 50.0
 """``noise`` sends uniform random int8 values at 50x the honest scale (a Gaussian-noise attack
 with a large variance, in int8 form)."""
@@ -91,7 +100,9 @@ KNOWLEDGE_TASKS = 10
 SURROGATE_BASE = 1_000_000
 """Surrogate tasks are train tasks far beyond any fleet's indices (the public distribution)."""
 ALIE_Z = 1.5
-IPM_SMALL_EPS = 0.5
+IPM_SMALL_EPS = 1.0
+"""Small: with up to 80% honest nodes the attacked mean still points along the honest mean (any
+``eps < 4`` at 20%); 0.5 barely hurt the mean on a learned fleet (x1.75), 1.0 does (x3.0)."""
 IPM_LARGE_EPS = 10.0
 FANG_B = 6.0
 """Fang et al.'s ``b``: how far beyond the benign extreme the trimmed-mean attack reaches."""
@@ -129,7 +140,12 @@ def poison_update(
     if attack == "sign_flip":
         return replace(update, values=(-update.values.astype(np.int16)).astype(np.int8))
     if attack in ("scale", "sybil"):
-        return replace(update, scales=scaled(update.scales, SCALE_FACTOR))
+        burst = round_id % SCALE_BURST_PERIOD == 1
+        boosted = scaled(update.scales, SCALE_BURST if burst else SCALE_FACTOR)
+        if attack == "sybil":  # one operator's update, a distinct tag per identity (below the
+            # cap, which a burst reaches)
+            boosted = scaled(boosted, np.float32(1.0 / (1.0 + 1e-3 * (index + 1))))
+        return replace(update, scales=boosted)
     if attack == "noise":
         rng = task_rng(seed, 12, round_id, index)
         values = rng.integers(-127, 128, size=update.values.shape).astype(np.int8)
