@@ -5,10 +5,11 @@ has the same attackers. Every attack is applied where a real attacker would act,
 around the honest node computation (:func:`attacked_node_step`), never as a branch inside it:
 
 - ``sign_flip``, ``scale``, ``noise``: the node tampers with its update before storing it
-  (``scale`` boosts it 20x, and to the largest scale a decoder accepts in one round out of
+  (``sign_flip`` sends ``-4`` times it; ``scale`` boosts it 20x, and to the largest scale a decoder accepts in one round out of
   :data:`SCALE_BURST_PERIOD`: the server's Adam normalizes a steady boost away, but one burst
   inflates its second-moment estimate and stalls learning for the rounds after);
-- ``label_flip``: the node trains on poisoned local data (labels flipped or negated);
+- ``label_flip``: the node trains on poisoned local data (labels reversed, or regression
+  targets negated and amplified, :data:`LABEL_FLIP_FACTOR`);
 - ``freeride``: the node sends an all-zero update (no work, claims the reward);
 - ``stale``: the node commits against an older base version than the round's;
 - ``replay``: the node re-signs its commitment for the previous round (an old commitment);
@@ -88,6 +89,12 @@ UPDATE_ATTACKS = frozenset({"sign_flip", "scale", "noise", "label_flip", "freeri
 """Attacks that change only the update's content (the in-process twin can replay them)."""
 SCALE_FACTOR = 20.0
 """``scale`` boosts its update 20x: large enough to drag a mean far off, as in the literature."""
+SIGN_FLIP_FACTOR = 4.0
+"""``sign_flip`` sends ``-4 g`` (the common form in the literature): a plain ``-g`` from a fifth
+of the fleet leaves the mean's direction, all Adam uses, nearly intact."""
+LABEL_FLIP_FACTOR = 4.0
+"""``label_flip`` on regression trains on targets ``-4 y`` (negated and amplified poisoned
+labels), for the same reason."""
 SCALE_BURST_PERIOD = 25
 """``scale`` and ``sybil`` boost to the decoder's cap in rounds ``1, 26, 51, ...``."""
 SCALE_BURST = 1e9
@@ -138,7 +145,8 @@ def poison_update(
 ) -> SparseUpdate:
     """The update an attacker sends instead of its honest one (the simple attacks)."""
     if attack == "sign_flip":
-        return replace(update, values=(-update.values.astype(np.int16)).astype(np.int8))
+        flipped = (-update.values.astype(np.int16)).astype(np.int8)
+        return replace(update, values=flipped, scales=scaled(update.scales, SIGN_FLIP_FACTOR))
     if attack in ("scale", "sybil"):
         burst = round_id % SCALE_BURST_PERIOD == 1
         boosted = scaled(update.scales, SCALE_BURST if burst else SCALE_FACTOR)
@@ -169,7 +177,8 @@ class LabelFlippedTask(Task):
     def episode(self, shots: int, queries: int, draw: int = 0) -> Episode:
         ep = self.inner.episode(shots, queries, draw)
         if self.inner.kind == "regression":
-            return Episode(ep.x_support, -ep.y_support, ep.x_query, ep.y_query)
+            poisoned = -LABEL_FLIP_FACTOR * ep.y_support
+            return Episode(ep.x_support, poisoned, ep.x_query, ep.y_query)
         classes = get_model(self.inner.family.default_arch).spec.output_dim
         return Episode(ep.x_support, (classes - 1) - ep.y_support, ep.x_query, ep.y_query)
 
