@@ -35,8 +35,10 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from multiprocessing import get_context
 from pathlib import Path
 from statistics import mean
 from typing import Any
@@ -76,6 +78,14 @@ FRACTIONS = (0.1, 0.2, 0.3)
 EVAL_TASKS = 500
 TARGETS = {"clean_loss": 0.5, "undefended_x": 2.0, "defended_x": 1.2, "honest_excluded": 0.01}
 SWARM_ONLY = ("stale", "replay", "bad_aggregator")
+NO_LOSS_HARM = {
+    "freeride": "reputation gained without work (an all-zero update counted as a contribution)",
+    "stale": "an update computed on an old version admitted into the aggregate",
+    "replay": "an old, re-signed commitment admitted into the aggregate",
+    "bad_aggregator": "a forged aggregate finalized as a version",
+}
+"""Attacks whose harm is not the model's loss: what each would do if nothing stopped it (the
+entry's ``harm_stopped`` says whether the defended run shows none of it)."""
 DIVERGED_LOSS = 1e6
 """The loss a run is given when the attack drove the model to NaN (its entry says "diverged")."""
 
@@ -214,6 +224,7 @@ def swarm_run(
         rows = e.run(cfg)
         nodes_log = node_rows(e)
         finalized = [r for r in rows if r["status"] == "finalized"]
+        first_accepted = first_proposals_accepted(e.ledger(), [r["round"] for r in rows])
         store = open_store("embedded", e.data_dir)
         last_versions = [
             decode_version(store.get(r["aggregate_cid"])) for r in finalized[-LAST_VERSIONS:]
@@ -232,7 +243,21 @@ def swarm_run(
         "honest_reputation": mean(r["reputation"] for r in last if not r["adversary"]),
         "adversary_reputation": mean(adv_last) if adv_last else None,
         "rounds_finalized": len(finalized),
+        "first_proposals_accepted": first_accepted,
     }
+
+
+def first_proposals_accepted(ledger: Ledger, rounds: list[int]) -> int:
+    """Rounds whose first proposal was accepted (with ``bad_aggregator``, the forged one)."""
+    from chainml.chain.types import ProposalStatus
+
+    accepted = 0
+    for round_id in rounds:
+        events = ledger.proposals(round_id)
+        if events:
+            status = ledger.proposal(int(events[0]["proposalId"]))["status"]
+            accepted += ProposalStatus(status) == ProposalStatus.ACCEPTED
+    return accepted
 
 
 def attack_entry(
@@ -262,13 +287,133 @@ def swarm_attack_entry(attack: str, clean: dict[str, Any], nodes: int, rounds: i
     if attack == "bad_aggregator":  # not a node attack: the defence is the validators' vote
         run = swarm_run(attack, 0.2, DEFENCE, nodes, rounds)
         return attack_entry(clean, run, run, "swarm") | {
-            "rounds_finalized": run["rounds_finalized"]
+            "rounds_finalized": run["rounds_finalized"],
+            "harm": NO_LOSS_HARM[attack],
+            "forged_versions_finalized": run["first_proposals_accepted"],
+            "harm_stopped": run["first_proposals_accepted"] == 0,
+            "harm_undefended": "see validator_attacks: with 2 of 3 validators copying or "
+            "colluding, the forged version is finalized",
         }
     undefended = swarm_run(attack, 0.2, "mean", nodes, rounds)
     defended = swarm_run(attack, 0.2, DEFENCE, nodes, rounds)
-    return attack_entry(clean, undefended, defended, "swarm") | {
+    entry = attack_entry(clean, undefended, defended, "swarm") | {
         "rounds_finalized": defended["rounds_finalized"]
     }
+    if attack in NO_LOSS_HARM:  # stale, replay: stopped by the ledger's checks, for any rule
+        entry |= {
+            "harm": NO_LOSS_HARM[attack],
+            "adversary_updates_admitted_fraction": round(1 - defended["adversaries_excluded"], 4),
+            "adversary_updates_admitted_fraction_mean_rule": round(
+                1 - undefended["adversaries_excluded"], 4
+            ),
+            "harm_stopped": defended["adversaries_excluded"] == 1.0,
+        }
+    return entry
+
+
+VALIDATOR_NODES, VALIDATOR_ROUNDS = 6, 2
+
+
+def validator_attack_run(attack: str, dishonest: int) -> dict[str, Any]:
+    """``dishonest`` of the 3 validators run ``attack`` (through the real voting contract);
+    the aggregator forges its first proposal of every round (except for ``withhold``, whose
+    harm is a stalled round, not a forgery). Reports what passed."""
+    from chainml.chain.types import ProposalStatus
+    from chainml.swarm.validator_attacks import composer, forfeit_withheld
+
+    forger = attack != "withhold"
+    rounds = VALIDATOR_ROUNDS if dishonest == 1 else 1
+    cfg = SwarmConfig(
+        nodes=VALIDATOR_NODES,
+        rounds=rounds,
+        mode="relayed",
+        attack="bad_aggregator" if forger else None,
+    )
+    seen: dict[str, Any] = {}
+
+    def compose(swarm: Any) -> None:
+        composer(attack, dishonest)(swarm)
+        seen["swarm"] = swarm
+
+    with env() as e:
+        rows = e.run(cfg, compose=compose)
+        ledger = e.ledger()
+        first = [
+            ProposalStatus(
+                ledger.proposal(int(ledger.proposals(r["round"])[0]["proposalId"]))["status"]
+            )
+            for r in rows
+        ]
+        out: dict[str, Any] = {
+            "dishonest_validators": dishonest,
+            "validators": 3,
+            "rounds": rounds,
+            "rounds_finalized": sum(r["status"] == "finalized" for r in rows),
+            "forged_versions_finalized": sum(s == ProposalStatus.ACCEPTED for s in first)
+            if forger
+            else 0,
+        }
+        if attack == "withhold":
+            swarm = seen["swarm"]
+            addresses = [v.address for v in swarm.validators]
+            w3 = ledger.w3
+            last = max(int(ledger.proposal(int(p["proposalId"]))["revealDeadline"])
+                       for r in rows for p in ledger.proposals(r["round"]))  # fmt: skip
+            now = int(w3.eth.get_block("latest")["timestamp"])
+            w3.provider.make_request("evm_increaseTime", [max(last - now + 1, 0)])
+            w3.provider.make_request("evm_mine", [])
+            unpenalized = ledger.reputation_of(addresses[0])
+            forfeited = forfeit_withheld(ledger, addresses, swarm.s.admin)
+            out |= {
+                "withholder_reputation_before_forfeit": unpenalized,
+                "honest_validator_reputation": ledger.reputation_of(addresses[-1]),
+                "withholder_reputation_after_forfeit": ledger.reputation_of(addresses[0]),
+                "votes_forfeited": len(forfeited),
+                "honest_votes_forfeited": sum(
+                    v.lower() not in {a.lower() for a in addresses[:dishonest]}
+                    for _, v in forfeited
+                ),
+            }
+        if attack == "copy":
+            copier = seen["swarm"].validators[0]
+            out |= {
+                "votes_copied_from_peers": copier.copied_from_peers,
+                "blind_votes": copier.blind,
+            }
+        return out
+
+
+def validator_attacks() -> dict[str, Any]:
+    """Each validator-side attack by a minority (1 of 3: the defence must hold) and by a
+    majority (2 of 3: the run where it hurts, beyond what any quorum rule can stop)."""
+    out = {}
+    for attack in ("copy", "withhold", "collude"):
+        minority = validator_attack_run(attack, 1)
+        majority = validator_attack_run(attack, 2)
+        if attack == "withhold":
+            holds = (
+                minority["rounds_finalized"] == minority["rounds"]
+                and minority["withholder_reputation_after_forfeit"]
+                < minority["honest_validator_reputation"]
+                and minority["honest_votes_forfeited"] == 0
+            )
+            hurts = majority["rounds_finalized"] < majority["rounds"]
+            harm = "rounds stalled (no version) and, without forfeitVote, no cost to the withholder"
+        else:
+            holds = (
+                minority["rounds_finalized"] == minority["rounds"]
+                and minority["forged_versions_finalized"] == 0
+            )
+            hurts = majority["forged_versions_finalized"] > 0
+            harm = "a forged aggregate finalized as a version"
+        out[attack] = {
+            "harm": harm,
+            "minority": minority,
+            "majority": majority,
+            "defence_holds_against_minority": holds,
+            "hurts_with_a_majority": hurts,
+        }
+    return out
 
 
 def fault_dropout() -> dict[str, Any]:
@@ -519,8 +664,9 @@ def fault_anvil_kill_after_finalization(kills: int = 2) -> dict[str, Any]:
             )
             before = len(reported)
             _poll(
-                lambda p=proc, n=before: len(_finalized_rows(rounds_log)) > n
-                or p.poll() is not None,
+                lambda p=proc, n=before: (
+                    len(_finalized_rows(rounds_log)) > n or p.poll() is not None
+                ),
                 600,
             )
             info = e.chain.info()
@@ -554,11 +700,15 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=TWIN_NODES)
     parser.add_argument(
         "--swarm-attacks",
-        default="alie,minmax,ipm_large,stale",
+        default="minmax,stale,replay,bad_aggregator",
         help="attacks whose 20%% row also runs through the real swarm ('' for none)",
     )
     parser.add_argument(
         "--twin-attacks", default=None, help="attacks of the twin matrix (default all; '' none)"
+    )
+    parser.add_argument("--jobs", type=int, default=2, help="twin runs in parallel processes")
+    parser.add_argument(
+        "--skip-validators", action="store_true", help="no validator-side attack runs"
     )
     parser.add_argument("--swarm-nodes", type=int, default=SWARM_NODES)
     parser.add_argument("--swarm-rounds", type=int, default=SWARM_ROUNDS)
@@ -570,8 +720,15 @@ def main() -> None:
     twin_attacks = [a for a in ATTACKS if a in UPDATE_ATTACKS or a in CRAFTED]
     if args.twin_attacks is not None:
         twin_attacks = [a for a in args.twin_attacks.split(",") if a]
-    clean = twin_run(None, 0.0, DEFENCE, args.nodes, args.rounds)
-    clean_mean = twin_run(None, 0.0, "mean", args.nodes, args.rounds)
+    # Every twin run is independent and seeded: run them all up front, ``--jobs`` at a time.
+    jobs: list[tuple[str | None, float, str]] = [(None, 0.0, DEFENCE), (None, 0.0, "mean")]
+    jobs += [("freeride", f, DEFENCE) for f in fractions] if twin_attacks else []
+    jobs += [(a, f, rule) for a in twin_attacks for f in fractions for rule in ("mean", DEFENCE)]
+    with ProcessPoolExecutor(max(args.jobs, 1), mp_context=get_context("spawn")) as pool:
+        futures = {job: pool.submit(twin_run, *job, args.nodes, args.rounds) for job in jobs}
+        twin = {job: future.result() for job, future in futures.items()}
+    clean = twin[(None, 0.0, DEFENCE)]
+    clean_mean = twin[(None, 0.0, "mean")]
     print(
         f"twin, {args.nodes} nodes x {args.rounds} rounds: clean loss {clean['loss']:.4f} "
         f"({DEFENCE}), {clean_mean['loss']:.4f} (mean); honest excluded "
@@ -593,20 +750,25 @@ def main() -> None:
 
     # The noise floor: the default defence with the attackers merely absent (they free-ride,
     # and every rule leaves empty updates out), so any gap to the clean run is the data lost.
-    absent = (
-        {f: twin_run("freeride", f, DEFENCE, args.nodes, args.rounds)["loss"] for f in fractions}
-        if twin_attacks
-        else {}
-    )
+    absent = {f: twin[("freeride", f, DEFENCE)]["loss"] for f in fractions} if twin_attacks else {}
     for attack in twin_attacks:
         for fraction in fractions:
-            undefended = twin_run(attack, fraction, "mean", args.nodes, args.rounds)
-            defended = twin_run(attack, fraction, DEFENCE, args.nodes, args.rounds)
+            undefended = twin[(attack, fraction, "mean")]
+            defended = twin[(attack, fraction, DEFENCE)]
             key = f"{attack}@{fraction:g}"
             attacks[key] = attack_entry(clean, undefended, defended, "twin") | {
                 "absent_loss": round(absent[fraction], 4),
                 "defended_vs_absent": round(defended["loss"] / absent[fraction], 3),
             }
+            if attack == "freeride":  # the harm is reputation without work, not loss
+                attacks[key] |= {
+                    "harm": NO_LOSS_HARM[attack],
+                    "harm_stopped": defended["adversaries_excluded"] == 1.0
+                    and attacks[key]["adversaries_below_honest"],
+                    "adversaries_excluded_fraction_mean_rule": round(
+                        undefended["adversaries_excluded"], 4
+                    ),
+                }
             show(key, attacks[key])
 
     swarm: dict[str, Any] = {}
@@ -624,14 +786,20 @@ def main() -> None:
             if attack in SWARM_ONLY:
                 attacks[key] = entry | {"fleet": f"{n} nodes x {r} rounds"}
             else:
-                twin = attack_entry(
+                same_fleet = attack_entry(
                     twin_clean,
                     twin_run(attack, 0.2, "mean", n, r),
                     twin_run(attack, 0.2, DEFENCE, n, r),
                     "twin",
                 )
-                swarm["twin_same_fleet"][key] = twin
-                show(key, twin)
+                swarm["twin_same_fleet"][key] = same_fleet
+                show(key, same_fleet)
+
+    validators: dict[str, Any] = {}
+    if not args.skip_validators:
+        validators = validator_attacks()
+        for name, result in validators.items():
+            print(f"validator {name:>9}: {json.dumps(result)}")
 
     faults: dict[str, Any] = {"orphans_after_kill": None, "versions_lost_on_anvil_kill": None}
     if not args.skip_faults:
@@ -663,7 +831,7 @@ def main() -> None:
             print(f"{name:>26}: {json.dumps(result)}")
 
     at20 = {k: v for k, v in attacks.items() if k.endswith("@0.2")}
-    node_level = {k: v for k, v in at20.items() if not k.startswith(("freeride", "bad_agg"))}
+    node_level = {k: v for k, v in at20.items() if k.split("@")[0] not in NO_LOSS_HARM}
     summary = {
         "bench": "faults",
         "defence": DEFENCE,
@@ -678,6 +846,8 @@ def main() -> None:
         "attacks": attacks,
         "swarm": swarm,
         "faults": faults,
+        "validator_attacks": validators,
+        "harm_not_loss": NO_LOSS_HARM,
         "targets": TARGETS,
         "pass": {
             "clean_loss": clean["loss"] <= TARGETS["clean_loss"],
@@ -685,10 +855,29 @@ def main() -> None:
             "hurts_undefended_at_20pct": sorted(
                 k for k, v in node_level.items() if not v["hurts_undefended"]
             ),
-            "defence_fails_at_20pct": sorted(k for k, v in at20.items() if not v["defence_holds"]),
+            "defence_fails_at_20pct": sorted(
+                k for k, v in node_level.items() if not v["defence_holds"]
+            ),
             "honest_excluded_at_20pct": all(
                 v["honest_excluded_fraction"] <= TARGETS["honest_excluded"] for v in at20.values()
             ),
+            "harm_not_stopped_at_20pct": sorted(
+                k
+                for k, v in at20.items()
+                if k.split("@")[0] in NO_LOSS_HARM and not v.get("harm_stopped", False)
+            ),
+            "validator_defence_fails": sorted(
+                k for k, v in validators.items() if not v["defence_holds_against_minority"]
+            ),
+            "validator_attack_never_hurts": sorted(
+                k for k, v in validators.items() if not v["hurts_with_a_majority"]
+            ),
+            "orphans_after_kill": None
+            if faults["orphans_after_kill"] is None
+            else faults["orphans_after_kill"] == 0,
+            "versions_lost_on_anvil_kill": None
+            if faults["versions_lost_on_anvil_kill"] is None
+            else faults["versions_lost_on_anvil_kill"] == 0,
         },
         "wall_s": round(time.perf_counter() - started, 1),
     }
