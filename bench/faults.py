@@ -707,6 +707,7 @@ def main() -> None:
         "--twin-attacks", default=None, help="attacks of the twin matrix (default all; '' none)"
     )
     parser.add_argument("--jobs", type=int, default=2, help="twin runs in parallel processes")
+    parser.add_argument("--kills", type=int, default=5, help="orchestrator SIGKILLs to resume")
     parser.add_argument(
         "--skip-validators", action="store_true", help="no validator-side attack runs"
     )
@@ -824,7 +825,7 @@ def main() -> None:
             "ipfs_slow": fault_ipfs("slow"),
             "anvil_sigkill_restart": fault_anvil_restart(),
             "orchestrator_sigkill": fault_orchestrator_kills(
-                3 if args.quick else 10, reference_small
+                3 if args.quick else args.kills, reference_small
             ),
         }
         for name, result in faults.items():
