@@ -63,8 +63,10 @@ def decode_leaves(data: bytes) -> tuple[int, list[SignedCommitment]]:
             for item in raw["leaves"]
         ]
         return int(raw["round"]), leaves
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise IntegrityError(f"malformed batch leaves file: {exc}") from exc
+    except RecursionError:
+        raise IntegrityError("malformed batch leaves file: nested too deeply") from None
 
 
 def batch_counts(events: list[Event]) -> Counter[int]:
@@ -145,7 +147,7 @@ def _json_file(fetch: Callable[[str], bytes], cid: str | None, fmt: str, what: s
         if not isinstance(raw, dict) or raw.get("format") != fmt:
             raise IntegrityError(f"{cid} is not a {what}")
         return raw
-    except (ChainMLError, ValueError) as exc:
+    except (ChainMLError, ValueError, RecursionError) as exc:
         log.warning("%s %s is unavailable: %s", what, cid, exc)
         return None
 
