@@ -5,17 +5,18 @@ has the same attackers. Every attack is applied where a real attacker would act,
 around the honest node computation (:func:`attacked_node_step`), never as a branch inside it:
 
 - ``sign_flip``, ``scale``, ``noise``: the node tampers with its update before storing it
-  (``sign_flip`` sends ``-4`` times it; ``scale`` boosts it 20x, and to the largest scale a decoder accepts in one round out of
-  :data:`SCALE_BURST_PERIOD`: the server's Adam normalizes a steady boost away, but one burst
-  inflates its second-moment estimate and stalls learning for the rounds after);
+  (``sign_flip`` sends ``-4`` times it; ``scale`` boosts it 20x, and to the largest scale a
+  decoder accepts in one round out of :data:`SCALE_BURST_PERIOD`: the server's Adam normalizes
+  a steady boost away, but a burst fills its moments, which then keep stepping the burst's way
+  and stall learning for the rounds after);
 - ``label_flip``: the node trains on poisoned local data (labels reversed, or regression
   targets negated and amplified, :data:`LABEL_FLIP_FACTOR`);
 - ``freeride``: the node sends an all-zero update (no work, claims the reward);
 - ``stale``: the node commits against an older base version than the round's;
 - ``replay``: the node re-signs its commitment for the previous round (an old commitment);
 - ``sybil``: one operator runs many keys that all submit its boosted update, each identity's
-  copy tagged (scaled by ``1 / (1 + 1e-3 (index + 1))``) so that no two store the same bytes (identical
-  CIDs are screened out as copied work before any rule runs);
+  copy tagged (scaled by ``1 / (1 + 1e-3 (index + 1))``) so that no two store the same bytes
+  (identical CIDs are screened out as copied work before any rule runs);
 - ``bad_aggregator``: not a node attack; the aggregator proposes tampered weights.
 
 Model-poisoning attacks from the robust-aggregation literature (:data:`CRAFTED`). Colluders
