@@ -117,3 +117,55 @@ def test_fuzz_valid_files_with_one_field_replaced(kind: str, key: str, value: ob
     base = VALID[kind]
     field = sorted(base)[hash(key) % len(base)] if key else key
     assert_clean_failure(DECODERS[kind], json.dumps(base | {field: value}).encode())
+
+
+def version_bytes() -> bytes:
+    from chainml.meta.federated import ServerState
+    from chainml.meta.models import get_model
+    from chainml.meta.recipe import Recipe
+    from chainml.protocol.payloads import encode_weights
+
+    model = get_model("mlp-sine")
+    state = ServerState.zeros(model.spec.num_params)
+    return encode_weights(model.init(0), "mlp-sine", recipe=Recipe(), state=state)
+
+
+def with_metadata(data: bytes, key: str, value: str) -> bytes:
+    from chainml.storage.tensors import decode_tensors, encode_tensors
+
+    tensors, metadata = decode_tensors(data)
+    return encode_tensors(tensors, metadata | {key: value})
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        deep(100_000).decode(),
+        '{"b1_power": "0x1p-1", "b2_power": "0x1p-1", "step": 1e999}',
+        '{"b1_power": "0x1p-1", "b2_power": "0x1p-1", "step": ' + "9" * 5000 + "}",
+        '{"step": ' + deep(100_000).decode() + "}",
+        "null",
+        "[]",
+    ],
+    ids=["deep", "inf-step", "long-int", "deep-field", "null", "list"],
+)
+@pytest.mark.parametrize("key", ["chainml.recipe", "chainml.server"])
+def test_a_version_file_with_hostile_recipe_or_server_state_is_a_clear_error(
+    key: str, value: str
+) -> None:
+    from chainml.protocol.payloads import decode_version
+
+    data = version_bytes()
+    decode_version(data)  # the genuine file decodes: the change below is what fails
+    with pytest.raises(IntegrityError):
+        decode_version(with_metadata(data, key, value))
+
+
+def test_a_tensor_payload_whose_header_is_deeply_nested_is_a_clear_error() -> None:
+    from chainml.protocol.payloads import decode_update, decode_version
+
+    header = deep(100_000)
+    data = len(header).to_bytes(8, "little") + header
+    for decode in (decode_version, lambda d: decode_update(d, "mlp-sine")):
+        with pytest.raises(IntegrityError):
+            decode(data)
