@@ -9,19 +9,30 @@ tasks for every run). The full matrix runs through the swarm's in-process twin
 strategy and server step); the 20% row of ``--swarm-attacks`` also runs through the real swarm
 (Anvil, the embedded store, signed commitments, aggregator and validators) on a smaller fleet,
 beside the twin on that same fleet, so that the two can be compared. Every entry says which path
-produced it. Protocol-level attacks (stale, replay, bad_aggregator) exist only in the swarm.
-Faults report rounds finalized and closed, versions lost (must be 0) and, where a run is
+produced it. Protocol-level attacks (stale, replay, bad_aggregator) exist only in the swarm;
+their harm is not the loss (``NO_LOSS_HARM``), and each entry says whether the defended run
+shows any of it.
+Validator-side attacks (vote copying, reveal withholding, colluding validators) run through the
+real voting contract with a dishonest minority (the defence must hold) and a dishonest majority
+(the run where they hurt). Faults report rounds finalized and closed, versions lost (must be 0),
+processes left by kill -9 of a running swarm (``orphans_after_kill``), versions lost when Anvil
+is killed as each finalization is reported (``versions_lost_on_anvil_kill``) and, where a run is
 interrupted, whether the resumed run reaches the same final CID as an uninterrupted one.
 Prints tables, then one JSON object as the last line.
 
-    python bench/faults.py [--quick] [--skip-faults] [--swarm-attacks alie,minmax,stale]
+    python bench/faults.py [--quick] [--skip-faults] [--skip-validators] [--jobs 2]
+        [--rounds 50] [--swarm-attacks stale,replay,bad_aggregator] [--kills 3]
 """
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy: a pool of BLAS threads per
+# process only fights the other runs for the 2 cores (the collusion screen ran 25x slower)
+
 import argparse
 import json
-import os
 import random
 import signal
 import socket
@@ -30,9 +41,11 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from multiprocessing import get_context
 from pathlib import Path
 from statistics import mean
 from typing import Any
@@ -61,8 +74,8 @@ from chainml.swarm.config import SwarmConfig
 
 NODES, ROUNDS = 20, 5
 """Fleet of the operational fault checks."""
-TWIN_NODES, TWIN_ROUNDS = 50, 100
-SWARM_NODES, SWARM_ROUNDS = 20, 12
+TWIN_NODES, TWIN_ROUNDS = 50, 50
+SWARM_NODES, SWARM_ROUNDS = 20, 8
 LAST_VERSIONS = 5
 """A run's loss is the mean device-protocol MSE of its last 5 versions: single versions of a
 young run swing by +-40% from round to round, which would swamp the 1.2x criterion."""
@@ -71,6 +84,14 @@ FRACTIONS = (0.1, 0.2, 0.3)
 EVAL_TASKS = 500
 TARGETS = {"clean_loss": 0.5, "undefended_x": 2.0, "defended_x": 1.2, "honest_excluded": 0.01}
 SWARM_ONLY = ("stale", "replay", "bad_aggregator")
+NO_LOSS_HARM = {
+    "freeride": "reputation gained without work (an all-zero update counted as a contribution)",
+    "stale": "an update computed on an old version admitted into the aggregate",
+    "replay": "an old, re-signed commitment admitted into the aggregate",
+    "bad_aggregator": "a forged aggregate finalized as a version",
+}
+"""Attacks whose harm is not the model's loss: what each would do if nothing stopped it (the
+entry's ``harm_stopped`` says whether the defended run shows none of it)."""
 DIVERGED_LOSS = 1e6
 """The loss a run is given when the attack drove the model to NaN (its entry says "diverged")."""
 
@@ -81,7 +102,13 @@ class Env:
     chain: LocalChain
     url: str
 
-    def run(self, config: SwarmConfig, name: str = "run", ipfs: str = "embedded") -> list[dict]:
+    def run(
+        self,
+        config: SwarmConfig,
+        name: str = "run",
+        ipfs: str = "embedded",
+        compose: Callable[[Any], None] | None = None,
+    ) -> list[dict]:
         return run_swarm(
             config,
             data_dir=self.data_dir,
@@ -90,6 +117,7 @@ class Env:
             ipfs=ipfs,
             workers=1,
             show_progress=False,
+            compose=compose,
         )
 
     def ledger(self) -> Ledger:
@@ -201,6 +229,7 @@ def swarm_run(
         rows = e.run(cfg)
         nodes_log = node_rows(e)
         finalized = [r for r in rows if r["status"] == "finalized"]
+        first_accepted = first_proposals_accepted(e.ledger(), [r["round"] for r in rows])
         store = open_store("embedded", e.data_dir)
         last_versions = [
             decode_version(store.get(r["aggregate_cid"])) for r in finalized[-LAST_VERSIONS:]
@@ -219,7 +248,21 @@ def swarm_run(
         "honest_reputation": mean(r["reputation"] for r in last if not r["adversary"]),
         "adversary_reputation": mean(adv_last) if adv_last else None,
         "rounds_finalized": len(finalized),
+        "first_proposals_accepted": first_accepted,
     }
+
+
+def first_proposals_accepted(ledger: Ledger, rounds: list[int]) -> int:
+    """Rounds whose first proposal was accepted (with ``bad_aggregator``, the forged one)."""
+    from chainml.chain.types import ProposalStatus
+
+    accepted = 0
+    for round_id in rounds:
+        events = ledger.proposals(round_id)
+        if events:
+            status = ledger.proposal(int(events[0]["proposalId"]))["status"]
+            accepted += ProposalStatus(status) == ProposalStatus.ACCEPTED
+    return accepted
 
 
 def attack_entry(
@@ -249,13 +292,133 @@ def swarm_attack_entry(attack: str, clean: dict[str, Any], nodes: int, rounds: i
     if attack == "bad_aggregator":  # not a node attack: the defence is the validators' vote
         run = swarm_run(attack, 0.2, DEFENCE, nodes, rounds)
         return attack_entry(clean, run, run, "swarm") | {
-            "rounds_finalized": run["rounds_finalized"]
+            "rounds_finalized": run["rounds_finalized"],
+            "harm": NO_LOSS_HARM[attack],
+            "forged_versions_finalized": run["first_proposals_accepted"],
+            "harm_stopped": run["first_proposals_accepted"] == 0,
+            "harm_undefended": "see validator_attacks: with 2 of 3 validators copying or "
+            "colluding, the forged version is finalized",
         }
     undefended = swarm_run(attack, 0.2, "mean", nodes, rounds)
     defended = swarm_run(attack, 0.2, DEFENCE, nodes, rounds)
-    return attack_entry(clean, undefended, defended, "swarm") | {
+    entry = attack_entry(clean, undefended, defended, "swarm") | {
         "rounds_finalized": defended["rounds_finalized"]
     }
+    if attack in NO_LOSS_HARM:  # stale, replay: stopped by the ledger's checks, for any rule
+        entry |= {
+            "harm": NO_LOSS_HARM[attack],
+            "adversary_updates_admitted_fraction": round(1 - defended["adversaries_excluded"], 4),
+            "adversary_updates_admitted_fraction_mean_rule": round(
+                1 - undefended["adversaries_excluded"], 4
+            ),
+            "harm_stopped": defended["adversaries_excluded"] == 1.0,
+        }
+    return entry
+
+
+VALIDATOR_NODES, VALIDATOR_ROUNDS = 6, 2
+
+
+def validator_attack_run(attack: str, dishonest: int) -> dict[str, Any]:
+    """``dishonest`` of the 3 validators run ``attack`` (through the real voting contract);
+    the aggregator forges its first proposal of every round (except for ``withhold``, whose
+    harm is a stalled round, not a forgery). Reports what passed."""
+    from chainml.chain.types import ProposalStatus
+    from chainml.swarm.validator_attacks import composer, forfeit_withheld
+
+    forger = attack != "withhold"
+    rounds = VALIDATOR_ROUNDS if dishonest == 1 else 1
+    cfg = SwarmConfig(
+        nodes=VALIDATOR_NODES,
+        rounds=rounds,
+        mode="relayed",
+        attack="bad_aggregator" if forger else None,
+    )
+    seen: dict[str, Any] = {}
+
+    def compose(swarm: Any) -> None:
+        composer(attack, dishonest)(swarm)
+        seen["swarm"] = swarm
+
+    with env() as e:
+        rows = e.run(cfg, compose=compose)
+        ledger = e.ledger()
+        first = [
+            ProposalStatus(
+                ledger.proposal(int(ledger.proposals(r["round"])[0]["proposalId"]))["status"]
+            )
+            for r in rows
+        ]
+        out: dict[str, Any] = {
+            "dishonest_validators": dishonest,
+            "validators": 3,
+            "rounds": rounds,
+            "rounds_finalized": sum(r["status"] == "finalized" for r in rows),
+            "forged_versions_finalized": sum(s == ProposalStatus.ACCEPTED for s in first)
+            if forger
+            else 0,
+        }
+        if attack == "withhold":
+            swarm = seen["swarm"]
+            addresses = [v.address for v in swarm.validators]
+            w3 = ledger.w3
+            last = max(int(ledger.proposal(int(p["proposalId"]))["revealDeadline"])
+                       for r in rows for p in ledger.proposals(r["round"]))  # fmt: skip
+            now = int(w3.eth.get_block("latest")["timestamp"])
+            w3.provider.make_request("evm_increaseTime", [max(last - now + 1, 0)])
+            w3.provider.make_request("evm_mine", [])
+            unpenalized = ledger.reputation_of(addresses[0])
+            forfeited = forfeit_withheld(ledger, addresses, swarm.s.admin)
+            out |= {
+                "withholder_reputation_before_forfeit": unpenalized,
+                "honest_validator_reputation": ledger.reputation_of(addresses[-1]),
+                "withholder_reputation_after_forfeit": ledger.reputation_of(addresses[0]),
+                "votes_forfeited": len(forfeited),
+                "honest_votes_forfeited": sum(
+                    v.lower() not in {a.lower() for a in addresses[:dishonest]}
+                    for _, v in forfeited
+                ),
+            }
+        if attack == "copy":
+            copier = seen["swarm"].validators[0]
+            out |= {
+                "votes_copied_from_peers": copier.copied_from_peers,
+                "blind_votes": copier.blind,
+            }
+        return out
+
+
+def validator_attacks() -> dict[str, Any]:
+    """Each validator-side attack by a minority (1 of 3: the defence must hold) and by a
+    majority (2 of 3: the run where it hurts, beyond what any quorum rule can stop)."""
+    out = {}
+    for attack in ("copy", "withhold", "collude"):
+        minority = validator_attack_run(attack, 1)
+        majority = validator_attack_run(attack, 2)
+        if attack == "withhold":
+            holds = (
+                minority["rounds_finalized"] == minority["rounds"]
+                and minority["withholder_reputation_after_forfeit"]
+                < minority["honest_validator_reputation"]
+                and minority["honest_votes_forfeited"] == 0
+            )
+            hurts = majority["rounds_finalized"] < majority["rounds"]
+            harm = "rounds stalled (no version) and, without forfeitVote, no cost to the withholder"
+        else:
+            holds = (
+                minority["rounds_finalized"] == minority["rounds"]
+                and minority["forged_versions_finalized"] == 0
+            )
+            hurts = majority["forged_versions_finalized"] > 0
+            harm = "a forged aggregate finalized as a version"
+        out[attack] = {
+            "harm": harm,
+            "minority": minority,
+            "majority": majority,
+            "defence_holds_against_minority": holds,
+            "hurts_with_a_majority": hurts,
+        }
+    return out
 
 
 def fault_dropout() -> dict[str, Any]:
@@ -386,6 +549,154 @@ def fault_orchestrator_kills(kills: int, reference: list[str], seed: int = 7) ->
     return {"kills": kills, "same_final_cid": same, "versions_lost": lost}
 
 
+@dataclass(frozen=True)
+class Proc:
+    pid: int
+    start: int
+    """Start time in clock ticks since boot: with the PID, it names one process for good."""
+    sid: int
+    ppid: int
+    cmdline: str
+
+
+def _proc(pid: int) -> Proc | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        cmd = raw.replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] == "Z":
+        return None
+    return Proc(pid, int(fields[19]), int(fields[3]), int(fields[1]), cmd)
+
+
+def _all_procs() -> list[Proc]:
+    found = (_proc(int(p.name)) for p in Path("/proc").iterdir() if p.name.isdigit())
+    return [p for p in found if p is not None]
+
+
+def _ours(victim: int, seen: list[Proc]) -> list[Proc]:
+    """What is left of ``victim``'s tree as seen before the kill, plus anything in its session
+    (an orphan that init adopted keeps the session)."""
+    alive = [p for p in seen if (now := _proc(p.pid)) is not None and now.start == p.start]
+    alive += [p for p in _all_procs() if p.sid == victim and p.pid != victim]
+    return list({p.pid: p for p in alive}.values())
+
+
+def _descendants(pid: int) -> list[Proc]:
+    procs = _all_procs()
+    out, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        for p in procs:
+            if p.ppid == parent:
+                out.append(p)
+                todo.append(p.pid)
+    return out
+
+
+def _poll(ok: Any, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if ok():
+            return True
+        time.sleep(0.1)  # polling another process's progress: no event to wait on
+    return bool(ok())
+
+
+def fault_orphans_after_kill() -> dict[str, Any]:
+    """kill -9 of ``chainml swarm run`` mid-round (2 pool workers running): the processes of
+    ours still alive 20 s later (its process tree before the kill, and its session)."""
+    with env() as e:
+        cfg = config(nodes=8, rounds=3)
+        argv = [*swarm_argv(e, cfg)]
+        argv[argv.index("--workers") + 1] = "2"
+        victim = subprocess.Popen(
+            argv,
+            env={**os.environ, "CHAINML_IPFS": "embedded"},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+        def mid_round() -> bool:
+            workers = [p for p in _descendants(victim.pid) if "multiprocessing" in p.cmdline]
+            opened = (e.data_dir / "run" / "opened.jsonl").exists()
+            return victim.poll() is not None or (len(workers) >= 2 and opened)
+
+        _poll(mid_round, 300)
+        tree = _descendants(victim.pid)
+        workers = sum("multiprocessing" in p.cmdline for p in tree)
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.wait()
+        _poll(lambda: not _ours(victim.pid, tree), 20)
+        left = _ours(victim.pid, tree)
+        for p in left:  # our own leftovers, by PID and start time
+            os.kill(p.pid, signal.SIGKILL)
+        return {
+            "processes_before_kill": len(tree),
+            "pool_processes_before_kill": workers,
+            "left_after_20s": len(left),
+            "left": [p.cmdline[:80] for p in left],
+        }
+
+
+def _finalized_rows(rounds_log: Path) -> list[dict[str, Any]]:
+    if not rounds_log.exists():
+        return []
+    rows = [json.loads(line) for line in rounds_log.read_text().splitlines() if line]
+    return [r for r in rows if r["status"] == "finalized"]
+
+
+def fault_anvil_kill_after_finalization(kills: int = 2) -> dict[str, Any]:
+    """Kill Anvil (SIGKILL) the moment the swarm reports a finalized round, restart it from its
+    state, resume the run; repeat. A version is lost if a reported finalization is not on the
+    restarted chain with the reported weights."""
+    cfg = config(rounds=kills + 1)
+    lost = 0
+    reported: list[dict[str, Any]] = []
+    with env() as e:
+        rounds_log = e.data_dir / "run" / "rounds.jsonl"
+        for _ in range(kills):
+            proc = subprocess.Popen(
+                swarm_argv(e, cfg),
+                env={**os.environ, "CHAINML_IPFS": "embedded"},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            before = len(reported)
+            _poll(
+                lambda p=proc, n=before: (
+                    len(_finalized_rows(rounds_log)) > n or p.poll() is not None
+                ),
+                600,
+            )
+            info = e.chain.info()
+            assert info is not None
+            os.kill(info.pid, signal.SIGKILL)
+            os.waitpid(info.pid, 0)  # Anvil is our child: reap it, so it is surely gone
+            proc.wait(timeout=300)  # the swarm stops on the lost chain (a one-line error)
+            reported = _finalized_rows(rounds_log)
+            e.url = e.chain.up().url
+            on_chain = e.versions()
+            lost = sum(
+                r["version"] >= len(on_chain) or on_chain[r["version"]] != r["aggregate_cid"]
+                for r in reported
+            )
+            if lost:
+                break
+        rows = e.run(cfg)
+        return {
+            "kills": kills,
+            "finalizations_reported_before_kills": len(reported),
+            "versions_lost": lost,
+            "resumed_to_the_end": sum(r["status"] == "finalized" for r in rows) == cfg.rounds,
+        }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="20%% only, 3 kills")
@@ -394,11 +705,16 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=TWIN_NODES)
     parser.add_argument(
         "--swarm-attacks",
-        default="alie,minmax,ipm_large,stale",
+        default="stale,replay,bad_aggregator",
         help="attacks whose 20%% row also runs through the real swarm ('' for none)",
     )
     parser.add_argument(
         "--twin-attacks", default=None, help="attacks of the twin matrix (default all; '' none)"
+    )
+    parser.add_argument("--jobs", type=int, default=2, help="twin runs in parallel processes")
+    parser.add_argument("--kills", type=int, default=3, help="orchestrator SIGKILLs to resume")
+    parser.add_argument(
+        "--skip-validators", action="store_true", help="no validator-side attack runs"
     )
     parser.add_argument("--swarm-nodes", type=int, default=SWARM_NODES)
     parser.add_argument("--swarm-rounds", type=int, default=SWARM_ROUNDS)
@@ -410,8 +726,15 @@ def main() -> None:
     twin_attacks = [a for a in ATTACKS if a in UPDATE_ATTACKS or a in CRAFTED]
     if args.twin_attacks is not None:
         twin_attacks = [a for a in args.twin_attacks.split(",") if a]
-    clean = twin_run(None, 0.0, DEFENCE, args.nodes, args.rounds)
-    clean_mean = twin_run(None, 0.0, "mean", args.nodes, args.rounds)
+    # Every twin run is independent and seeded: run them all up front, ``--jobs`` at a time.
+    jobs: list[tuple[str | None, float, str]] = [(None, 0.0, DEFENCE), (None, 0.0, "mean")]
+    jobs += [("freeride", f, DEFENCE) for f in fractions] if twin_attacks else []
+    jobs += [(a, f, rule) for a in twin_attacks for f in fractions for rule in ("mean", DEFENCE)]
+    with ProcessPoolExecutor(max(args.jobs, 1), mp_context=get_context("spawn")) as pool:
+        futures = {job: pool.submit(twin_run, *job, args.nodes, args.rounds) for job in jobs}
+        twin = {job: future.result() for job, future in futures.items()}
+    clean = twin[(None, 0.0, DEFENCE)]
+    clean_mean = twin[(None, 0.0, "mean")]
     print(
         f"twin, {args.nodes} nodes x {args.rounds} rounds: clean loss {clean['loss']:.4f} "
         f"({DEFENCE}), {clean_mean['loss']:.4f} (mean); honest excluded "
@@ -433,20 +756,25 @@ def main() -> None:
 
     # The noise floor: the default defence with the attackers merely absent (they free-ride,
     # and every rule leaves empty updates out), so any gap to the clean run is the data lost.
-    absent = (
-        {f: twin_run("freeride", f, DEFENCE, args.nodes, args.rounds)["loss"] for f in fractions}
-        if twin_attacks
-        else {}
-    )
+    absent = {f: twin[("freeride", f, DEFENCE)]["loss"] for f in fractions} if twin_attacks else {}
     for attack in twin_attacks:
         for fraction in fractions:
-            undefended = twin_run(attack, fraction, "mean", args.nodes, args.rounds)
-            defended = twin_run(attack, fraction, DEFENCE, args.nodes, args.rounds)
+            undefended = twin[(attack, fraction, "mean")]
+            defended = twin[(attack, fraction, DEFENCE)]
             key = f"{attack}@{fraction:g}"
             attacks[key] = attack_entry(clean, undefended, defended, "twin") | {
                 "absent_loss": round(absent[fraction], 4),
                 "defended_vs_absent": round(defended["loss"] / absent[fraction], 3),
             }
+            if attack == "freeride":  # the harm is reputation without work, not loss
+                attacks[key] |= {
+                    "harm": NO_LOSS_HARM[attack],
+                    "harm_stopped": defended["adversaries_excluded"] == 1.0
+                    and attacks[key]["adversaries_below_honest"],
+                    "adversaries_excluded_fraction_mean_rule": round(
+                        undefended["adversaries_excluded"], 4
+                    ),
+                }
             show(key, attacks[key])
 
     swarm: dict[str, Any] = {}
@@ -464,17 +792,31 @@ def main() -> None:
             if attack in SWARM_ONLY:
                 attacks[key] = entry | {"fleet": f"{n} nodes x {r} rounds"}
             else:
-                twin = attack_entry(
+                same_fleet = attack_entry(
                     twin_clean,
                     twin_run(attack, 0.2, "mean", n, r),
                     twin_run(attack, 0.2, DEFENCE, n, r),
                     "twin",
                 )
-                swarm["twin_same_fleet"][key] = twin
-                show(key, twin)
+                swarm["twin_same_fleet"][key] = same_fleet
+                show(key, same_fleet)
+
+    validators: dict[str, Any] = {}
+    if not args.skip_validators:
+        validators = validator_attacks()
+        for name, result in validators.items():
+            print(f"validator {name:>9}: {json.dumps(result)}")
 
     faults: dict[str, Any] = {"orphans_after_kill": None, "versions_lost_on_anvil_kill": None}
     if not args.skip_faults:
+        orphans = fault_orphans_after_kill()
+        anvil_kill = fault_anvil_kill_after_finalization()
+        faults |= {
+            "orphans_after_kill": orphans["left_after_20s"],
+            "versions_lost_on_anvil_kill": anvil_kill["versions_lost"],
+            "kill_9_mid_round": orphans,
+            "anvil_kill_after_finalization": anvil_kill,
+        }
         with env() as e:
             e.run(config(nodes=10, rounds=3))
             reference_small = e.versions()
@@ -488,14 +830,14 @@ def main() -> None:
             "ipfs_slow": fault_ipfs("slow"),
             "anvil_sigkill_restart": fault_anvil_restart(),
             "orchestrator_sigkill": fault_orchestrator_kills(
-                3 if args.quick else 10, reference_small
+                3 if args.quick else args.kills, reference_small
             ),
         }
         for name, result in faults.items():
             print(f"{name:>26}: {json.dumps(result)}")
 
     at20 = {k: v for k, v in attacks.items() if k.endswith("@0.2")}
-    node_level = {k: v for k, v in at20.items() if not k.startswith(("freeride", "bad_agg"))}
+    node_level = {k: v for k, v in at20.items() if k.split("@")[0] not in NO_LOSS_HARM}
     summary = {
         "bench": "faults",
         "defence": DEFENCE,
@@ -510,6 +852,8 @@ def main() -> None:
         "attacks": attacks,
         "swarm": swarm,
         "faults": faults,
+        "validator_attacks": validators,
+        "harm_not_loss": NO_LOSS_HARM,
         "targets": TARGETS,
         "pass": {
             "clean_loss": clean["loss"] <= TARGETS["clean_loss"],
@@ -517,10 +861,29 @@ def main() -> None:
             "hurts_undefended_at_20pct": sorted(
                 k for k, v in node_level.items() if not v["hurts_undefended"]
             ),
-            "defence_fails_at_20pct": sorted(k for k, v in at20.items() if not v["defence_holds"]),
+            "defence_fails_at_20pct": sorted(
+                k for k, v in node_level.items() if not v["defence_holds"]
+            ),
             "honest_excluded_at_20pct": all(
                 v["honest_excluded_fraction"] <= TARGETS["honest_excluded"] for v in at20.values()
             ),
+            "harm_not_stopped_at_20pct": sorted(
+                k
+                for k, v in at20.items()
+                if k.split("@")[0] in NO_LOSS_HARM and not v.get("harm_stopped", False)
+            ),
+            "validator_defence_fails": sorted(
+                k for k, v in validators.items() if not v["defence_holds_against_minority"]
+            ),
+            "validator_attack_never_hurts": sorted(
+                k for k, v in validators.items() if not v["hurts_with_a_majority"]
+            ),
+            "orphans_after_kill": None
+            if faults["orphans_after_kill"] is None
+            else faults["orphans_after_kill"] == 0,
+            "versions_lost_on_anvil_kill": None
+            if faults["versions_lost_on_anvil_kill"] is None
+            else faults["versions_lost_on_anvil_kill"] == 0,
         },
         "wall_s": round(time.perf_counter() - started, 1),
     }

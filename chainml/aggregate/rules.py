@@ -7,7 +7,7 @@ deterministic function of the chain's data. Nothing here modifies its inputs.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -41,13 +41,20 @@ def weighted_mean(rows: np.ndarray, weights: Sequence[float] | None = None) -> n
 
 
 def coordinate_median(rows: np.ndarray) -> np.ndarray:
-    """Coordinate-wise median; for an even count, the midpoint of the two middle values."""
+    """Coordinate-wise median; for an even count, the midpoint of the two middle values.
+
+    Selection (``np.partition``) rather than a full sort: the middle values are the same
+    whatever the algorithm, so the result is too (zeros come out as +0.0).
+    """
     _require_rows(rows, 1)
-    ordered = np.sort(rows.astype(np.float64), axis=0, kind="stable")
     n = rows.shape[0]
+    columns = np.ascontiguousarray(rows.T)
     if n % 2:
-        return ordered[n // 2].astype(np.float32)
-    return ((ordered[n // 2 - 1] + ordered[n // 2]) * 0.5).astype(np.float32)
+        middle = np.partition(columns, n // 2, axis=1)[:, n // 2].astype(np.float64)
+    else:
+        picked = np.partition(columns, [n // 2 - 1, n // 2], axis=1)
+        middle = (picked[:, n // 2 - 1].astype(np.float64) + picked[:, n // 2]) * 0.5
+    return (middle + 0.0).astype(np.float32)
 
 
 def trimmed_mean(rows: np.ndarray, trim_fraction: float) -> np.ndarray:
@@ -204,6 +211,14 @@ COSINE_MARGIN = 1e-3
 dot products of unit vectors of dimension d err by at most about d * 2^-24 (1e-4 at d = 1761)."""
 _GRAM_BLOCK = 512
 _PAIR_CHUNK = 4096
+EXACT_SCREEN_UP_TO = 2048
+"""Up to this many rows the collusion screen tests every pair; above, pairs that share a bucket
+of a locality-sensitive hash (:func:`_hashed_pairs`)."""
+HASH_TABLES, HASH_BITS = 8, 16
+"""Two rows at the threshold cosine 0.999 (2.6 degrees apart) share a 16-bit bucket with
+probability 0.986^16 = 0.80, so they are never bucketed together in all 8 tables with
+probability 0.2^8 = 3e-6; colluders far above the threshold almost never escape. Honest rows
+(cosine ~0.2) share a bucket with probability ~1e-4 per table."""
 
 
 def _parallel(g: np.ndarray, gi: np.ndarray, gj: np.ndarray, m2: int) -> np.ndarray:
@@ -226,6 +241,52 @@ def _unit_rows(fixed: np.ndarray, sq: np.ndarray) -> np.ndarray:
     return (fixed * scale[:, None]).astype(np.float32)
 
 
+def _gram_pairs(unit: np.ndarray, floor: float) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Every pair ``i < j`` whose float32 cosine reaches ``floor`` (blocks of a Gram matrix)."""
+    n = unit.shape[0]
+    for start in range(0, n, _GRAM_BLOCK):
+        stop = min(n, start + _GRAM_BLOCK)
+        cosines = unit[start:stop] @ unit[start:].T
+        r, c = np.nonzero(np.triu(cosines >= floor, k=1))
+        yield r + start, c + start
+
+
+def _hashed_pairs(
+    fixed: np.ndarray, unit: np.ndarray, floor: float, open_rows: Callable[[np.ndarray], np.ndarray]
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Pairs of rows that share a bucket in one of :data:`HASH_TABLES` sign-of-projection hashes
+    (SimHash), each on :data:`HASH_BITS` seeded +-1 hyperplanes.
+
+    The projections are dot products of exact fixed-point rows with integer hyperplanes, sums
+    of integers below 2^52 (see :func:`to_fixed_point`), so every machine computes the same
+    bits and the same buckets. In a bucket, neighbours (by row index) are paired first; a row
+    still short of partners (``open_rows``) is then paired with the whole bucket. Cost:
+    O(n d tables bits) for the hashes plus the bucket pairs (O(n) for spread honest rows and
+    O(m) for a group of m parallel colluders).
+    """
+    d = fixed.shape[1]
+    rng = np.random.default_rng(0)
+    planes = rng.choice(np.array([-1.0, 1.0]), size=(d, HASH_TABLES * HASH_BITS))
+    bits = (fixed @ planes) > 0  # exact: integer sums below 2^52
+    weights = (1 << np.arange(HASH_BITS, dtype=np.int64))[None, :]
+    for t in range(HASH_TABLES):
+        keys = (bits[:, t * HASH_BITS : (t + 1) * HASH_BITS] * weights).sum(axis=1)
+        order = np.argsort(keys, kind="stable")
+        edges = np.flatnonzero(np.diff(keys[order])) + 1
+        buckets = [b for b in np.split(order, edges) if b.size > 1]
+        for bucket in buckets:
+            yield bucket[:-1], bucket[1:]
+        for bucket in buckets:
+            short = bucket[open_rows(bucket)]
+            if short.size == 0 or bucket.size == 2:
+                continue
+            sub = unit[bucket]
+            cosines = unit[short] @ sub.T
+            r, c = np.nonzero(cosines >= floor)
+            i, j = short[r], bucket[c]
+            yield i[i != j], j[i != j]
+
+
 def coordinated_rows(
     rows: np.ndarray, centre: np.ndarray, min_cosine: float, min_partners: int = 1
 ) -> list[int]:
@@ -239,10 +300,12 @@ def coordinated_rows(
     matching; the raw test keeps two small honest updates (whose deviations are both about
     ``-centre``) from matching.
 
-    Cost: one float32 Gram matrix of unit rows, in blocks, finds every pair whose cosine could
-    reach the threshold (``COSINE_MARGIN`` below it); only those pairs get the exact tests, on
-    fixed-point dot products (:func:`to_fixed_point`), so the answer is exactly that of testing
-    every pair, in O(n^2 d) vectorized work instead of O(n^2) Python.
+    Which pairs are looked at: up to :data:`EXACT_SCREEN_UP_TO` rows, every pair whose float32
+    cosine could reach the threshold (``COSINE_MARGIN`` below it), so the answer is exactly that
+    of testing every pair; above, the pairs sharing a hash bucket (:func:`_hashed_pairs`), which
+    keeps the cost near O(n d) at 10,000 nodes. Either way each pair looked at gets the exact
+    tests on fixed-point dot products (:func:`to_fixed_point`), and the answer is the same on
+    every machine.
     """
     n = rows.shape[0]
     if n < 3:
@@ -256,19 +319,32 @@ def coordinated_rows(
     floor = math.sqrt(m2 / 1_000_000) - COSINE_MARGIN
     unit = _unit_rows(raw, raw_sq)
     partners = np.zeros(n, dtype=np.int64)
-    for start in range(0, n, _GRAM_BLOCK):
-        stop = min(n, start + _GRAM_BLOCK)
-        cosines = unit[start:stop] @ unit[start:].T
-        r, c = np.nonzero(np.triu(cosines >= floor, k=1))  # pairs i < j
-        for lo in range(0, r.size, _PAIR_CHUNK):
-            i = r[lo : lo + _PAIR_CHUNK] + start
-            j = c[lo : lo + _PAIR_CHUNK] + start
+    confirmed: set[tuple[int, int]] = set()
+
+    def open_rows(idx: np.ndarray) -> np.ndarray:
+        return partners[idx] < min_partners
+
+    candidates = (
+        _gram_pairs(unit, floor)
+        if n <= EXACT_SCREEN_UP_TO
+        else _hashed_pairs(raw, unit, floor, open_rows)
+    )
+    for ci, cj in candidates:
+        for lo in range(0, ci.size, _PAIR_CHUNK):
+            i, j = ci[lo : lo + _PAIR_CHUNK], cj[lo : lo + _PAIR_CHUNK]
+            keep = open_rows(i) | open_rows(j)
+            i, j = i[keep], j[keep]
+            near = np.einsum("ij,ij->i", unit[i], unit[j]) >= floor
+            i, j = i[near], j[near]
             keep = _parallel(np.einsum("ij,ij->i", raw[i], raw[j]), raw_sq[i], raw_sq[j], m2)
             i, j = i[keep], j[keep]
-            gd = np.einsum("ij,ij->i", dev[i], dev[j])
-            keep = _parallel(gd, dev_sq[i], dev_sq[j], m2)
-            np.add.at(partners, i[keep], 1)
-            np.add.at(partners, j[keep], 1)
+            keep = _parallel(np.einsum("ij,ij->i", dev[i], dev[j]), dev_sq[i], dev_sq[j], m2)
+            for a, b in zip(i[keep].tolist(), j[keep].tolist(), strict=True):
+                pair = (min(a, b), max(a, b))
+                if pair not in confirmed:
+                    confirmed.add(pair)
+                    partners[a] += 1
+                    partners[b] += 1
     return [i for i in range(n) if partners[i] >= min_partners]
 
 

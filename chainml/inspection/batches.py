@@ -111,7 +111,7 @@ def _json_file(fetch: Callable[[str], bytes], cid: str | None, fmt: str, what: s
         if not isinstance(raw, dict) or raw.get("format") != fmt:
             raise IntegrityError(f"{cid} is not a {what}")
         return raw
-    except ChainMLError as exc:
+    except (ChainMLError, ValueError, RecursionError) as exc:
         log.warning("%s %s is unavailable: %s", what, cid, exc)
         return None
 

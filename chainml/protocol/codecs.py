@@ -31,10 +31,14 @@ def canonical_json(value: Any) -> bytes:
 
 
 def parse_json(data: bytes, what: str) -> Any:
+    """JSON from an adversary: invalid text, digits past Python's limit and nesting past the
+    parser's recursion limit are all one-line ``IntegrityError``s."""
     try:
         return json.loads(data)
     except ValueError as exc:
         raise IntegrityError(f"{what} is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise IntegrityError(f"{what} is nested too deeply") from None
 
 
 # -- batch leaves ----------------------------------------------------------------------------
@@ -95,7 +99,7 @@ def decode_leaves(data: bytes) -> tuple[int, list[SignedCommitment]]:
                 )
             )
         return int(raw["round"]), leaves
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise IntegrityError(f"malformed batch leaves file: {exc}") from exc
 
 
@@ -112,4 +116,7 @@ def decode_node_list(data: bytes) -> list[str]:
     raw = parse_json(data, "node list")
     if not isinstance(raw, dict) or raw.get("format") != NODE_LIST_FORMAT:
         raise IntegrityError("not a chainml node list")
-    return [str(n) for n in raw["nodes"]]
+    nodes = raw.get("nodes")
+    if not isinstance(nodes, list) or not all(isinstance(n, str) for n in nodes):
+        raise IntegrityError("malformed node list: 'nodes' must be a list of addresses")
+    return nodes

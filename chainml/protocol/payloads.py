@@ -125,8 +125,14 @@ def decode_version(data: bytes, arch_id: str | None = None) -> VersionFile:
         if not isinstance(state.step, int) or isinstance(state.step, bool):
             raise ValueError(f"step {state.step!r} is not an integer")
         state.validate(spec.num_params)
-    except (KeyError, TypeError, ValueError, AttributeError, ChainMLError) as exc:
-        raise IntegrityError(f"version file has a malformed recipe or server state: {exc}") from exc
+    except (
+        KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError,
+        ChainMLError,
+    ) as exc:  # fmt: skip
+        what = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise IntegrityError(
+            f"version file has a malformed recipe or server state: {what}"
+        ) from None
     params = {p.name: torch.from_numpy(tensors[p.name]) for p in spec.params}
     return VersionFile(arch_id, params, state, recipe)
 

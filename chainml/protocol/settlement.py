@@ -224,7 +224,7 @@ class ReputationTable:
                 int(raw["round"]), bytes.fromhex(str(raw["parent_root"])[2:]), int(raw["initial"]),
                 scores,
             )  # fmt: skip
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise IntegrityError(f"malformed reputation table: {exc}") from exc
         if table.encode() != data:
             raise IntegrityError("reputation table is not in canonical form")

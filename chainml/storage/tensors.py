@@ -230,6 +230,8 @@ def _read_header_metadata(data: bytes) -> dict[str, str]:
         raise IntegrityError(
             f"payload is not valid safetensors: header is not JSON ({exc})"
         ) from exc
+    except RecursionError:
+        raise IntegrityError("payload is not valid safetensors: header nested too deeply") from None
     if not isinstance(parsed, dict):
         raise IntegrityError("payload is not valid safetensors: header is not a JSON object")
     meta = parsed.get("__metadata__") or {}

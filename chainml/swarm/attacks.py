@@ -4,12 +4,19 @@ Which nodes are adversaries is seeded (``adversary_indices``), so a resumed or r
 has the same attackers. Every attack is applied where a real attacker would act, as a wrapper
 around the honest node computation (:func:`attacked_node_step`), never as a branch inside it:
 
-- ``sign_flip``, ``scale``, ``noise``: the node tampers with its update before storing it;
-- ``label_flip``: the node trains on poisoned local data (labels flipped or negated);
+- ``sign_flip``, ``scale``, ``noise``: the node tampers with its update before storing it
+  (``sign_flip`` sends ``-4`` times it; ``scale`` boosts it 20x, and to the largest scale a
+  decoder accepts in one round out of :data:`SCALE_BURST_PERIOD`: the server's Adam normalizes
+  a steady boost away, but a burst fills its moments, which then keep stepping the burst's way
+  and stall learning for the rounds after);
+- ``label_flip``: the node trains on poisoned local data (labels reversed, or regression
+  targets negated and amplified, :data:`LABEL_FLIP_FACTOR`);
 - ``freeride``: the node sends an all-zero update (no work, claims the reward);
 - ``stale``: the node commits against an older base version than the round's;
 - ``replay``: the node re-signs its commitment for the previous round (an old commitment);
-- ``sybil``: one operator runs many keys that all submit the same poisoned update;
+- ``sybil``: one operator runs many keys that all submit its boosted update, each identity's
+  copy tagged (scaled by ``1 / (1 + 1e-3 (index + 1))``) so that no two store the same bytes
+  (identical CIDs are screened out as copied work before any rule runs);
 - ``bad_aggregator``: not a node attack; the aggregator proposes tampered weights.
 
 Model-poisoning attacks from the robust-aggregation literature (:data:`CRAFTED`). Colluders
@@ -83,6 +90,16 @@ UPDATE_ATTACKS = frozenset({"sign_flip", "scale", "noise", "label_flip", "freeri
 """Attacks that change only the update's content (the in-process twin can replay them)."""
 SCALE_FACTOR = 20.0
 """``scale`` boosts its update 20x: large enough to drag a mean far off, as in the literature."""
+SIGN_FLIP_FACTOR = 4.0
+"""``sign_flip`` sends ``-4 g`` (the common form in the literature): a plain ``-g`` from a fifth
+of the fleet leaves the mean's direction, all Adam uses, nearly intact."""
+LABEL_FLIP_FACTOR = 4.0
+"""``label_flip`` on regression trains on targets ``-4 y`` (negated and amplified poisoned
+labels), for the same reason."""
+SCALE_BURST_PERIOD = 25
+"""``scale`` and ``sybil`` boost to the decoder's cap in rounds ``1, 26, 51, ...``."""
+SCALE_BURST = 1e9
+"""The burst's factor, before the cap (:data:`~chainml.meta.sparse.MAX_SCALE` per scale)."""
 NOISE_FACTOR = 50.0
 """``noise`` sends uniform random int8 values at 50x the honest scale (a Gaussian-noise attack
 with a large variance, in int8 form)."""
@@ -91,7 +108,9 @@ KNOWLEDGE_TASKS = 10
 SURROGATE_BASE = 1_000_000
 """Surrogate tasks are train tasks far beyond any fleet's indices (the public distribution)."""
 ALIE_Z = 1.5
-IPM_SMALL_EPS = 0.5
+IPM_SMALL_EPS = 1.0
+"""Small: with up to 80% honest nodes the attacked mean still points along the honest mean (any
+``eps < 4`` at 20%); 0.5 barely hurt the mean on a learned fleet (x1.75), 1.0 does (x3.0)."""
 IPM_LARGE_EPS = 10.0
 FANG_B = 6.0
 """Fang et al.'s ``b``: how far beyond the benign extreme the trimmed-mean attack reaches."""
@@ -127,9 +146,15 @@ def poison_update(
 ) -> SparseUpdate:
     """The update an attacker sends instead of its honest one (the simple attacks)."""
     if attack == "sign_flip":
-        return replace(update, values=(-update.values.astype(np.int16)).astype(np.int8))
+        flipped = (-update.values.astype(np.int16)).astype(np.int8)
+        return replace(update, values=flipped, scales=scaled(update.scales, SIGN_FLIP_FACTOR))
     if attack in ("scale", "sybil"):
-        return replace(update, scales=scaled(update.scales, SCALE_FACTOR))
+        burst = round_id % SCALE_BURST_PERIOD == 1
+        boosted = scaled(update.scales, SCALE_BURST if burst else SCALE_FACTOR)
+        if attack == "sybil":  # one operator's update, a distinct tag per identity (below the
+            # cap, which a burst reaches)
+            boosted = scaled(boosted, np.float32(1.0 / (1.0 + 1e-3 * (index + 1))))
+        return replace(update, scales=boosted)
     if attack == "noise":
         rng = task_rng(seed, 12, round_id, index)
         values = rng.integers(-127, 128, size=update.values.shape).astype(np.int8)
@@ -153,7 +178,8 @@ class LabelFlippedTask(Task):
     def episode(self, shots: int, queries: int, draw: int = 0) -> Episode:
         ep = self.inner.episode(shots, queries, draw)
         if self.inner.kind == "regression":
-            return Episode(ep.x_support, -ep.y_support, ep.x_query, ep.y_query)
+            poisoned = -LABEL_FLIP_FACTOR * ep.y_support
+            return Episode(ep.x_support, poisoned, ep.x_query, ep.y_query)
         classes = get_model(self.inner.family.default_arch).spec.output_dim
         return Episode(ep.x_support, (classes - 1) - ep.y_support, ep.x_query, ep.y_query)
 

@@ -8,6 +8,7 @@ shows progress bars when asked.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +47,12 @@ def run_swarm(
     show_progress: bool = True,
     executor_spec: str = "pool",
     console: Console | None = None,
+    compose: Callable[[Swarm], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Connect, run or resume the swarm (with progress bars), and return its round rows."""
+    """Connect, run or resume the swarm (with progress bars), and return its round rows.
+
+    ``compose`` may change the harness's actors before the run (e.g. wrap validators in an
+    attack: ``chainml.swarm.validator_attacks.composer``)."""
     services = connect(
         rpc_url or local_rpc_url(data_dir),
         data_dir,
@@ -78,6 +83,8 @@ def run_swarm(
                 progress.update(current, description=f"round {round_id}", completed=0)
 
             swarm = Swarm(config, services, run_dir, executor, progress=report)
+            if compose is not None:
+                compose(swarm)
             rows = swarm.run(on_round)
             progress.update(overall, completed=config.rounds)
         return rows
