@@ -72,8 +72,8 @@ class CopyingValidator(_Wrapped):
         """A vote of another validator that the chain shows (only revealed votes are)."""
         for peer in self.peers:
             vote = self.inner.ledger.vote_of(proposal_id, peer)
-            if VoteState(vote["state"]) == VoteState.REVEALED:
-                return bool(vote["approve"])
+            if vote.state == VoteState.REVEALED:
+                return vote.approve
         return None
 
     def commit(self, proposal_id: int, verdict: Review) -> bool:
@@ -149,11 +149,11 @@ def forfeit_withheld(
     done = []
     for round_id in range(1, ledger.current_round() + 1):
         for event in ledger.proposals(round_id, from_block):
-            pid = int(event["proposalId"])
-            if now <= int(ledger.proposal(pid)["revealDeadline"]):
+            pid = event.proposal_id
+            if now <= ledger.proposal(pid).reveal_deadline:
                 continue
             for v in validators:
-                if VoteState(ledger.vote_of(pid, v)["state"]) != VoteState.COMMITTED:
+                if ledger.vote_of(pid, v).state != VoteState.COMMITTED:
                     continue
                 try:
                     ledger.forfeit_vote(pid, v, sender)

@@ -55,18 +55,12 @@ def run(
 
 def statuses(env: SwarmEnv, round_id: int) -> list[ProposalStatus]:
     ledger = env.ledger()
-    return [
-        ProposalStatus(ledger.proposal(int(e["proposalId"]))["status"])
-        for e in ledger.proposals(round_id)
-    ]
+    return [ledger.proposal(e.proposal_id).status for e in ledger.proposals(round_id)]
 
 
 def votes(env: SwarmEnv, round_id: int, validator: str) -> list[bool]:
     ledger = env.ledger()
-    return [
-        bool(ledger.vote_of(int(e["proposalId"]), validator)["approve"])
-        for e in ledger.proposals(round_id)
-    ]
+    return [ledger.vote_of(e.proposal_id, validator).approve for e in ledger.proposals(round_id)]
 
 
 def verifies(env: SwarmEnv) -> bool:
@@ -120,10 +114,10 @@ def test_a_withheld_reveal_is_forfeited_and_the_round_still_finalizes(
     withholder, honest = addresses[0], addresses[1]
     # undefended: withholding costs nothing until someone calls forfeitVote
     assert ledger.reputation_of(withholder) == ledger.reputation_of(honest)
-    last = ledger.proposal(int(ledger.proposals(2)[-1]["proposalId"]))
+    last = ledger.proposal(ledger.proposals(2)[-1].proposal_id)
     w3 = ledger.w3
     now = int(w3.eth.get_block("latest")["timestamp"])
-    w3.provider.make_request("evm_increaseTime", [int(last["revealDeadline"]) - now + 1])
+    w3.provider.make_request("evm_increaseTime", [last.reveal_deadline - now + 1])
     w3.provider.make_request("evm_mine", [])
     forfeited = forfeit_withheld(ledger, addresses, swarm.s.admin)
     assert [v for _, v in forfeited] == [withholder, withholder]  # one per round, nobody else
