@@ -260,8 +260,8 @@ def first_proposals_accepted(ledger: Ledger, rounds: list[int]) -> int:
     for round_id in rounds:
         events = ledger.proposals(round_id)
         if events:
-            status = ledger.proposal(int(events[0]["proposalId"]))["status"]
-            accepted += ProposalStatus(status) == ProposalStatus.ACCEPTED
+            status = ledger.proposal(events[0].proposal_id).status
+            accepted += status == ProposalStatus.ACCEPTED
     return accepted
 
 
@@ -343,12 +343,7 @@ def validator_attack_run(attack: str, dishonest: int) -> dict[str, Any]:
     with env() as e:
         rows = e.run(cfg, compose=compose)
         ledger = e.ledger()
-        first = [
-            ProposalStatus(
-                ledger.proposal(int(ledger.proposals(r["round"])[0]["proposalId"]))["status"]
-            )
-            for r in rows
-        ]
+        first = [ledger.proposal(ledger.proposals(r["round"])[0].proposal_id).status for r in rows]
         out: dict[str, Any] = {
             "dishonest_validators": dishonest,
             "validators": 3,
@@ -362,7 +357,7 @@ def validator_attack_run(attack: str, dishonest: int) -> dict[str, Any]:
             swarm = seen["swarm"]
             addresses = [v.address for v in swarm.validators]
             w3 = ledger.w3
-            last = max(int(ledger.proposal(int(p["proposalId"]))["revealDeadline"])
+            last = max(ledger.proposal(p.proposal_id).reveal_deadline
                        for r in rows for p in ledger.proposals(r["round"]))  # fmt: skip
             now = int(w3.eth.get_block("latest")["timestamp"])
             w3.provider.make_request("evm_increaseTime", [max(last - now + 1, 0)])
