@@ -185,3 +185,19 @@ def test_missing_toolchain_points_to_make_setup(
     assert "arm-none-eabi-gcc not found" in err and "make setup" in err
     assert not (tmp_path / "o").exists()
     monkeypatch.setenv("PATH", os.defpath)
+
+
+def test_every_family_has_a_deployable_architecture_that_maps_back_to_it() -> None:
+    """A version of ``mlp-gasdrift`` (the MLP beside the spiking default) is calibrated and
+    tested on gasdrift data; an architecture of no family is refused in one line."""
+    from chainml.errors import ConfigError
+    from chainml.mcu.export import deployable_arch, family_for_arch
+    from chainml.meta.tasks import FAMILIES, get_family
+
+    for name in FAMILIES:
+        arch_id = deployable_arch(get_family(name))
+        assert arch_id is not None, name
+        assert family_for_arch(arch_id).name == name
+    assert deployable_arch(get_family("gasdrift")) == "mlp-gasdrift"
+    with pytest.raises(ConfigError, match="no task family uses architecture 'mlp-unknown'"):
+        family_for_arch("mlp-unknown")
