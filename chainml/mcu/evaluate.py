@@ -82,9 +82,11 @@ def eval_set(
     )  # fmt: skip
 
 
-def family_inputs(family: TaskFamily, graph: Graph, split: str, n: int, seed: int) -> np.ndarray:
-    """``n`` inputs (channels last) from tasks of ``split``, for calibration or testing."""
-    per_task = 10
+def family_inputs(
+    family: TaskFamily, graph: Graph, split: str, n: int, seed: int, per_task: int = 10
+) -> np.ndarray:
+    """``n`` inputs (channels last) from tasks of ``split``, ``per_task`` per class and task,
+    for calibration or testing."""
     n_tasks = -(-n // (per_task * max(family.n_way, 1)))
     ep = family.episodes(seed, range(n_tasks), split, per_task, 1)  # type: ignore[arg-type]
     x = ep.x_support.reshape(-1, *ep.x_support.shape[2:])
