@@ -34,10 +34,12 @@ def export(
     compress: Annotated[
         str | None,
         typer.Option(
-            help="Shrink before quantizing: unstructured:S, structured:F or distill:F "
-            "(fine-tuned against the exported version)."
+            help="Shrink before quantizing: unstructured:S, structured:F, distill:F or int4, "
+            "optionally +int4 (trained from the version with the device protocol's loss; the "
+            "manifest compares it with the uncompressed int8 export)."
         ),
     ] = None,
+    compress_steps: Annotated[int, typer.Option(help="Training steps of --compress.")] = 1500,
     vectors: Annotated[
         int, typer.Option(help="Realistic test vectors checked bit for bit (plus 24 random).")
     ] = 1000,
@@ -53,12 +55,13 @@ def export(
     from chainml.chain.client import Ledger
     from chainml.chain.deployments import deployments_path, load_deployments
     from chainml.cli.deploy_cmd import local_rpc_url
-    from chainml.mcu.export import check_target, check_toolchain, compressor, export_version
+    from chainml.mcu.compress import parse
+    from chainml.mcu.export import check_target, check_toolchain, export_version
     from chainml.storage.store import open_store
 
     check_target(target)
     check_toolchain()
-    shrink = compressor(compress) if compress else None
+    shrink = parse(compress, steps=compress_steps) if compress else None
     if vectors < 1:
         raise ConfigError(f"--vectors must be at least 1, got {vectors}")
     data_dir = cli_context(ctx).data_dir
@@ -83,10 +86,12 @@ def export(
     table.add_column("value")
     fp = m["footprint"]
     checks = m["checks"]
-    for item, value in (
+    dp = m["device_protocol"]
+    rows = [
         ("weights", result.weights_cid),
-        ("model", f"{m['arch_id']} ({m['family']})"),
+        ("model", f"{m['model']} ({m['arch_id']}, {m['family']})"),
         ("flash / RAM", f"{fp['flash_bytes']:,} B / {fp['ram_bytes']:,} B"),
+        ("instructions / inference", f"{checks['instructions_per_inference']:,.0f} (QEMU)"),
         ("bit-exact TFLM", f"{checks['bit_exact_tflm']} ({checks['vectors']} vectors)"),
         ("bit-exact QEMU", f"{checks['bit_exact_qemu']} ({checks['vectors']} vectors)"),
         (
@@ -94,10 +99,28 @@ def export(
             f"rel. error {checks['adapt_max_rel_error']:.1e}, "
             f"{checks['adapt_flash_bytes']:,} B flash / {checks['adapt_ram_bytes']:,} B RAM",
         ),
+        (
+            "device protocol",
+            f"{dp['metric']} {dp['score']:.4f} ({dp['shots']} shots, ridge {dp['ridge_lambda']:g}, "
+            f"{dp['eval_tasks']} held-out tasks)",
+        ),
+    ]
+    if "compression" in m:
+        c = m["compression"]
+        rows.append(
+            (
+                f"{c['spec']} vs int8",
+                f"{c['flash_ratio']:.1%} of {c['baseline_flash_bytes']:,} B flash, "
+                f"{dp['metric']} {c['baseline_metric']:.4f} -> {dp['score']:.4f} "
+                f"(loss {c['loss_vs_int8']:+.1%})",
+            )
+        )
+    rows += [
         ("artifact", result.artifact_cid),
         ("recorded on chain", str(result.recorded)),
         ("files", str(out)),
-    ):
+    ]
+    for item, value in rows:
         table.add_row(item, value)
     console.print(table)
 

@@ -72,8 +72,9 @@ class RoundCost:
 
 def check_fits(profile: HardwareProfile, arch_id: str, batch: int = 1) -> None:
     """Refuse work the device cannot hold: the int8 firmware in flash, its inference buffers
-    and stack in RAM (measured on a Cortex-M4 build where available, see
-    :mod:`chainml.device.footprint`), and the float32 adaptation state in RAM (estimate)."""
+    and stack in RAM, the firmware with the device protocol's head re-fit (flash and RAM,
+    measured on a Cortex-M4 build where available, see :mod:`chainml.device.footprint`), and
+    the float32 gradient-adaptation state in RAM (estimate)."""
     spec = get_model(arch_id).spec
     fp = footprint(arch_id)
     need = {
@@ -81,6 +82,9 @@ def check_fits(profile: HardwareProfile, arch_id: str, batch: int = 1) -> None:
         f"inference RAM ({fp.source})": (fp.ram_inference_bytes, profile.ram_bytes),
         "adaptation RAM (estimate)": (spec.ram_adapt_bytes(batch), profile.ram_bytes),
     }
+    if fp.refit_flash_bytes is not None and fp.refit_ram_bytes is not None:
+        need["flash with the head re-fit (measured)"] = (fp.refit_flash_bytes, profile.flash_bytes)
+        need["head re-fit RAM (measured)"] = (fp.refit_ram_bytes, profile.ram_bytes)
     for what, (used, limit) in need.items():
         if used > limit:
             raise BudgetError(

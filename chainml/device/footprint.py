@@ -5,8 +5,10 @@ report for the int8 firmware that ``chainml export`` builds (``python -m
 chainml.mcu.footprints`` regenerates it; a test rebuilds and compares). The generated code
 keeps every weight-dependent number in flash arrays, so these figures depend on the
 architecture only. Budget checks use them in place of the formula estimates of
-``ModelSpec`` whenever an architecture has been measured; adaptation RAM (float32 training
-state) stays an estimate, since the int8 firmware does not train.
+``ModelSpec`` whenever an architecture has been measured. The device protocol's on-device step
+(the ridge head re-fit, built into the ``adapt`` ELF beside inference) is measured the same way;
+gradient-adaptation RAM (float32 training state) stays an estimate, since the int8 firmware
+does not train.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ class Footprint:
     ram_inference_bytes: int
     source: Source
     detail: str = ""
+    refit_flash_bytes: int | None = None
+    """Inference plus the on-device ridge head re-fit (measured only)."""
+    refit_ram_bytes: int | None = None
 
 
 @cache
@@ -53,6 +58,8 @@ def measured_footprint(arch_id: str, path: Path = FOOTPRINTS_FILE) -> Footprint 
         int(entry["ram_bytes"]),
         "measured",
         str(entry.get("toolchain", "")),
+        int(entry["refit_flash_bytes"]) if "refit_flash_bytes" in entry else None,
+        int(entry["refit_ram_bytes"]) if "refit_ram_bytes" in entry else None,
     )
 
 

@@ -6,9 +6,13 @@ One idea per module:
 - ``int8``: TFLite Micro's integer arithmetic and the Python int8 reference;
 - ``ptq``: post-training quantization of a float graph into an int8 model;
 - ``tflite``: the ``.tflite`` flatbuffer writer and the real TFLM interpreter runner;
-- ``codegen``: C source + header with the weights and the inference function;
+- ``codegen``: C source + header with the weights (int8, packed int4 or bitmask-sparse), the
+  inference function and the device protocol's head re-fit;
 - ``armbuild``: the arm-none-eabi-gcc build for Cortex-M4 and its measured flash/RAM;
 - ``qemu``: test vectors under ``qemu-system-arm -M mps2-an386`` and instruction counts;
-- ``prune`` and ``distill``: smaller models for the same device;
+- ``evaluate``: the device protocol's score (ridge head re-fit with the version recipe's shots
+  and strength, on held-out tasks), for float graphs and int8 models alike;
+- ``prune`` and ``distill``: smaller models for the same device, trained with that protocol's
+  loss; ``compress``: the ``--compress`` specs that combine them;
 - ``export``: ledger version -> verified weights -> artifact bundle -> store + chain.
 """

@@ -233,12 +233,13 @@ int main(void) {
 """
 
 
-KERNELS = ("cm_dense", "cm_conv", "cm_avgpool")
-FIRMWARE_CALLS = (("Reset_Handler",), ("main",), ("chainml_infer",), KERNELS)
+KERNELS = ("cm_conv", "cm_conv_int4", "cm_conv_sparse", "cm_avgpool")
+REQUANT = ("cm_output",)  # usually inlined into the kernels (then it has no .su entry)
+FIRMWARE_CALLS = (("Reset_Handler",), ("main",), ("chainml_infer",), KERNELS, REQUANT)
 ADAPT_CALLS = (
     ("Reset_Handler",), ("main",),
     ("chainml_adapt_add", "chainml_predict_adapted", "chainml_adapt_solve"),
-    ("cm_feature_row",), ("chainml_features",), KERNELS,
+    ("cm_feature_row",), ("chainml_features",), KERNELS, REQUANT,
 )  # fmt: skip
 
 

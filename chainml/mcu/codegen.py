@@ -3,20 +3,51 @@
 
 The arithmetic mirrors :mod:`chainml.mcu.int8` operation for operation (int32 accumulators,
 64-bit products in the doubling high multiply, arithmetic shifts), so the C build, the Python
-reference and TFLM agree bit for bit. Activations live in two static ping-pong buffers sized
-for the largest intermediate layer; nothing is allocated at run time. ``chainml_features`` runs
-the body only: its output is what the device's head re-fit (ridge regression) works on.
+reference and TFLM agree bit for bit. Every layer is one ``const cm_layer_t`` descriptor in
+flash (shapes, zero points, clamps, pointers to its arrays), so the code depends only on the
+kinds of layer and their weight storage, never on the weights' values; a dense layer is the
+convolution's special case (one output position, a kernel as wide as the input), so one
+kernel serves both. Activations live in two static ping-pong buffers sized for the largest
+intermediate layer; nothing is allocated at run time. ``chainml_features`` runs the body only:
+its output is what the device's head re-fit (ridge regression) works on.
+
+Weight storage, chosen per layer by :func:`weight_storage` (the values, and so the outputs,
+are the same in every format; only the bytes in flash differ):
+
+- ``int8``: one byte per weight;
+- ``int4``: two weights per byte (low nibble first, sign-extended on load), for layers
+  quantized to 4 bits (values in [-7, 7]);
+- ``sparse``: a bitmask of the non-zero weights plus the non-zero values, for magnitude-pruned
+  layers where that is at least a quarter smaller than ``int8``.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 import numpy as np
 
+from chainml.errors import ConfigError
 from chainml.mcu.int8 import Int8Model, Q8Layer
 
+Storage = Literal["int8", "int4", "sparse"]
+SPARSE_MAX_RATIO = 0.75
+"""Sparse storage is used when mask + values take at most this fraction of the int8 bytes."""
+
 RUNTIME = r"""
+#include <stddef.h>
+
+typedef struct {
+  const int8_t *w;      /* int8 weights, packed int4 pairs, or the non-zero values */
+  const uint8_t *mask;  /* sparse storage: bit i set <=> weight i is stored in w */
+  const int32_t *bias;
+  const int32_t *mult;
+  const int8_t *shift;
+  int16_t c_in, w_out, c_out, kernel, stride;
+  int8_t in_zp, out_zp, lo, hi;
+} cm_layer_t;
+
 static inline int32_t cm_srdhm(int32_t a, int32_t b) {
   if (a == b && a == INT32_MIN) return INT32_MAX;
   int64_t ab = (int64_t)a * (int64_t)b;
@@ -31,67 +62,91 @@ static inline int32_t cm_rdbpot(int32_t x, int32_t exponent) {
   return (x >> exponent) + (remainder > threshold ? 1 : 0);
 }
 
-static inline int32_t cm_requant(int32_t acc, int32_t multiplier, int32_t shift) {
+static int8_t cm_output(int32_t acc, const cm_layer_t *l, int32_t o) {
+  int32_t shift = l->shift[o];
   int32_t left = shift > 0 ? shift : 0;
   int32_t right = shift > 0 ? 0 : -shift;
-  return cm_rdbpot(cm_srdhm((int32_t)((uint32_t)acc << left), multiplier), right);
+  int32_t v = cm_rdbpot(cm_srdhm((int32_t)((uint32_t)acc << left), l->mult[o]), right);
+  v += l->out_zp;
+  return (int8_t)(v < l->lo ? l->lo : (v > l->hi ? l->hi : v));
 }
 
-static inline int8_t cm_clamp(int32_t v, int32_t lo, int32_t hi) {
-  return (int8_t)(v < lo ? lo : (v > hi ? hi : v));
-}
+#define CM_UNUSED __attribute__((unused, noinline))
 
-#define CM_UNUSED __attribute__((unused))
-
-CM_UNUSED static void cm_dense(const int8_t *in, int8_t *out, int32_t n_in, int32_t n_out,
-                               const int8_t *w, const int32_t *bias, const int32_t *mult,
-                     const int32_t *shift, const int32_t *q) {
-  const int32_t in_zp = q[0], out_zp = q[1], lo = q[2], hi = q[3];
-  for (int32_t o = 0; o < n_out; ++o) {
-    const int8_t *row = w + o * n_in;
-    int32_t acc = bias[o];
-    for (int32_t i = 0; i < n_in; ++i) acc += ((int32_t)in[i] - in_zp) * (int32_t)row[i];
-    out[o] = cm_clamp(cm_requant(acc, mult[o], shift[o]) + out_zp, lo, hi);
-  }
-}
-
-CM_UNUSED static void cm_conv(const int8_t *in, int8_t *out, int32_t c_in, int32_t w_out,
-                              int32_t c_out, int32_t kernel, int32_t stride, const int8_t *w,
-                              const int32_t *bias, const int32_t *mult, const int32_t *shift,
-                              const int32_t *q) {
-  const int32_t in_zp = q[0], out_zp = q[1], lo = q[2], hi = q[3];
-  const int32_t span = kernel * c_in;
-  for (int32_t x = 0; x < w_out; ++x) {
-    const int8_t *patch = in + x * stride * c_in;
-    for (int32_t o = 0; o < c_out; ++o) {
-      const int8_t *filt = w + o * span;
-      int32_t acc = bias[o];
+/* Convolution over channels-last input (N = 1); a dense layer is w_out = kernel = 1. */
+CM_UNUSED static void cm_conv(const int8_t *in, int8_t *out, const cm_layer_t *l) {
+  const int32_t span = l->kernel * l->c_in, in_zp = l->in_zp;
+  for (int32_t x = 0; x < l->w_out; ++x) {
+    const int8_t *patch = in + x * l->stride * l->c_in;
+    const int8_t *filt = l->w;
+    for (int32_t o = 0; o < l->c_out; ++o, filt += span) {
+      int32_t acc = l->bias[o];
       for (int32_t j = 0; j < span; ++j) acc += ((int32_t)patch[j] - in_zp) * (int32_t)filt[j];
-      out[x * c_out + o] = cm_clamp(cm_requant(acc, mult[o], shift[o]) + out_zp, lo, hi);
+      out[x * l->c_out + o] = cm_output(acc, l, o);
     }
   }
 }
 
-CM_UNUSED static void cm_avgpool(const int8_t *in, int8_t *out, int32_t width, int32_t channels,
-                       const int32_t *q) {
-  const int32_t lo = q[2], hi = q[3];
+CM_UNUSED static void cm_conv_int4(const int8_t *in, int8_t *out, const cm_layer_t *l) {
+  const int32_t span = l->kernel * l->c_in, in_zp = l->in_zp;
+  for (int32_t x = 0; x < l->w_out; ++x) {
+    const int8_t *patch = in + x * l->stride * l->c_in;
+    int32_t i = 0;
+    for (int32_t o = 0; o < l->c_out; ++o) {
+      int32_t acc = l->bias[o];
+      for (int32_t j = 0; j < span; ++j, ++i) {
+        int32_t packed = (int32_t)l->w[i >> 1];
+        int32_t w = (i & 1) ? (packed >> 4) : ((int32_t)(int8_t)((uint32_t)packed << 4) >> 4);
+        acc += ((int32_t)patch[j] - in_zp) * w;
+      }
+      out[x * l->c_out + o] = cm_output(acc, l, o);
+    }
+  }
+}
+
+CM_UNUSED static void cm_conv_sparse(const int8_t *in, int8_t *out, const cm_layer_t *l) {
+  const int32_t span = l->kernel * l->c_in, in_zp = l->in_zp;
+  for (int32_t x = 0; x < l->w_out; ++x) {
+    const int8_t *patch = in + x * l->stride * l->c_in;
+    const int8_t *value = l->w;
+    int32_t i = 0;
+    for (int32_t o = 0; o < l->c_out; ++o) {
+      int32_t acc = l->bias[o];
+      for (int32_t j = 0; j < span; ++j, ++i)
+        if ((l->mask[i >> 3] >> (i & 7)) & 1) acc += ((int32_t)patch[j] - in_zp) * *value++;
+      out[x * l->c_out + o] = cm_output(acc, l, o);
+    }
+  }
+}
+
+/* Global average pooling: kernel = width, c_in = channels. */
+CM_UNUSED static void cm_avgpool(const int8_t *in, int8_t *out, const cm_layer_t *l) {
+  const int32_t width = l->kernel, channels = l->c_in;
   for (int32_t c = 0; c < channels; ++c) {
     int32_t acc = 0;
     for (int32_t x = 0; x < width; ++x) acc += in[x * channels + c];
     acc = acc > 0 ? (acc + width / 2) / width : (acc - width / 2) / width;
-    out[c] = cm_clamp(acc, lo, hi);
+    out[c] = (int8_t)(acc < l->lo ? l->lo : (acc > l->hi ? l->hi : acc));
   }
 }
 """
+
+KERNEL_OF: dict[Storage, str] = {
+    "int8": "cm_conv",
+    "int4": "cm_conv_int4",
+    "sparse": "cm_conv_sparse",
+}
 
 
 ADAPT = r"""
 /* On-device adaptation: the head re-fit of the device protocol (chainml.meta.adapt.refit_head).
  * Ridge regression on the int8 body's dequantized features, bias included, accumulated one
- * labelled sample at a time (A^T A + lambda I and A^T Y, O(d^2) RAM whatever the number of
- * samples), solved by an LDL^T factorisation (no square roots, so no libm). Float32. */
+ * labelled sample at a time (A^T A + lambda I and A^T Y: O(d^2) RAM whatever the number of
+ * samples; the symmetric A^T A as its packed lower triangle), solved in place by an LDL^T
+ * factorisation (no square roots, so no libm). Float32. */
 #define CM_D (CHAINML_FEATURE_SIZE + 1)
-static float cm_gram[CM_D * CM_D];
+#define CM_G(i, j) cm_gram[(i) * ((i) + 1) / 2 + (j)] /* row i >= column j */
+static float cm_gram[CM_D * (CM_D + 1) / 2];
 static float cm_rhs[CM_D * CHAINML_OUTPUT_SIZE];
 static float cm_head[CM_D * CHAINML_OUTPUT_SIZE];
 
@@ -104,8 +159,8 @@ static void cm_feature_row(const int8_t *input, float *row) {
 }
 
 void chainml_adapt_reset(float ridge_lambda) {
-  for (int32_t i = 0; i < CM_D * CM_D; ++i) cm_gram[i] = 0.0f;
-  for (int32_t i = 0; i < CM_D; ++i) cm_gram[i * CM_D + i] = ridge_lambda;
+  for (int32_t i = 0; i < CM_D * (CM_D + 1) / 2; ++i) cm_gram[i] = 0.0f;
+  for (int32_t i = 0; i < CM_D; ++i) CM_G(i, i) = ridge_lambda;
   for (int32_t i = 0; i < CM_D * CHAINML_OUTPUT_SIZE; ++i) cm_rhs[i] = 0.0f;
 }
 
@@ -113,37 +168,35 @@ void chainml_adapt_add(const int8_t *input, const float *target) {
   float a[CM_D];
   cm_feature_row(input, a);
   for (int32_t i = 0; i < CM_D; ++i) {
-    for (int32_t j = 0; j <= i; ++j) cm_gram[i * CM_D + j] += a[i] * a[j];
+    for (int32_t j = 0; j <= i; ++j) CM_G(i, j) += a[i] * a[j];
     for (int32_t k = 0; k < CHAINML_OUTPUT_SIZE; ++k)
       cm_rhs[i * CHAINML_OUTPUT_SIZE + k] += a[i] * target[k];
   }
 }
 
 int chainml_adapt_solve(void) {
-  /* In place: the lower triangle becomes L (unit diagonal implied), the diagonal D. */
-  float *g = cm_gram;
+  /* In place: below the diagonal L (unit diagonal implied), on the diagonal D. */
   for (int32_t j = 0; j < CM_D; ++j) {
-    float d = g[j * CM_D + j];
-    for (int32_t k = 0; k < j; ++k) d -= g[j * CM_D + k] * g[j * CM_D + k] * g[k * CM_D + k];
+    float d = CM_G(j, j);
+    for (int32_t k = 0; k < j; ++k) d -= CM_G(j, k) * CM_G(j, k) * CM_G(k, k);
     if (!(d > 0.0f)) return -1;
-    g[j * CM_D + j] = d;
+    CM_G(j, j) = d;
     for (int32_t i = j + 1; i < CM_D; ++i) {
-      float v = g[i * CM_D + j];
-      for (int32_t k = 0; k < j; ++k) v -= g[i * CM_D + k] * g[j * CM_D + k] * g[k * CM_D + k];
-      g[i * CM_D + j] = v / d;
+      float v = CM_G(i, j);
+      for (int32_t k = 0; k < j; ++k) v -= CM_G(i, k) * CM_G(j, k) * CM_G(k, k);
+      CM_G(i, j) = v / d;
     }
   }
   for (int32_t c = 0; c < CHAINML_OUTPUT_SIZE; ++c) {
     float y[CM_D];
     for (int32_t i = 0; i < CM_D; ++i) {
       float v = cm_rhs[i * CHAINML_OUTPUT_SIZE + c];
-      for (int32_t k = 0; k < i; ++k) v -= g[i * CM_D + k] * y[k];
+      for (int32_t k = 0; k < i; ++k) v -= CM_G(i, k) * y[k];
       y[i] = v;
     }
     for (int32_t i = CM_D - 1; i >= 0; --i) {
-      float v = y[i] / g[i * CM_D + i];
-      for (int32_t k = i + 1; k < CM_D; ++k)
-        v -= g[k * CM_D + i] * cm_head[k * CHAINML_OUTPUT_SIZE + c];
+      float v = y[i] / CM_G(i, i);
+      for (int32_t k = i + 1; k < CM_D; ++k) v -= CM_G(k, i) * cm_head[k * CHAINML_OUTPUT_SIZE + c];
       cm_head[i * CHAINML_OUTPUT_SIZE + c] = v;
     }
   }
@@ -174,32 +227,71 @@ def _array(ctype: str, name: str, values: np.ndarray, per_line: int = 16) -> str
     return f"static const {ctype} {name}[{len(flat)}] = {{\n  {body}\n}};\n"
 
 
+def weight_storage(layer: Q8Layer) -> Storage:
+    """The smallest storage that holds ``layer``'s weights exactly."""
+    assert layer.weight is not None
+    if layer.weight_bits == 4:
+        return "int4"
+    n = layer.weight.size
+    sparse_bytes = -(-n // 8) + int(np.count_nonzero(layer.weight))
+    return "sparse" if sparse_bytes <= SPARSE_MAX_RATIO * n else "int8"
+
+
+def pack_int4(values: np.ndarray) -> np.ndarray:
+    """Two's-complement nibbles, two per byte, the first value in the low nibble."""
+    v = np.asarray(values, dtype=np.int64).reshape(-1)
+    if v.size and (v.min() < -8 or v.max() > 7):
+        raise ValueError("int4 weights must lie in [-8, 7]")
+    nib = (v & 0xF).astype(np.uint8)
+    if len(nib) % 2:
+        nib = np.append(nib, np.uint8(0))
+    return (nib[0::2] | (nib[1::2] << 4)).astype(np.uint8)
+
+
+def sparse_blocks(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(bitmask, non-zero values) of a weight tensor in row-major order, bit i = weight i."""
+    v = np.asarray(values).reshape(-1)
+    mask = np.packbits(v != 0, bitorder="little")
+    return mask, v[v != 0].astype(np.int8)
+
+
 def activation_sizes(model: Int8Model) -> list[int]:
     """Element count of the input and of every layer's output."""
-    sizes = [model.input_size]
-    width, channels = model.input_shape if len(model.input_shape) == 2 else (0, 0)
+    return [model.input_size, *(int(np.prod(s)) for s in _shapes(model)[1:])]
+
+
+def _shapes(model: Int8Model) -> list[tuple[int, int]]:
+    """(width, channels) of the input and of every layer's output (width 1 when flat)."""
+    if len(model.input_shape) == 2:
+        shape = (int(model.input_shape[0]), int(model.input_shape[1]))
+    else:
+        shape = (1, model.input_size)
+    out = [shape]
     for layer in model.layers:
-        if layer.kind == "dense":
+        if layer.kind == "avgpool":
+            shape = (1, shape[1])
+        elif layer.kind == "dense":
             assert layer.weight is not None
-            sizes.append(layer.weight.shape[0])
-        elif layer.kind == "conv":
-            assert layer.weight is not None
-            width = (width - layer.weight.shape[1]) // layer.stride + 1
-            channels = layer.weight.shape[0]
-            sizes.append(width * channels)
+            shape = (1, int(layer.weight.shape[0]))
         else:
-            sizes.append(channels)
-            width = 1
-    return sizes
+            assert layer.weight is not None
+            o, k, _ = layer.weight.shape
+            shape = ((shape[0] - k) // layer.stride + 1, int(o))
+        out.append(shape)
+    return out
 
 
-def generate(model: Int8Model, prefix: str = "chainml_model") -> dict[str, str]:
-    """``{prefix}.h`` and ``{prefix}.c`` for ``model``."""
+def generate(
+    model: Int8Model, prefix: str = "chainml_model", ridge_lambda: float | None = None
+) -> dict[str, str]:
+    """``{prefix}.h`` and ``{prefix}.c`` for ``model``; ``ridge_lambda`` (the version's recipe)
+    becomes the header's default for the on-device head re-fit."""
     sizes = activation_sizes(model)
     inner = sizes[1:-1] or [1]
     buf = max(inner)
     guard = c_identifier(prefix).upper() + "_H"
     feature_scale = model.layers[-2].output_scale if len(model.layers) > 1 else model.input_scale
+    lam = "" if ridge_lambda is None else f"#define CHAINML_RIDGE_LAMBDA {float(ridge_lambda)!r}f\n"
     header = f"""/* Generated by chainml (chainml.mcu.codegen) for {model.name}: do not edit. */
 #ifndef {guard}
 #define {guard}
@@ -215,7 +307,7 @@ def generate(model: Int8Model, prefix: str = "chainml_model") -> dict[str, str]:
 #define CHAINML_OUTPUT_ZERO_POINT {model.output_zp}
 #define CHAINML_FEATURE_SCALE {feature_scale!r}f
 #define CHAINML_FEATURE_ZERO_POINT {model.layers[-1].input_zp}
-
+{lam}
 /* One inference: int8 input (channels last) to int8 output. */
 void chainml_infer(const int8_t *input, int8_t *output);
 
@@ -233,67 +325,71 @@ void chainml_predict_adapted(const int8_t *input, float *output);
 """
     parts = [
         f"/* Generated by chainml (chainml.mcu.codegen) for {model.name}: do not edit. */\n",
-        f'#include "{prefix}.h"\n\n',
+        f'#include "{prefix}.h"\n',
         RUNTIME,
         "\n",
         f"static int8_t cm_buf_a[{buf}];\nstatic int8_t cm_buf_b[{buf}];\n\n",
     ]
+    shapes = _shapes(model)
+    calls = []
     for i, layer in enumerate(model.layers):
-        # Zero points and clamps live in flash too, so the code (and its size) depends only on
-        # the architecture, never on the weights' values.
-        q = np.array([layer.input_zp, layer.output_zp, layer.act_min, layer.act_max])
-        parts.append(_array("int32_t", f"cm_q{i}", q))
-        if layer.kind == "avgpool":
-            continue
-        assert layer.weight is not None
-        parts.append(_array("int8_t", f"cm_w{i}", layer.weight))
-        parts.append(_array("int32_t", f"cm_b{i}", layer.bias, 8))  # type: ignore[arg-type]
-        parts.append(_array("int32_t", f"cm_m{i}", layer.multiplier, 8))  # type: ignore[arg-type]
-        parts.append(_array("int32_t", f"cm_s{i}", layer.shift, 16))  # type: ignore[arg-type]
-    parts.append(_run_function(model, len(model.layers) - 1, "chainml_features", "features"))
-    parts.append(
-        "void chainml_infer(const int8_t *input, int8_t *output) {\n"
-        + _calls(model, len(model.layers), "output")
-        + "}\n"
-    )
+        parts.append(_layer(i, layer, shapes[i], shapes[i + 1]))
+        kernel = "cm_avgpool" if layer.kind == "avgpool" else KERNEL_OF[weight_storage(layer)]
+        calls.append(f"{kernel}(%s, %s, &cm_l{i});")
+    parts.append(_run_function(model, calls[:-1], "chainml_features", "features"))
+    parts.append(_run_function(model, calls, "chainml_infer", "output"))
     parts.append(ADAPT)
     return {f"{prefix}.h": header, f"{prefix}.c": "".join(parts)}
 
 
-def _run_function(model: Int8Model, n_layers: int, name: str, out: str) -> str:
-    if n_layers == 0:
+def _layer(i: int, layer: Q8Layer, shape_in: tuple[int, int], shape_out: tuple[int, int]) -> str:
+    """The arrays of layer ``i`` and its ``cm_layer_t`` descriptor."""
+    text = []
+    w = mask = bias = mult = shift = "NULL"
+    if layer.kind == "avgpool":
+        dims = (shape_in[1], 1, shape_in[1], shape_in[0], 1)
+    else:
+        assert layer.weight is not None and layer.bias is not None
+        assert layer.multiplier is not None and layer.shift is not None
+        if layer.shift.size and not -31 <= int(layer.shift.min()) <= int(layer.shift.max()) <= 30:
+            raise ConfigError(f"layer {i}: a requantization shift is outside [-31, 30]")
+        storage = weight_storage(layer)
+        if storage == "int4":
+            text.append(_array("int8_t", f"cm_w{i}", pack_int4(layer.weight).view(np.int8)))
+        elif storage == "sparse":
+            bits, values = sparse_blocks(layer.weight)
+            text.append(_array("uint8_t", f"cm_k{i}", bits))
+            text.append(_array("int8_t", f"cm_w{i}", values if values.size else np.zeros(1)))
+            mask = f"cm_k{i}"
+        else:
+            text.append(_array("int8_t", f"cm_w{i}", layer.weight))
+        text.append(_array("int32_t", f"cm_b{i}", layer.bias, 8))
+        text.append(_array("int32_t", f"cm_m{i}", layer.multiplier, 8))
+        text.append(_array("int8_t", f"cm_s{i}", layer.shift))
+        w, bias, mult, shift = f"cm_w{i}", f"cm_b{i}", f"cm_m{i}", f"cm_s{i}"
+        o = int(layer.weight.shape[0])
+        if layer.kind == "dense":
+            dims = (int(layer.weight.size) // o, 1, o, 1, 1)
+        else:
+            dims = (shape_in[1], shape_out[0], o, int(layer.weight.shape[1]), layer.stride)
+    c_in, w_out, c_out, kernel, stride = dims
+    text.append(
+        f"static const cm_layer_t cm_l{i} = {{{w}, {mask}, {bias}, {mult}, {shift}, "
+        f"{c_in}, {w_out}, {c_out}, {kernel}, {stride}, "
+        f"{layer.input_zp}, {layer.output_zp}, {layer.act_min}, {layer.act_max}}};\n\n"
+    )
+    return "".join(text)
+
+
+def _run_function(model: Int8Model, calls: list[str], name: str, out: str) -> str:
+    if not calls:
         body = f"  for (int32_t i = 0; i < {model.input_size}; ++i) {out}[i] = input[i];\n"
     else:
-        body = _calls(model, n_layers, out)
+        lines = []
+        src = "input"
+        for i, call in enumerate(calls):
+            dst = out if i == len(calls) - 1 else ("cm_buf_a" if i % 2 == 0 else "cm_buf_b")
+            lines.append("  " + call % (src, dst) + "\n")
+            src = dst
+        body = "".join(lines)
     return f"void {name}(const int8_t *input, int8_t *{out}) {{\n{body}}}\n\n"
-
-
-def _calls(model: Int8Model, n_layers: int, out: str) -> str:
-    sizes = activation_sizes(model)
-    width, channels = model.input_shape if len(model.input_shape) == 2 else (0, 0)
-    src = "input"
-    lines = []
-    for i in range(n_layers):
-        layer = model.layers[i]
-        dst = out if i == n_layers - 1 else ("cm_buf_a" if i % 2 == 0 else "cm_buf_b")
-        lines.append("  " + _call(layer, i, src, dst, sizes[i], width, channels) + "\n")
-        if layer.kind == "conv":
-            assert layer.weight is not None
-            width = (width - layer.weight.shape[1]) // layer.stride + 1
-            channels = layer.weight.shape[0]
-        elif layer.kind == "avgpool":
-            width = 1
-        src = dst
-    return "".join(lines)
-
-
-def _call(layer: Q8Layer, i: int, src: str, dst: str, n_in: int, width: int, channels: int) -> str:
-    if layer.kind == "avgpool":
-        return f"cm_avgpool({src}, {dst}, {width}, {channels}, cm_q{i});"
-    assert layer.weight is not None
-    q = f"cm_w{i}, cm_b{i}, cm_m{i}, cm_s{i}, cm_q{i}"
-    if layer.kind == "dense":
-        return f"cm_dense({src}, {dst}, {n_in}, {layer.weight.shape[0]}, {q});"
-    o, k, _ = layer.weight.shape
-    w_out = (width - k) // layer.stride + 1
-    return f"cm_conv({src}, {dst}, {channels}, {w_out}, {o}, {k}, {layer.stride}, {q});"

@@ -1,19 +1,23 @@
 """Knowledge distillation into a smaller student, and the fine-tune that pruned models share.
 
-The student learns from the teacher's behaviour on unlabelled inputs of the task family (no
-labels needed, so a device fleet's raw data would do):
+A deployed device keeps only the body of the exported model: it re-fits the head on its own
+samples (the device protocol). So what a smaller model must keep is the body's *features*, and
+what it is judged on is the query loss after that re-fit. The loss has two terms:
 
-- **logit matching** (Ba & Caruana 2014; Hinton et al. 2015 in the high-temperature limit): the
-  student's head output regresses the teacher's;
 - **a feature hint** (FitNets, Romero et al. 2015): a learned linear map ``P`` takes the
-  student's body features to the teacher's, because devices re-fit the head on those features,
-  so the features are what must survive compression.
+  student's body features to the teacher's, on unlabelled inputs of the task family,
+  normalised by the teacher's feature variance (weight ``hint_weight``);
+- **the device-protocol loss** (R2-D2, Bertinetto et al. 2019): on each of ``meta_batch``
+  training tasks per step, the ridge head re-fit on the protocol's ``shots`` support samples
+  with its ``ridge_lambda`` (``chainml.meta.adapt.refit_head``), then the query loss: the
+  student is meta-trained on the objective its devices run, on the family's training tasks
+  (never the held-out ones a score is measured on).
 
-Both terms are normalised by the teacher's variance. With a task family given, the student
-also trains on the devices' own objective, the query loss after the ridge head re-fit on a
-labelled support set (R2-D2, Bertinetto et al. 2019, as ``chainml.meta.adapt.refit_head``), on
-the family's training tasks: on 10-shot sine, feature matching alone leaves the ridge fit
-three times worse. Pruned models are fine-tuned with the same loss, their masks held fixed.
+Without a task family, the student matches the teacher's head outputs as well (logit matching,
+Ba & Caruana 2014), so label-free distillation still has a target. Pruned models are fine-tuned
+with the same loss, their masks held fixed. With ``weight_bits=4`` the body's weights are
+fake-quantized to 4 bits in every forward pass (per output channel, straight-through
+gradients: quantization-aware training), so the int4 export loses little.
 """
 
 from __future__ import annotations
@@ -26,10 +30,12 @@ import numpy as np
 import torch
 
 from chainml.errors import ConfigError
+from chainml.mcu.evaluate import DeviceProtocol
 from chainml.mcu.graph import Graph, Layer, forward, to_channels_last, trainable, with_tensors
+from chainml.mcu.ptq import weight_levels
 from chainml.meta.tasks import TaskFamily
 
-RIDGE_LAMBDA = 1.0
+TRAIN_QUERIES = 10
 
 
 def student(teacher: Graph, fraction: float, seed: int = 0) -> Graph:
@@ -57,6 +63,17 @@ def student(teacher: Graph, fraction: float, seed: int = 0) -> Graph:
     return replace(teacher, name=f"{teacher.name}-student{fraction:g}", layers=tuple(layers))
 
 
+def fake_quant(w: torch.Tensor, bits: int) -> torch.Tensor:
+    """Symmetric per-output-channel quantize-dequantize with a straight-through gradient: the
+    values :func:`chainml.mcu.ptq.quantize_weights` will store."""
+    levels = float(weight_levels(bits))
+    amax = w.detach().abs().reshape(w.shape[0], -1).amax(dim=1)
+    scale = torch.where(amax > 0, amax / levels, torch.ones_like(amax))
+    scale = scale.reshape(-1, *([1] * (w.dim() - 1)))
+    q = torch.clamp(torch.round(w / scale), -levels, levels) * scale
+    return w + (q - w).detach()
+
+
 def distill(
     teacher: Graph,
     pupil: Graph,
@@ -69,14 +86,20 @@ def distill(
     masks: Sequence[np.ndarray | None] | None = None,
     name: str | None = None,
     family: TaskFamily | None = None,
+    protocol: DeviceProtocol | None = None,
     meta_batch: int = 16,
+    hint_weight: float = 1.0,
+    weight_bits: int = 8,
 ) -> Graph:
-    """Train ``pupil`` to mimic ``teacher`` on ``inputs`` (channels last); returns the new graph.
+    """Train ``pupil`` to keep ``teacher``'s features on ``inputs`` (channels last) and, with a
+    family and its device protocol, to do well under that protocol; returns the new graph.
 
-    ``masks`` (one per layer, ``None`` for dense layers) keep pruned weights at zero.
-    """
+    ``masks`` (one per layer, ``None`` for dense layers) keep pruned weights at zero."""
     if len(inputs) < 2:
         raise ConfigError("distillation needs at least 2 inputs")
+    if (family is None) != (protocol is None):
+        raise ConfigError("the device-protocol loss needs both a task family and its protocol")
+    weight_levels(weight_bits)
     torch.manual_seed(seed)
     x_all = torch.from_numpy(np.asarray(inputs, dtype=np.float32))
     with torch.no_grad():
@@ -96,47 +119,58 @@ def distill(
     opt = torch.optim.Adam(params, lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
     gen = torch.Generator().manual_seed(seed)
+    last = len(tensors) - 1
 
-    def masked() -> list[dict[str, torch.Tensor]]:
+    def effective() -> list[dict[str, torch.Tensor]]:
+        """The weights the device will run: masked, and fake-quantized for 4-bit bodies."""
         out = []
-        for layer, m in zip(tensors, mask_t, strict=True):
-            if m is None or not layer:
+        for i, (layer, m) in enumerate(zip(tensors, mask_t, strict=True)):
+            if not layer:
                 out.append(layer)
-            else:
-                out.append({"weight": layer["weight"] * m, "bias": layer["bias"]})
+                continue
+            w = layer["weight"] if m is None else layer["weight"] * m
+            if weight_bits != 8 and i != last:
+                w = fake_quant(w, weight_bits)
+            out.append({"weight": w, "bias": layer["bias"]})
         return out
 
     for step in range(steps):
         idx = torch.randint(0, len(x_all), (min(batch, len(x_all)),), generator=gen)
-        current = masked()
+        current = effective()
         outs = forward(current, x_all[idx], spec=pupil.layers, collect=True)
         s_feat = outs[-2].reshape(len(idx), -1)  # type: ignore[index]
-        loss = ((hint(s_feat) - t_feat[idx]) ** 2).mean() / f_var
-        loss = loss + ((outs[-1] - t_out[idx]) ** 2).mean() / o_var  # type: ignore[index]
-        if family is not None:
-            loss = loss + task_loss(pupil, current, family, step, meta_batch, seed)
+        loss = hint_weight * ((hint(s_feat) - t_feat[idx]) ** 2).mean() / f_var
+        if family is not None and protocol is not None:
+            loss = loss + task_loss(pupil, current, family, protocol, step, meta_batch, seed)
+        else:
+            loss = loss + ((outs[-1] - t_out[idx]) ** 2).mean() / o_var  # type: ignore[index]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
-    final = [{k: v.detach() for k, v in layer.items()} for layer in masked()]
-    return with_tensors(pupil, final, name or pupil.name)
+    final = [{k: v.detach() for k, v in layer.items()} for layer in effective()]
+    out = with_tensors(pupil, final, name or pupil.name)
+    if weight_bits != 8:
+        out = replace(out, meta={**out.meta, "weight_bits": str(weight_bits)})
+    return out
 
 
 def task_loss(
     graph: Graph,
     tensors: Sequence[dict[str, torch.Tensor]],
     family: TaskFamily,
+    protocol: DeviceProtocol,
     step: int,
     meta_batch: int,
     seed: int,
 ) -> torch.Tensor:
-    """Mean query loss after a ridge head re-fit on each task's support set (train split)."""
+    """Mean query loss after the device's ridge head re-fit on each task's ``protocol.shots``
+    support samples (train split): what the device protocol scores."""
     classify = family.kind == "classification"
-    shots = 5 if classify else 10
     ep = family.episodes(
-        seed + 1, range(step * meta_batch, (step + 1) * meta_batch), "train", shots, 10
-    )
+        seed + 1, range(step * meta_batch, (step + 1) * meta_batch), "train", protocol.shots,
+        TRAIN_QUERIES,
+    )  # fmt: skip
     t, s = ep.x_support.shape[:2]
     q = ep.x_query.shape[1]
     xs = torch.from_numpy(
@@ -152,7 +186,7 @@ def task_loss(
         targets = (ep.y_support.unsqueeze(-1) == torch.arange(family.n_way)).float()
     else:
         targets = ep.y_support
-    gram = a.transpose(1, 2) @ a + RIDGE_LAMBDA * torch.eye(a.shape[2])
+    gram = a.transpose(1, 2) @ a + protocol.ridge_lambda * torch.eye(a.shape[2])
     w = torch.linalg.solve(gram, a.transpose(1, 2) @ targets)
     pred = aq @ w
     if classify:

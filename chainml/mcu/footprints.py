@@ -2,7 +2,8 @@
 
 ``python -m chainml.mcu.footprints`` builds each registered architecture (seeded init weights;
 the generated code's size does not depend on the weights' values) with arm-none-eabi-gcc and
-records the ELF's flash and inference RAM, which the device budget checks then use.
+records the firmware ELF's flash and inference RAM, and the flash and RAM of the ELF that adds
+the on-device ridge head re-fit, which the device budget checks then use.
 """
 
 from __future__ import annotations
@@ -33,7 +34,13 @@ def measure_arch(arch_id: str, work: Path) -> dict[str, Any] | None:
     rng = np.random.default_rng(0)
     calibration = rng.normal(size=(64, *graph.input_shape)).astype(np.float32)
     dep = deploy(graph, calibration, work / arch_id)
-    return {**dep.footprint.as_dict(), "toolchain": dep.build.gcc_version}
+    refit = dep.build.adapt_footprint
+    return {
+        **dep.footprint.as_dict(),
+        "refit_flash_bytes": refit.flash_bytes,
+        "refit_ram_bytes": refit.ram_bytes,
+        "toolchain": dep.build.gcc_version,
+    }
 
 
 def measure_all() -> dict[str, Any]:

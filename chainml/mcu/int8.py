@@ -97,6 +97,7 @@ class Q8Layer:
     shift: np.ndarray | None = None  # int32 per output channel
     stride: int = 1
     relu: bool = False
+    weight_bits: int = 8  # 4: values in [-7, 7], stored two per byte by the C build
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,16 @@
 """Magnitude pruning of a float graph, unstructured and structured.
 
 - **Unstructured**: in every body layer, the fraction ``sparsity`` of weights with the smallest
-  magnitude becomes zero (Han et al. 2015). Dense int8 kernels (TFLM's and ours) still store the
-  zeros, so flash does not shrink; the table reports the non-zero count beside the measured size.
+  magnitude becomes zero (Han et al. 2015). The ``.tflite`` (dense kernels in TFLM) still holds
+  the zeros; the C build stores such a layer as a bitmask plus its non-zero values when that is
+  smaller (:func:`chainml.mcu.codegen.weight_storage`), so flash shrinks at high sparsity.
 - **Structured**: every hidden layer keeps the ``keep`` fraction of its output neurons or
   channels with the largest L2 norm (Li et al. 2017, "Pruning filters for efficient ConvNets"),
   and the next layer loses the matching inputs. The model really gets smaller.
 
-The head is never pruned: devices re-fit it. Both variants are then fine-tuned against the
-unpruned model with :func:`chainml.mcu.distill.distill` (masks held fixed).
+The head is never pruned: devices re-fit it. Both variants are then fine-tuned from the
+unpruned model with :func:`chainml.mcu.distill.distill` (masks held fixed), see
+:mod:`chainml.mcu.compress`.
 """
 
 from __future__ import annotations

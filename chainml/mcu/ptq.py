@@ -1,6 +1,8 @@
 """Post-training int8 quantization of a float graph, the way TFLite's converter does it.
 
-- Weights: symmetric int8 per output channel, ``scale = max|w| / 127`` (zero point 0).
+- Weights: symmetric int8 per output channel, ``scale = max|w| / 127`` (zero point 0); with
+  ``weight_bits=4`` for the body's layers, ``scale = max|w| / 7`` and values in [-7, 7] (int8
+  arithmetic unchanged; the C build stores them two per byte).
 - Biases: int32 at ``scale = input_scale * weight_scale`` per channel.
 - Activations and the input: asymmetric int8 per tensor, from the min/max seen on
   calibration data, widened to include 0 (so ReLU's zero is exact).
@@ -42,26 +44,44 @@ def requant(input_scale: float, weight_scales: np.ndarray, output_scale: float):
     return np.array(ms, dtype=np.int32), np.array(shifts, dtype=np.int32)
 
 
-def quantize_graph(graph: Graph, calibration: np.ndarray) -> Int8Model:
-    """Quantize ``graph`` with activation ranges from ``calibration`` inputs (channels last)."""
+def weight_levels(bits: int) -> int:
+    """The largest magnitude of a symmetric ``bits``-bit weight: 127 for int8, 7 for int4."""
+    if bits not in (4, 8):
+        raise ConfigError(f"weights quantize to 4 or 8 bits, not {bits}")
+    return 2 ** (bits - 1) - 1
+
+
+def quantize_weights(weight: np.ndarray, bits: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric per-output-channel quantization: (int8 values, float32 scales)."""
+    levels = np.float32(weight_levels(bits))
+    o = weight.shape[0]
+    amax = np.abs(weight.reshape(o, -1)).max(axis=1).astype(np.float32)
+    scales = np.where(amax > 0, amax / levels, np.float32(1.0)).astype(np.float32)
+    shape = (-1,) + (1,) * (weight.ndim - 1)
+    q = np.clip(np.rint(weight / scales.reshape(shape)), -levels, levels).astype(np.int8)
+    return q, scales
+
+
+def quantize_graph(graph: Graph, calibration: np.ndarray, body_bits: int = 8) -> Int8Model:
+    """Quantize ``graph`` with activation ranges from ``calibration`` inputs (channels last);
+    the body's weights take ``body_bits`` bits (the head, which devices re-fit, keeps 8)."""
     if len(calibration) < 2:
         raise ConfigError("post-training quantization needs at least 2 calibration inputs")
+    weight_levels(body_bits)
+    last = len(graph.layers) - 1
     x = torch.from_numpy(np.asarray(calibration, dtype=np.float32))
     with torch.no_grad():
         acts = [x, *forward(graph.layers, x, collect=True)]
     in_scale, in_zp = affine_params(float(x.min()), float(x.max()))
     scale, zp = in_scale, in_zp
     layers: list[Q8Layer] = []
-    for la, out in zip(graph.layers, acts[1:], strict=True):
+    for i, (la, out) in enumerate(zip(graph.layers, acts[1:], strict=True)):
         if la.kind == "avgpool":
             layers.append(Q8Layer("avgpool", zp, zp, -128, 127, scale))
             continue
         assert la.weight is not None and la.bias is not None
-        o = la.weight.shape[0]
-        amax = np.abs(la.weight.reshape(o, -1)).max(axis=1).astype(np.float32)
-        w_scales = np.where(amax > 0, amax / np.float32(127.0), np.float32(1.0)).astype(np.float32)
-        shape = (-1,) + (1,) * (la.weight.ndim - 1)
-        w_q = np.clip(np.rint(la.weight / w_scales.reshape(shape)), -127, 127).astype(np.int8)
+        bits = 8 if i == last else body_bits
+        w_q, w_scales = quantize_weights(la.weight, bits)
         bias_scales = np.float64(np.float32(scale)) * w_scales.astype(np.float64)
         b_q = np.clip(np.rint(la.bias / bias_scales), -(2**31), 2**31 - 1).astype(np.int32)
         out_scale, out_zp = affine_params(float(out.min()), float(out.max()))
@@ -69,7 +89,7 @@ def quantize_graph(graph: Graph, calibration: np.ndarray) -> Int8Model:
         act_min = max(-128, out_zp) if la.relu else -128
         layer = Q8Layer(
             la.kind, zp, out_zp, act_min, 127, out_scale, w_q, w_scales, b_q, m, s,
-            la.stride, la.relu,
+            la.stride, la.relu, bits,
         )  # fmt: skip
         layers.append(layer)
         scale, zp = out_scale, out_zp

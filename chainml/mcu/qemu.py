@@ -92,11 +92,18 @@ def qemu_binary() -> str:
     return path
 
 
-def build_plugin(out_dir: Path) -> Path:
-    """Compile the instruction-counting plugin with the host C compiler (cached by path)."""
+def host_compiler() -> str:
     cc = shutil.which("gcc") or shutil.which("cc")
     if cc is None:
-        raise ToolchainError("no host C compiler (gcc) to build the QEMU plugin; install gcc")
+        raise ToolchainError(
+            "no host C compiler (gcc) to build the QEMU instruction counter; run `make setup`"
+        )
+    return cc
+
+
+def build_plugin(out_dir: Path) -> Path:
+    """Compile the instruction-counting plugin with the host C compiler (cached by path)."""
+    cc = host_compiler()
     out_dir.mkdir(parents=True, exist_ok=True)
     lib = out_dir / "libchainml_insn.so"
     if lib.exists():

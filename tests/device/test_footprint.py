@@ -33,9 +33,10 @@ def test_committed_footprints_match_a_fresh_build(arch_id: str, tmp_path: Path) 
     fresh = measure_arch(arch_id, tmp_path)
     assert fresh is not None
     committed = json.loads(FOOTPRINTS_FILE.read_text())["architectures"][arch_id]
-    assert (fresh["flash_bytes"], fresh["ram_bytes"]) == (
-        committed["flash_bytes"], committed["ram_bytes"],
-    ), "footprints.json is stale: run `python -m chainml.mcu.footprints`"  # fmt: skip
+    keys = ("flash_bytes", "ram_bytes", "refit_flash_bytes", "refit_ram_bytes")
+    assert [fresh[k] for k in keys] == [committed[k] for k in keys], (
+        "footprints.json is stale: run `python -m chainml.mcu.footprints`"
+    )
 
 
 def test_measured_figures_replace_the_estimates() -> None:
@@ -73,6 +74,20 @@ def test_check_fits_refuses_on_the_measured_flash(monkeypatch: pytest.MonkeyPatc
         lambda arch_id: fp_module.footprint(arch_id, Path("/nonexistent/footprints.json")),
     )
     check_fits(tight, "mlp-digits")
+
+
+def test_check_fits_refuses_when_the_head_refit_does_not_fit_in_flash() -> None:
+    """The device protocol's on-device step is part of the firmware: a device whose flash holds
+    inference alone but not inference plus the measured ridge re-fit must refuse."""
+    fp = footprint("mlp-digits")
+    assert fp.refit_flash_bytes is not None and fp.refit_ram_bytes is not None
+    assert fp.flash_bytes < fp.refit_flash_bytes and fp.ram_inference_bytes < fp.refit_ram_bytes
+    tight = replace(
+        get_profile("nrf52840-ble"), flash_bytes=(fp.flash_bytes + fp.refit_flash_bytes) // 2
+    )
+    with pytest.raises(BudgetError, match=r"flash with the head re-fit \(measured\)"):
+        check_fits(tight, "mlp-digits")
+    check_fits(replace(tight, flash_bytes=fp.refit_flash_bytes), "mlp-digits")
 
 
 def test_check_fits_still_refuses_adaptation_ram_beyond_the_device() -> None:

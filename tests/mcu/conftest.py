@@ -11,29 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chainml.errors import ConfigError
-from chainml.mcu.export import Deployment, deploy, family_inputs, test_vectors
+from chainml.mcu.export import Deployment, deploy, deployable_arch, family_inputs, test_vectors
 from chainml.mcu.graph import Graph, from_params
 from chainml.mcu.qemu import build_plugin
 from chainml.meta.models import get_model
 from chainml.meta.tasks import FAMILIES, get_family
 
-
-def deployable_families() -> list[str]:
-    """Every registered family whose default architecture has int8 MCU kernels."""
-    out = []
-    for name in FAMILIES:
-        family = get_family(name)
-        model = get_model(family.default_arch)
-        try:
-            from_params(family.default_arch, model.init(0), family.kind)
-        except ConfigError:
-            continue
-        out.append(name)
-    return out
-
-
-FAMILY_NAMES = deployable_families()
+FAMILY_NAMES = [name for name in FAMILIES if deployable_arch(get_family(name)) is not None]
+"""Every registered family with an MCU-deployable architecture (its default, or its MLP
+variant beside a spiking default)."""
 
 
 @dataclass
@@ -58,8 +44,9 @@ def plugin(mcu_dir: Path) -> Path:
 def case(request: pytest.FixtureRequest, mcu_dir: Path) -> FamilyCase:
     name = request.param
     family = get_family(name)
-    model = get_model(family.default_arch)
-    graph = from_params(family.default_arch, model.init(3), family.kind)
+    arch_id = deployable_arch(family)
+    assert arch_id is not None
+    graph = from_params(arch_id, get_model(arch_id).init(3), family.kind)
     dep = deploy(graph, family_inputs(family, graph, "train", 256, 5), mcu_dir / name)
     realistic = family_inputs(family, graph, "eval", 1000, 6)
     return FamilyCase(name, graph, dep, test_vectors(dep.model, realistic, 64, 7))

@@ -11,8 +11,10 @@ from chainml.device.cost import forward_macs
 from chainml.mcu import qemu
 from chainml.mcu.armbuild import build
 from chainml.mcu.codegen import generate
+from chainml.mcu.evaluate import DeviceProtocol
 from chainml.mcu.export import check_adaptation
 from chainml.mcu.int8 import run
+from chainml.meta.recipe import Recipe
 from chainml.meta.tasks import get_family
 from tests.mcu.conftest import FamilyCase
 
@@ -62,10 +64,12 @@ def test_qemu_catches_a_miscompiled_kernel(case: FamilyCase, tmp_path: Path) -> 
 
 
 def test_on_device_head_refit_matches_the_ridge_reference(case: FamilyCase) -> None:
-    """The C adaptation step (ridge head re-fit on int8 features, float32, under QEMU) agrees
-    with the float64 ridge on the reference's features, and fits a device's RAM."""
-    checks = check_adaptation(case.deployment, get_family(case.name), n_tasks=10)
+    """The C adaptation step (ridge head re-fit on int8 features, float32, under QEMU, with the
+    family recipe's device shots and ridge strength) agrees with the float64 ridge on the
+    reference's features, and fits in 16 KB of RAM with inference."""
+    protocol = DeviceProtocol.from_recipe(Recipe.for_family(case.name))
+    checks = check_adaptation(case.deployment, get_family(case.name), protocol, n_tasks=10)
     assert checks["adapt_matches"], checks
     assert checks["adapt_max_rel_error"] < 1e-4
-    assert checks["adapt_ram_bytes"] <= 64 * 1024
+    assert checks["adapt_ram_bytes"] <= RAM_LIMIT
     assert checks["adapt_flash_bytes"] > case.deployment.footprint.flash_bytes
