@@ -44,9 +44,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from eth_utils import to_checksum_address
-
 from chainml.chain.client import Ledger, Sender
+from chainml.chain.eip712 import checksum_address
 from chainml.chain.merkle import EMPTY_ROOT, MerkleTree, hash_pair, reputation_leaf
 from chainml.chain.reads import registry_logs
 from chainml.chain.types import ProposalStatus, cid_from_struct
@@ -115,7 +114,7 @@ class ReputationTable:
     def of(
         cls, round_id: int, parent_root: bytes, initial: int, scores: dict[str, int]
     ) -> ReputationTable:
-        entries = [(to_checksum_address(n), int(s)) for n, s in scores.items()]
+        entries = [(checksum_address(n), int(s)) for n, s in scores.items()]
         entries.sort(key=lambda e: e[0].lower())
         return cls(round_id, bytes(parent_root), int(initial), tuple(entries))
 
@@ -325,7 +324,7 @@ def registered_before(ledger: Ledger, round_id: int, from_block: int = 0) -> tup
     # The registry events come from this process's cache of them (chainml.chain.reads): every
     # gatherer asks this for every round, and decoding all registrations each time dominated.
     return tuple(
-        to_checksum_address(args["node"])
+        checksum_address(args["node"])
         for block, index, name, args in registry_logs(ledger, at[0], from_block)
         if name == "NodeRegistered" and (block, index) < at
     )

@@ -14,7 +14,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ from chainml.protocol.evidence import RoundEvidence, gather_round
 from chainml.protocol.gas import round_gas
 from chainml.protocol.payloads import canonical_json, decode_node_list, decode_weights
 from chainml.protocol.recompute import AggregateOutcome
-from chainml.protocol.review import Review, review
+from chainml.protocol.review import Review, judge, recompute, review
 from chainml.storage.cid import onchain_to_str
 from chainml.swarm.aggregator import Aggregator, TamperingAggregator
 from chainml.swarm.attacks import NODE_ATTACKS, adversary_indices
@@ -346,6 +346,10 @@ class Swarm:
             self.advance_to(challenge_end)
         proposal_id = ledger.pending_proposal(round_id)
         if proposal_id == 0:
+            # The round's evidence is final now: every validator starts its recomputation
+            # (in the executor's workers) while the aggregator builds and proposes.
+            jobs = [replace(v.review_job(0), round=round_id) for v in self.validators]
+            recomputed = self.executor.map(recompute, jobs)
             start = time.perf_counter()
             evidence, outcome = self.aggregator.build(round_id, self.from_block)
             times.aggregate += time.perf_counter() - start
@@ -353,9 +357,16 @@ class Swarm:
             start = time.perf_counter()
             proposal_id = self.aggregator.propose(round_id, evidence, outcome, metrics)
             times.chain += time.perf_counter() - start
-        self.progress("validators vote", 0, len(self.validators))
-        start = time.perf_counter()
-        reviews = self.reviews(proposal_id)
+            self.progress("validators vote", 0, len(self.validators))
+            start = time.perf_counter()
+            reviews = [
+                judge(replace(job, proposal_id=proposal_id), done)
+                for job, done in zip(jobs, recomputed, strict=True)
+            ]
+        else:  # a resumed round: the proposal is on chain already
+            self.progress("validators vote", 0, len(self.validators))
+            start = time.perf_counter()
+            reviews = self.reviews(proposal_id)
         times.validate += time.perf_counter() - start
         start = time.perf_counter()
         # Each validator commits its own verdict, salted with its own secret.
