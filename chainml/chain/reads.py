@@ -8,7 +8,6 @@ from typing import Any
 
 from eth_abi import decode
 from eth_utils import function_abi_to_4byte_selector, keccak, to_checksum_address
-from web3.exceptions import BlockNotFound
 
 from chainml.chain.client import Ledger
 from chainml.chain.words import decode_static, topic_address
@@ -129,19 +128,20 @@ def registry_at(
     rebuilt from registry events alone, so it is the same on any node, any time later."""
     wanted = {a.lower() for a in addresses}
     state = {a: {"registered": False, "active": False, "gateway": _ZERO} for a in wanted}
-    for _b, _i, name, args in registry_logs(ledger, block, from_block):
-        node = str(args["node"]).lower()
-        if node not in wanted:
-            continue
-        entry = state[node]
-        if name == "NodeRegistered":
-            entry.update(registered=True, active=True, gateway=str(args["gateway"]))
-        elif name == "NodeDeactivated":
-            entry["active"] = False
-        elif name == "NodeReactivated":
-            entry["active"] = True
-        else:
-            entry["gateway"] = str(args["gateway"])
+    by_node = _node_index(_covering(ledger, block, from_block))
+    for node in wanted:
+        for b, _i, name, args in by_node.get(node, ()):
+            if b > block:
+                break  # each node's events are in chain order
+            entry = state[node]
+            if name == "NodeRegistered":
+                entry.update(registered=True, active=True, gateway=str(args["gateway"]))
+            elif name == "NodeDeactivated":
+                entry["active"] = False
+            elif name == "NodeReactivated":
+                entry["active"] = True
+            else:
+                entry["gateway"] = str(args["gateway"])
     return state
 
 
@@ -151,14 +151,30 @@ RegistryLog = tuple[int, int, str, dict[str, Any]]
 _registry_cache: dict[tuple[str, str, int], tuple[int, bytes, list[RegistryLog]]] = {}
 """Registry events already read by this process, per (RPC endpoint, ledger, from_block): up
 to which block, that block's hash, and the events in chain order."""
+_node_indexes: dict[int, tuple[list[RegistryLog], dict[str, list[RegistryLog]]]] = {}
+"""Each cached event list's events per node (keyed by the list's id, which it pins), so a
+batch's registry state costs its own nodes' events, not a pass over the whole fleet's."""
+
+
+def _node_index(logs: list[RegistryLog]) -> dict[str, list[RegistryLog]]:
+    found = _node_indexes.get(id(logs))
+    if found is not None and found[0] is logs:
+        return found[1]
+    index: dict[str, list[RegistryLog]] = {}
+    for log in logs:
+        index.setdefault(str(log[3]["node"]).lower(), []).append(log)
+    if len(_node_indexes) > 8:
+        _node_indexes.clear()
+    _node_indexes[id(logs)] = (logs, index)
+    return index
 
 
 def _block_hash(ledger: Ledger, block: int) -> bytes | None:
-    try:
-        found = ledger.w3.eth.get_block(block)
-    except BlockNotFound:
-        return None
-    return bytes(found["hash"]) if found is not None and found.get("hash") else None
+    """The hash of ``block`` (one raw ``eth_getBlockByNumber``: web3's block formatting cost
+    more than the call)."""
+    response = ledger.w3.provider.make_request("eth_getBlockByNumber", [hex(block), False])
+    found = response.get("result") if isinstance(response, dict) else None
+    return bytes.fromhex(found["hash"][2:]) if found and found.get("hash") else None
 
 
 def registry_logs(ledger: Ledger, block: int, from_block: int = 0) -> list[RegistryLog]:
@@ -169,19 +185,25 @@ def registry_logs(ledger: Ledger, block: int, from_block: int = 0) -> list[Regis
     still has the same block where the cached events end (an Anvil restarted from an older
     state, or any reorganisation, makes this process read everything again).
     """
+    return [log for log in _covering(ledger, block, from_block) if log[0] <= block]
+
+
+def _covering(ledger: Ledger, block: int, from_block: int) -> list[RegistryLog]:
+    """The registry events from ``from_block`` in chain order, through ``block`` at least
+    (the cached list, which may run further)."""
     provider = getattr(ledger.w3.provider, "endpoint_uri", None) or str(id(ledger.w3))
     key = (str(provider), str(ledger.ledger.address), from_block)
     cached = _registry_cache.get(key)
     if cached is not None and _block_hash(ledger, cached[0]) != cached[1]:
         cached = None
     if cached is not None and block <= cached[0]:
-        return [log for log in cached[2] if log[0] <= block]
+        return cached[2]
     start, logs = (cached[0] + 1, list(cached[2])) if cached is not None else (from_block, [])
     end_hash = _block_hash(ledger, block)
     logs += _registry_events(ledger, start, block)
     if end_hash is not None and _block_hash(ledger, block) == end_hash:
         _registry_cache[key] = (block, end_hash, logs)
-    return logs
+    return [log for log in logs if log[0] <= block]
 
 
 _REGISTRY_TOPICS = {

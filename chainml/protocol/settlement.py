@@ -449,13 +449,26 @@ def node_reputations(
 @dataclass
 class ReputationBook:
     """Lets ``reads.node_infos`` report each node's current reputation from the latest table
-    (the chain itself caches only proven scores). Attach with :func:`attach`."""
+    (the chain itself caches only proven scores). Attach with :func:`attach`.
+
+    The table is read again only when the ledger's latest reputation root changes: a root
+    commits to every (node, score) leaf, and the table is checked against it when fetched, so
+    one root always names the same table (``node_infos`` runs per batch of a 10,000-node round,
+    and finding the table costs several event queries)."""
 
     store: Store
     from_block: int = 0
+    _latest: tuple[tuple[bytes, int], ReputationTable] | None = field(default=None, repr=False)
 
     def table(self, ledger: Ledger) -> ReputationTable:
-        return latest_table(ledger, self.store, self.from_block)
+        root, latest = ledger.reputation_root()
+        if self._latest is not None and self._latest[0] == (root, latest):
+            return self._latest[1]
+        table = latest_table(ledger, self.store, self.from_block)
+        if table.root != root:  # a round finalized in between: read it next time
+            return table
+        self._latest = ((root, latest), table)
+        return table
 
 
 def attach(ledger: Ledger, store: Store, from_block: int = 0) -> None:

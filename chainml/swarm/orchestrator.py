@@ -291,7 +291,9 @@ class Swarm:
         times.ipfs += wall * spent[1] / total
         times.chain += wall * spent[2] / total  # signing the commitment is chain work
         start = time.perf_counter()
-        already = {u.node.lower() for u in self.evidence(round_id).updates}
+        # Who is on chain already (a resumed round); nobody while the round counts nothing.
+        on_chain = self.evidence(round_id).updates if int(info["commitCount"]) else ()
+        already = {u.node.lower() for u in on_chain}
         signed = [o.signed for o in outcomes if o.status == "ok" and o.node.lower() not in already]
         for o in outcomes:
             if o.status == "ok" and o.signed is None:
