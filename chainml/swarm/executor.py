@@ -141,7 +141,9 @@ def _watch_parent() -> None:
     threading.Thread(target=watch, name="chainml-parent-watchdog", daemon=True).start()
 
 
-def _init_worker(parent_pid: int, pdeathsig: bool) -> None:
+def _init_worker(
+    parent_pid: int, pdeathsig: bool, warm_up: Callable[[], None] | None = None
+) -> None:
     if pdeathsig:
         set_parent_death_signal()
     _watch_parent()
@@ -152,6 +154,8 @@ def _init_worker(parent_pid: int, pdeathsig: bool) -> None:
     import torch
 
     torch.set_num_threads(1)
+    if warm_up is not None:
+        warm_up()  # while the parent registers the fleet and opens the round
 
 
 class LocalPoolExecutor:
@@ -160,7 +164,13 @@ class LocalPoolExecutor:
     Its workers die with the process that created the pool, however it dies (module doc).
     """
 
-    def __init__(self, workers: int | None = None, chunk_size: int = 8) -> None:
+    def __init__(
+        self,
+        workers: int | None = None,
+        chunk_size: int = 8,
+        warm_up: Callable[[], None] | None = None,
+    ) -> None:
+        """``warm_up``: a picklable function each worker runs once at start."""
         self.workers = workers or max(1, os.cpu_count() or 1)
         self.chunk_size = chunk_size
         # spawn: workers start from a clean interpreter, never a fork of a process that holds
@@ -173,7 +183,7 @@ class LocalPoolExecutor:
             max_workers=self.workers,
             mp_context=context,
             initializer=_init_worker,
-            initargs=(os.getpid(), self._can_start_all_now()),
+            initargs=(os.getpid(), self._can_start_all_now(), warm_up),
         )
         if self._can_start_all_now():
             pool._launch_processes()  # type: ignore[attr-defined]
@@ -356,7 +366,9 @@ class RayExecutor:
         workers: int = 2,
         chunk_size: int | None = None,
         tasks_per_worker: int = 4,
+        warm_up: str | None = None,
     ) -> None:
+        """``warm_up``: the dotted name of a function every Ray worker runs as it starts."""
         self.address = address
         self.chunk_size = chunk_size
         self.tasks_per_worker = tasks_per_worker
@@ -372,6 +384,8 @@ class RayExecutor:
             "log_to_driver": False,
             "configure_logging": True,
         }
+        if warm_up is not None:
+            kwargs["runtime_env"] = {"worker_process_setup_hook": warm_up}
         if address is None:
             # A short path: Ray puts Unix sockets under it (108-byte limit).
             self._temp_dir = Path(tempfile.mkdtemp(prefix="chainml-ray-"))
@@ -470,10 +484,14 @@ class RayExecutor:
             self._temp_dir = None
 
 
-def make_executor(workers: int, spec: str = "pool") -> Executor:
+def make_executor(
+    workers: int, spec: str = "pool", warm_up: Callable[[], None] | None = None
+) -> Executor:
     """``pool``: ``workers <= 1`` runs inline, more starts a local process pool. ``ray`` starts
-    a local Ray instance with ``workers`` CPUs; ``ray:ADDRESS`` uses an existing cluster."""
+    a local Ray instance with ``workers`` CPUs; ``ray:ADDRESS`` uses an existing cluster.
+    ``warm_up`` (a top-level function) runs once in every worker as it starts."""
     kind, address = parse_executor(spec)
     if kind == "ray":
-        return RayExecutor(address, workers=max(1, workers))
-    return InlineExecutor() if workers <= 1 else LocalPoolExecutor(workers)
+        hook = f"{warm_up.__module__}.{warm_up.__qualname__}" if warm_up is not None else None
+        return RayExecutor(address, workers=max(1, workers), warm_up=hook)
+    return InlineExecutor() if workers <= 1 else LocalPoolExecutor(workers, warm_up=warm_up)

@@ -275,6 +275,19 @@ def _finish(
     )
 
 
+def warm_up() -> None:
+    """Prepare a worker process for its jobs: import what validators' recomputations use and
+    run the device step once on two throwaway sine tasks. torch's first ``vmap`` of ``grad``
+    costs about a second (several under load), which a worker should pay when it starts, not
+    inside a timed round. Nothing here changes any later result."""
+    import chainml.protocol.review  # noqa: F401 - the other job a worker runs
+
+    family = _family("sine")
+    model = get_model(family.default_arch)
+    tasks = [family.task(0, index, "train") for index in (0, 1)]
+    node_steps(model, model.init(0), tasks, NodeConfig())
+
+
 run_node.group_of = group_of  # type: ignore[attr-defined]
 run_node.run_group = run_nodes  # type: ignore[attr-defined]
 """The executors' batching protocol (``chainml.swarm.executor``): group jobs canonically and
