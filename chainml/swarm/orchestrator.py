@@ -411,6 +411,17 @@ class Swarm:
 
     # -- helpers --------------------------------------------------------------------------
 
+    def reputations(self, addresses: list[str]) -> dict[str, int]:
+        """Each node's current reputation, as ``node_infos`` reports it (lower-case keys): from
+        the latest reputation table when one is attached (every node in it is registered),
+        read from the chain only for nodes the table does not hold."""
+        book = getattr(self.s.ledger, "reputation_book", None)
+        table = book.table(self.s.ledger) if book is not None else None
+        out = {a.lower(): table.score(a) for a in addresses if table is not None and a in table}
+        rest = [a for a in addresses if a.lower() not in out]
+        infos = node_infos(self.s.ledger, rest) if rest else {}
+        return out | {a: int(info["reputation"]) for a, info in infos.items()}
+
     def evidence(self, round_id: int) -> RoundEvidence:
         return gather_round(self.s.ledger, self.s.store, round_id, self.from_block)
 
@@ -524,7 +535,7 @@ class Swarm:
         weights_cid = onchain_to_str(*ledger.version(base_version)["weights"])
         outcomes = self.node_outcomes(round_id, base_version, weights_cid)
         by_index = {o.index: o for o in outcomes}
-        reputations = node_infos(ledger, [n.address for n in self.fleet.nodes])
+        reputations = self.reputations([n.address for n in self.fleet.nodes])
         node_rows = []
         for node in self.fleet.nodes:
             o = by_index.get(node.index)
@@ -554,7 +565,7 @@ class Swarm:
                     "airtime_s": o.airtime_s if o else 0.0,
                     "loss_before": o.loss_before if o else None,
                     "loss_after": o.loss_after if o else None,
-                    "reputation": int(reputations[address]["reputation"]),
+                    "reputation": reputations[address],
                 }
             )
         self.log.append_round(node_rows, row)
