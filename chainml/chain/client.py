@@ -182,12 +182,15 @@ class TxRunner:
         No per-call estimate: ``gas`` is the limit for each. A failed transaction raises the
         decoded revert of the first failure after all receipts are in.
         """
-        txs = [(self.build(fn, s, gas), s) for fn, s in calls]
+        txs = []
+        for fn, s in calls:
+            tx = self.build(fn, s, gas)
+            self._nonces[tx["from"]] = tx["nonce"] + 1  # a sender's next call takes the next
+            txs.append((tx, s))
         raws: list[tuple[bytes | None, dict[str, Any]]] = []
         for tx, s in txs:
             raw = s.sign_transaction(tx).raw_transaction if isinstance(s, LocalAccount) else None
             raws.append((raw, tx))
-            self._nonces[tx["from"]] = tx["nonce"] + 1
         # web3's batch API refuses eth_sendRawTransaction, so send the JSON-RPC batch directly.
         requests = [
             ("eth_sendRawTransaction", ["0x" + raw.hex()])

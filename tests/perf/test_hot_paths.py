@@ -22,6 +22,7 @@ from chainml.chain.eip712 import checksum_address, recover_signer
 from chainml.chain.words import decode_static, topic_address
 from chainml.meta.models import model_spec
 from chainml.meta.sparse import MAX_SCALE, encode_sparse, sparsify, sparsify_rows
+from tests.contracts.conftest import cid
 
 ARCH = "mlp-sine"
 NODE_INFO = ["(bool,bool,address,uint256,uint256,int64,uint256,(bytes32,uint64),bool)"]
@@ -156,3 +157,22 @@ def test_registry_events_equal_web3s_decoding(ledger, admin: str, gateway: str) 
         expected = ledger.node_info(node)  # web3's call: a checksummed gateway
         expected["gateway"] = expected["gateway"].lower()  # eth-abi's decoding: lower case
         assert infos[node.lower()] == expected
+
+
+def test_one_gateway_posts_many_batches_in_one_json_rpc_batch(  # type: ignore[no-untyped-def]
+    ledger, make_node, sign, open_round, gateway
+) -> None:
+    """Explicit, consecutive nonces for one sender (before, every transaction of the batch got
+    the same nonce and the node refused all but one: "replacement transaction underpriced")."""
+    nodes = [make_node(gateway=gateway, fund=False) for _ in range(6)]
+    round_id = open_round()
+    parts = [[sign(n) for n in nodes[i : i + 2]] for i in range(0, 6, 2)]
+    batches = [(part, cid(f"leaves-{i}")) for i, part in enumerate(parts)]
+    receipts = ledger.post_batches(round_id, batches, gateway)
+    assert [r["status"] for r in receipts] == [1, 1, 1]
+    posted = ledger.batches(round_id)
+    assert [int(b["leafCount"]) for b in posted] == [2, 2, 2]
+    assert [bytes(b["root"]) for b in posted] == [ledger.batch_tree(p).root for p in parts]
+    late = make_node(gateway=gateway, fund=False)  # the gateway's next transaction still goes
+    ledger.post_batch(round_id, [sign(late)], cid("after"), gateway)
+    assert len(ledger.batches(round_id)) == 4
