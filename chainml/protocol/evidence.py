@@ -35,7 +35,7 @@ from chainml.chain.eip712 import (
     typed_digest,
 )
 from chainml.chain.merkle import MerkleTree, commitment_leaf
-from chainml.chain.reads import registry_at
+from chainml.chain.reads import registry_at, registry_logs
 from chainml.errors import IntegrityError, StorageError
 from chainml.protocol.payloads import decode_leaves
 from chainml.protocol.settlement import (
@@ -113,7 +113,10 @@ def gather_round(ledger: Ledger, store: Store, round_id: int, from_block: int = 
     committed = {u.node.lower() for u in direct}
     candidates = list(direct)
     rejected: list[RejectedLeaf] = []
-    for batch in ledger.batches(round_id, from_block):
+    batches = ledger.batches(round_id, from_block)
+    if batches:  # read the registry events up to the last batch once, not batch by batch
+        registry_logs(ledger, max(int(b["blockNumber"]) for b in batches), from_block)
+    for batch in batches:
         accepted, bad = _batch_leaves(
             ledger, store, round_id, base_version, batch, from_block, committed
         )
