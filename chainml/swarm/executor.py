@@ -141,6 +141,20 @@ def _watch_parent() -> None:
     threading.Thread(target=watch, name="chainml-parent-watchdog", daemon=True).start()
 
 
+def one_thread_per_worker() -> None:
+    """One torch and one BLAS thread in this worker, as Ray gives its workers: the pool already
+    uses every core, and oversubscription makes small tensor ops much slower. OpenBLAS's idle
+    threads spin, so two workers and the parent each running the aggregation rule's products
+    on two threads made a 10,000-node round's recomputations several times slower. The
+    rules' results do not depend on the thread count (``chainml.aggregate``: exact integer
+    arithmetic where sums meet)."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    threadpool_limits(1, user_api="blas")
+
+
 def _init_worker(
     parent_pid: int, pdeathsig: bool, warm_up: Callable[[], None] | None = None
 ) -> None:
@@ -149,11 +163,7 @@ def _init_worker(
     _watch_parent()
     if os.getppid() != parent_pid:  # the parent died before the guards were in place
         os._exit(1)
-    # One torch thread per worker: the pool already uses every core, and oversubscription
-    # makes small tensor ops much slower.
-    import torch
-
-    torch.set_num_threads(1)
+    one_thread_per_worker()
     if warm_up is not None:
         warm_up()  # while the parent registers the fleet and opens the round
 
