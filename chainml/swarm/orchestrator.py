@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import requests
-import torch
 from eth_account import Account
 from eth_utils import keccak
 
@@ -42,7 +41,7 @@ from chainml.storage.cid import onchain_to_str
 from chainml.swarm.aggregator import Aggregator, TamperingAggregator
 from chainml.swarm.attacks import NODE_ATTACKS, adversary_indices
 from chainml.swarm.config import SwarmConfig, bind_run_dir
-from chainml.swarm.executor import Executor
+from chainml.swarm.executor import Executor, one_thread_per_worker
 from chainml.swarm.fleet import Fleet
 from chainml.swarm.metrics import RunLog, curve, device_score, scratch_curve, summary
 from chainml.swarm.node_job import NodeJob, NodeOutcome, node_config, run_node
@@ -154,7 +153,9 @@ class Swarm:
             min(self.adversaries) if config.attack == "sybil" and self.adversaries else None
         )
         self._outcomes: dict[int, list[NodeOutcome]] = {}
-        torch.set_num_threads(1)  # node steps must give the same bits in any process
+        # Node steps must give the same bits in any process; and the parent's aggregation
+        # runs beside the workers' recomputations, so one BLAS thread here too.
+        one_thread_per_worker()
 
     # -- the loop -------------------------------------------------------------------------
 
