@@ -16,13 +16,13 @@ CONTRACT_SOURCES := $(shell find contracts -name '*.sol')
 DATA_DIR ?= $(CURDIR)/.chainml
 PYTEST_ARGS ?=
 
-.PHONY: help setup browser mcu-toolchain demo test bench deploy lint lock down clean
+.PHONY: help setup browser mcu-toolchain demo test bench bench-setup deploy lint lock lock-flower down clean
 
 help:
 	@echo "make demo   - set up, start a local chain + IPFS, deploy the contracts, run the demo"
 	@echo "make test   - set up, then run the whole test suite"
 	@echo "make setup  - install the pinned Python and npm toolchain (idempotent)"
-	@echo "make bench  - run every bench/*.py"
+	@echo "make bench  - run every bench/*.py (after bench-setup: Flower, the peer bench's baseline)"
 	@echo "make down   - stop the chain and IPFS node that the demo started"
 
 setup: $(PY_STAMP) $(NPM_STAMP) $(SOLC_STAMP) $(ARTIFACTS_STAMP) browser mcu-toolchain
@@ -78,8 +78,20 @@ deploy: setup
 test: setup
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-bench: setup
+bench: setup bench-setup
 	$(PY) -m chainml.benchtable
+
+# Flower's simulation, the baseline of bench/peer_flower.py, in a venv of its own:
+# flwr[simulation]==1.42.0 pins ray==2.55.1, which cannot share chainml's ray==2.60.0.
+FLOWER_VENV := .venv-flower
+FLOWER_STAMP := $(FLOWER_VENV)/.chainml-installed
+bench-setup: $(FLOWER_STAMP)
+
+$(FLOWER_STAMP): bench/flower/requirements.lock
+	@echo "[bench-setup] flwr[simulation]==1.42.0 into $(FLOWER_VENV) (pinned by bench/flower/requirements.lock)"
+	@test -x $(FLOWER_VENV)/bin/python || $(PYTHON) -m venv $(FLOWER_VENV)
+	$(FLOWER_VENV)/bin/python -m pip install --progress-bar off -r bench/flower/requirements.lock | grep -v -E '^(Requirement already satisfied|  Using cached|WARNING: Location)' || true
+	@$(FLOWER_VENV)/bin/python -c "import flwr, ray, torch" && touch $@
 
 lint: setup
 	$(VENV)/bin/ruff check chainml tests bench scripts
@@ -90,9 +102,15 @@ lock: $(PY_STAMP)
 	   echo "# Regenerate with: make lock"; \
 	   $(PY) -m pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/'; } > requirements.lock
 
+lock-flower: $(FLOWER_STAMP)
+	@{ echo "# Exact versions for Flower's simulation, bench/peer_flower.py's peer (its own venv, .venv-flower:"; \
+	   echo "# flwr[simulation]==1.42.0 pins ray==2.55.1, which cannot share chainml's venv and its ray==2.60.0)."; \
+	   echo "# Installed by: make bench-setup. Regenerate with: make lock-flower"; \
+	   $(FLOWER_VENV)/bin/python -m pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/'; } > bench/flower/requirements.lock
+
 down:
 	-$(VENV)/bin/chainml --data-dir $(DATA_DIR) chain down
 	-$(VENV)/bin/chainml --data-dir $(DATA_DIR) ipfs down
 
 clean: down
-	rm -rf $(VENV) node_modules .toolchain build chainml/chain/artifacts
+	rm -rf $(VENV) $(FLOWER_VENV) node_modules .toolchain build chainml/chain/artifacts

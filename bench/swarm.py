@@ -32,7 +32,9 @@ TARGET_10000_S = 60.0
 TARGET_HELP_S = 0.5
 
 
-def measure(nodes: int, rounds: int, workers: int, executor: str = "pool") -> dict[str, Any]:
+def measure(
+    nodes: int, rounds: int, workers: int, executor: str = "pool", aggregation: str = "guard"
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix=f"chainml-bench-swarm-{nodes}-") as tmp:
         data_dir = Path(tmp)
         chain = LocalChain(data_dir)
@@ -40,7 +42,7 @@ def measure(nodes: int, rounds: int, workers: int, executor: str = "pool") -> di
         try:
             start = time.perf_counter()
             rows = run_swarm(
-                SwarmConfig(nodes=nodes, rounds=rounds, mode="batched"),
+                SwarmConfig(nodes=nodes, rounds=rounds, mode="batched", aggregation=aggregation),
                 data_dir=data_dir,
                 run_dir=data_dir / "run",
                 rpc_url=info.url,
@@ -59,6 +61,7 @@ def measure(nodes: int, rounds: int, workers: int, executor: str = "pool") -> di
     return {
         "nodes": nodes,
         "executor": executor,
+        "aggregation": aggregation,
         "rounds": rounds,
         "finalized": sum(r["status"] == "finalized" for r in rows),
         "wall_per_round_s": wall,

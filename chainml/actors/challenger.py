@@ -15,9 +15,7 @@ import logging
 from dataclasses import dataclass
 
 from chainml.chain.client import Ledger, Sender
-from chainml.chain.eip712 import struct_hash
 from chainml.chain.errors import ContractRevert
-from chainml.chain.merkle import commitment_leaf
 from chainml.chain.types import RoundStatus
 from chainml.errors import IntegrityError, StorageError
 from chainml.protocol.codecs import decode_leaves
@@ -84,7 +82,7 @@ class Challenger:
             infos = ledger.node_infos([s.commitment.node for s in leaves])
             for index, signed in enumerate(leaves):
                 c = signed.commitment
-                leaf = commitment_leaf(struct_hash(c), signed.r, signed.vs)
+                leaf = tree.leaves[index]
                 if leaf in voided:
                     continue
                 reason = _leaf_fault(ledger, signed, round_id, base_version, False)

@@ -110,12 +110,15 @@ class Gateway:
         if self.mode not in GATEWAY_MODES:
             raise ConfigError("in direct mode nodes send their own commitments")
         chunks = [signed[i : i + chunk] for i in range(0, len(signed), chunk)]
-        for part in chunks:
-            if self.mode == "relayed":
+        if self.mode == "relayed":
+            for part in chunks:
                 self.ledger.commit_relayed(round_id, base_version, part, self.account)
-            else:
-                leaves_cid = self.store.put(encode_leaves(round_id, part))
-                self.ledger.post_batch(round_id, part, cid_to_onchain(leaves_cid), self.account)
+        else:  # every leaves file on IPFS first, then all the roots in one JSON-RPC batch
+            batches = [
+                (part, cid_to_onchain(self.store.put(encode_leaves(round_id, part))))
+                for part in chunks
+            ]
+            self.ledger.post_batches(round_id, batches, self.account)
         return Submission(len(chunks), len(signed))
 
     # -- the daemon's tick ---------------------------------------------------------------------

@@ -34,7 +34,7 @@ from chainml.meta.sparse import (
     SparseUpdate,
     dense_update_bytes,
     flatten_params,
-    sparsify,
+    sparsify_rows,
     unflatten_params,
 )
 from chainml.meta.tasks import Task, TaskFamily, stack_episodes
@@ -149,19 +149,25 @@ def _node_steps(
         theta, ep.x_support, ep.y_support, ep.x_query, ep.y_query
     )
     n = int(ep.x_support.shape[1])
-    results = []
-    for i in range(len(tasks)):
-        flat = flatten_params({k: v[i] for k, v in directions.items()}, spec)
-        update = sparsify(flat, spec.arch_id, recipe.top_fraction, "param")
-        metrics = {
-            "loss_before": float(before[i]),
-            "loss_maml": float(maml[i]),
-            "loss_after": float(device[i]),
-            "num_samples": float(n),
-            "bytes": float(update.nbytes()),
-        }
-        results.append(NodeResult(update, n, metrics))
-    return results
+    flat = np.concatenate(
+        [directions[p.name].detach().reshape(len(tasks), -1).numpy() for p in spec.params], axis=1
+    )  # row i is flatten_params of node i's direction
+    updates = sparsify_rows(flat, spec.arch_id, recipe.top_fraction, "param")
+    losses = zip(before.tolist(), maml.tolist(), device.tolist(), strict=True)
+    return [
+        NodeResult(
+            update,
+            n,
+            {
+                "loss_before": b,
+                "loss_maml": m,
+                "loss_after": d,
+                "num_samples": float(n),
+                "bytes": float(update.nbytes()),
+            },
+        )
+        for update, (b, m, d) in zip(updates, losses, strict=True)
+    ]
 
 
 def node_step(

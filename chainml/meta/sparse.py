@@ -131,7 +131,8 @@ class SparseUpdate:
 
     def nbytes(self) -> int:
         """Bytes on the wire (:func:`encode_sparse`), header included."""
-        return len(encode_sparse(self))
+        header = len(WIRE_MAGIC) + 2 + len(self.arch_id.encode("ascii")) + 11
+        return header + 4 * len(self.scales) + (self.size + 7) // 8 + self.k
 
 
 def sparsify(
@@ -161,6 +162,59 @@ def sparsify(
     scales = np.where(amax > 0, amax / np.float32(QMAX), np.float32(1.0)).astype(np.float32)
     values = quantize_array(chosen, scales[seg])
     return SparseUpdate(arch_id, spec.num_params, idx, values, scales, granularity)
+
+
+def sparsify_rows(
+    deltas: np.ndarray, arch_id: str, fraction: float, granularity: Granularity = "param"
+) -> list[SparseUpdate]:
+    """:func:`sparsify` of every row of a ``(n, num_params)`` array, with vectorized numpy
+    (a batch of simulated devices). Each result equals ``sparsify(row, ...)`` bit for bit: the
+    ranking is a stable sort on ``-|delta|`` (the same order as :func:`top_k_indices`'s
+    lexsort), and the scales and codes come from the same element-wise float32 operations."""
+    spec = model_spec(arch_id)
+    deltas = np.asarray(deltas, dtype=np.float32)
+    if deltas.ndim != 2 or deltas.shape[1] != spec.num_params:
+        raise MetaLearningError(
+            f"deltas must have shape (n, {spec.num_params}), got {deltas.shape}"
+        )
+    if not np.all(np.isfinite(deltas)):
+        raise MetaLearningError("delta contains NaN or infinity; the local step diverged")
+    mag = np.abs(deltas)
+    peaks = mag.max(axis=1) if deltas.size else np.zeros(len(deltas), np.float32)
+    huge = peaks > MAX_SCALE * QMAX  # rare (a diverging model): the one-row path rescales it
+    k = top_k_count(spec.num_params, fraction)
+    idx = _top_k_rows(mag, k)
+    chosen = np.take_along_axis(deltas, idx, axis=1)
+    n_seg = 1 if granularity == "update" else len(spec.params)
+    seg = (
+        np.zeros(idx.shape, dtype=np.int64)
+        if granularity == "update"
+        else np.searchsorted(param_offsets(spec), idx, side="right") - 1
+    )
+    rows = np.repeat(np.arange(len(deltas)), k).reshape(idx.shape)
+    amax = np.zeros((len(deltas), n_seg), dtype=np.float32)
+    np.maximum.at(amax, (rows, seg), np.abs(chosen))
+    scales = np.where(amax > 0, amax / np.float32(QMAX), np.float32(1.0)).astype(np.float32)
+    values = quantize_array(chosen, np.take_along_axis(scales, seg, axis=1))
+    return [
+        sparsify(deltas[i], arch_id, fraction, granularity)
+        if huge[i]
+        else SparseUpdate(arch_id, spec.num_params, idx[i], values[i], scales[i], granularity)
+        for i in range(len(deltas))
+    ]
+
+
+def _top_k_rows(mag: np.ndarray, k: int) -> np.ndarray:
+    """:func:`top_k_indices` of every row of ``mag`` (non-negative, finite), in linear time:
+    everything above the row's k-th largest value, then the lowest indices among the values
+    equal to it, as many as it takes to make ``k``."""
+    n, size = mag.shape
+    kth = np.partition(mag, size - k, axis=1)[:, size - k : size - k + 1]
+    above = mag > kth
+    tied = mag == kth
+    room = k - above.sum(axis=1, keepdims=True)
+    chosen = above | (tied & (np.cumsum(tied, axis=1) <= room))
+    return np.nonzero(chosen)[1].astype(np.int32).reshape(n, k)  # row-major: ascending
 
 
 def dense_update_bytes(arch_id: str) -> int:

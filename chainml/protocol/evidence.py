@@ -25,14 +25,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from eth_keys import keys
-from eth_keys.exceptions import BadSignature
-from eth_utils import to_checksum_address
-
 from chainml.chain.client import Ledger
-from chainml.chain.eip712 import SignedCommitment, from_fixed, struct_hash
-from chainml.chain.eip712 import digest as commitment_digest
-from chainml.chain.merkle import commitment_leaf
+from chainml.chain.eip712 import (
+    SignedCommitment,
+    checksum_address,
+    from_fixed,
+    recover_signer,
+    struct_hash,
+    typed_digest,
+)
+from chainml.chain.merkle import MerkleTree, commitment_leaf
 from chainml.chain.records import BatchPosted
 from chainml.errors import IntegrityError, StorageError
 from chainml.protocol.codecs import decode_leaves
@@ -111,7 +113,10 @@ def gather_round(ledger: Ledger, store: Store, round_id: int, from_block: int = 
     committed = {u.node.lower() for u in direct}
     candidates = list(direct)
     rejected: list[RejectedLeaf] = []
-    for batch in ledger.batches(round_id, from_block):
+    batches = ledger.batches(round_id, from_block)
+    if batches:  # read the registry events up to the last batch once, not batch by batch
+        ledger.registry_events(max(b.block for b in batches), from_block)
+    for batch in batches:
         accepted, bad = _batch_leaves(
             ledger, store, round_id, base_version, batch, from_block, committed
         )
@@ -164,7 +169,11 @@ def _batch_leaves(
     except StorageError as exc:
         reason = f"leaves file {leaves_cid} of batch {batch_id} is unavailable: {exc}"
         return [], [RejectedLeaf(batch_id, -1, "", reason, unavailable=True)]
-    roots = ledger.batch_tree(leaves).root if leaves else b""
+    # Each leaf's struct hash once: for its tree leaf (what ``ledger.batch_tree`` builds) and
+    # for the digest its signature must recover from.
+    structs = [struct_hash(s.commitment) for s in leaves]
+    leaf_hashes = [commitment_leaf(h, s.r, s.vs) for h, s in zip(structs, leaves, strict=True)]
+    roots = MerkleTree(leaf_hashes).root if leaves else b""
     if file_round != round_id or len(leaves) != batch.leaf_count or roots != batch.root:
         reason = f"leaves file {leaves_cid} does not rebuild batch {batch_id}'s root"
         return [], [RejectedLeaf(batch_id, -1, "", reason)]
@@ -175,8 +184,8 @@ def _batch_leaves(
     accepted, bad = [], []
     for index, signed in enumerate(leaves):
         c = signed.commitment
-        leaf = commitment_leaf(struct_hash(c), signed.r, signed.vs)
-        reason = _leaf_fault(ledger, signed, round_id, base_version, leaf in voided)
+        voided_leaf = leaf_hashes[index] in voided
+        reason = _leaf_fault(ledger, signed, round_id, base_version, voided_leaf, structs[index])
         node = registry[c.node.lower()]
         if reason is None and not node.registered:
             reason = f"{c.node} is not a registered node"
@@ -191,7 +200,7 @@ def _batch_leaves(
             continue
         accepted.append(
             CommittedUpdate(
-                node=to_checksum_address(c.node),
+                node=checksum_address(c.node),
                 update_cid=onchain_to_str(c.update_digest, c.update_codec),
                 num_samples=c.num_samples,
                 loss_before=from_fixed(c.loss_before),
@@ -204,22 +213,26 @@ def _batch_leaves(
 
 
 def _leaf_fault(
-    ledger: Ledger, signed: SignedCommitment, round_id: int, base_version: int, voided: bool
+    ledger: Ledger,
+    signed: SignedCommitment,
+    round_id: int,
+    base_version: int,
+    voided: bool,
+    struct: bytes | None = None,
 ) -> str | None:
     """Why a leaf does not count (None if its signature, round and base are right and no
-    challenge voided it), checked as a challenger would."""
+    challenge voided it), checked as a challenger would. ``struct``: the commitment's struct
+    hash, if the caller has it already."""
     c = signed.commitment
+    struct = struct_hash(c) if struct is None else struct
     try:
-        signature = keys.Signature(
-            vrs=(signed.v - 27, int.from_bytes(signed.r, "big"), int.from_bytes(signed.s, "big"))
+        signer = recover_signer(
+            typed_digest(struct, ledger.domain_separator), signed.r, signed.s, signed.v
         )
-        signer = signature.recover_public_key_from_msg_hash(
-            commitment_digest(c, ledger.domain_separator)
-        ).to_checksum_address()
-    except (BadSignature, ValueError) as exc:
+    except ValueError as exc:
         return f"invalid signature ({exc})"
-    if signer.lower() != c.node.lower():
-        return f"signed by {signer}, not by {c.node}"
+    if "0x" + signer.hex() != c.node.lower():
+        return f"signed by {checksum_address(signer)}, not by {c.node}"
     if voided:
         return "voided by a challenge"
     if c.round != round_id:

@@ -44,9 +44,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from eth_utils import to_checksum_address
-
 from chainml.chain.client import Ledger, Sender
+from chainml.chain.eip712 import checksum_address
 from chainml.chain.merkle import EMPTY_ROOT, MerkleTree, hash_pair, reputation_leaf
 from chainml.chain.records import NodeRegistered, ProposalSubmitted, RoundFinalized, RoundOpened
 from chainml.chain.types import NO_CID, Proposal, ProposalStatus
@@ -114,7 +113,7 @@ class ReputationTable:
     def of(
         cls, round_id: int, parent_root: bytes, initial: int, scores: dict[str, int]
     ) -> ReputationTable:
-        entries = [(to_checksum_address(n), int(s)) for n, s in scores.items()]
+        entries = [(checksum_address(n), int(s)) for n, s in scores.items()]
         entries.sort(key=lambda e: e[0].lower())
         return cls(round_id, bytes(parent_root), int(initial), tuple(entries))
 
@@ -449,14 +448,27 @@ def node_reputations(
 
 @dataclass
 class ReputationBook:
-    """Lets ``ChainReader.node_infos`` report each node's current reputation from the latest table
-    (the chain itself caches only proven scores). Attach with :func:`attach`."""
+    """Lets ``ChainReader.node_infos`` report each node's current reputation from the latest
+    table (the chain itself caches only proven scores). Attach with :func:`attach`.
+
+    The table is read again only when the ledger's latest reputation root changes: a root
+    commits to every (node, score) leaf, and the table is checked against it when fetched, so
+    one root always names the same table (``node_infos`` runs per batch of a 10,000-node round,
+    and finding the table costs several event queries)."""
 
     store: Store
     from_block: int = 0
+    _latest: tuple[tuple[bytes, int], ReputationTable] | None = field(default=None, repr=False)
 
     def table(self, ledger: Ledger) -> ReputationTable:
-        return latest_table(ledger, self.store, self.from_block)
+        root, latest = ledger.reputation_root()
+        if self._latest is not None and self._latest[0] == (root, latest):
+            return self._latest[1]
+        table = latest_table(ledger, self.store, self.from_block)
+        if table.root != root:  # a round finalized in between: read it next time
+            return table
+        self._latest = ((root, latest), table)
+        return table
 
 
 def attach(ledger: Ledger, store: Store, from_block: int = 0) -> None:

@@ -141,17 +141,31 @@ def _watch_parent() -> None:
     threading.Thread(target=watch, name="chainml-parent-watchdog", daemon=True).start()
 
 
-def _init_worker(parent_pid: int, pdeathsig: bool) -> None:
+def one_thread_per_worker() -> None:
+    """One torch and one BLAS thread in this worker, as Ray gives its workers: the pool already
+    uses every core, and oversubscription makes small tensor ops much slower. OpenBLAS's idle
+    threads spin, so two workers and the parent each running the aggregation rule's products
+    on two threads made a 10,000-node round's recomputations several times slower. The
+    rules' results do not depend on the thread count (``chainml.aggregate``: exact integer
+    arithmetic where sums meet)."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    threadpool_limits(1, user_api="blas")
+
+
+def _init_worker(
+    parent_pid: int, pdeathsig: bool, warm_up: Callable[[], None] | None = None
+) -> None:
     if pdeathsig:
         set_parent_death_signal()
     _watch_parent()
     if os.getppid() != parent_pid:  # the parent died before the guards were in place
         os._exit(1)
-    # One torch thread per worker: the pool already uses every core, and oversubscription
-    # makes small tensor ops much slower.
-    import torch
-
-    torch.set_num_threads(1)
+    one_thread_per_worker()
+    if warm_up is not None:
+        warm_up()  # while the parent registers the fleet and opens the round
 
 
 class LocalPoolExecutor:
@@ -160,7 +174,13 @@ class LocalPoolExecutor:
     Its workers die with the process that created the pool, however it dies (module doc).
     """
 
-    def __init__(self, workers: int | None = None, chunk_size: int = 8) -> None:
+    def __init__(
+        self,
+        workers: int | None = None,
+        chunk_size: int = 8,
+        warm_up: Callable[[], None] | None = None,
+    ) -> None:
+        """``warm_up``: a picklable function each worker runs once at start."""
         self.workers = workers or max(1, os.cpu_count() or 1)
         self.chunk_size = chunk_size
         # spawn: workers start from a clean interpreter, never a fork of a process that holds
@@ -173,7 +193,7 @@ class LocalPoolExecutor:
             max_workers=self.workers,
             mp_context=context,
             initializer=_init_worker,
-            initargs=(os.getpid(), self._can_start_all_now()),
+            initargs=(os.getpid(), self._can_start_all_now(), warm_up),
         )
         if self._can_start_all_now():
             pool._launch_processes()  # type: ignore[attr-defined]
@@ -356,7 +376,9 @@ class RayExecutor:
         workers: int = 2,
         chunk_size: int | None = None,
         tasks_per_worker: int = 4,
+        warm_up: str | None = None,
     ) -> None:
+        """``warm_up``: the dotted name of a function every Ray worker runs as it starts."""
         self.address = address
         self.chunk_size = chunk_size
         self.tasks_per_worker = tasks_per_worker
@@ -372,6 +394,8 @@ class RayExecutor:
             "log_to_driver": False,
             "configure_logging": True,
         }
+        if warm_up is not None:
+            kwargs["runtime_env"] = {"worker_process_setup_hook": warm_up}
         if address is None:
             # A short path: Ray puts Unix sockets under it (108-byte limit).
             self._temp_dir = Path(tempfile.mkdtemp(prefix="chainml-ray-"))
@@ -470,10 +494,14 @@ class RayExecutor:
             self._temp_dir = None
 
 
-def make_executor(workers: int, spec: str = "pool") -> Executor:
+def make_executor(
+    workers: int, spec: str = "pool", warm_up: Callable[[], None] | None = None
+) -> Executor:
     """``pool``: ``workers <= 1`` runs inline, more starts a local process pool. ``ray`` starts
-    a local Ray instance with ``workers`` CPUs; ``ray:ADDRESS`` uses an existing cluster."""
+    a local Ray instance with ``workers`` CPUs; ``ray:ADDRESS`` uses an existing cluster.
+    ``warm_up`` (a top-level function) runs once in every worker as it starts."""
     kind, address = parse_executor(spec)
     if kind == "ray":
-        return RayExecutor(address, workers=max(1, workers))
-    return InlineExecutor() if workers <= 1 else LocalPoolExecutor(workers)
+        hook = f"{warm_up.__module__}.{warm_up.__qualname__}" if warm_up is not None else None
+        return RayExecutor(address, workers=max(1, workers), warm_up=hook)
+    return InlineExecutor() if workers <= 1 else LocalPoolExecutor(workers, warm_up=warm_up)

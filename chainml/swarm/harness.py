@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from chainml.errors import ServiceError
 from chainml.swarm.config import SwarmConfig
 from chainml.swarm.executor import make_executor
+from chainml.swarm.node_job import warm_up
 from chainml.swarm.orchestrator import Swarm
 from chainml.swarm.services import DEFAULT_VALIDATORS, connect
 
@@ -62,7 +63,7 @@ def run_swarm(
         validators=validators,
         recipe=config.recipe(),
     )
-    executor = make_executor(workers, executor_spec)
+    executor = make_executor(workers, executor_spec, warm_up=warm_up)
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),

@@ -14,13 +14,12 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import requests
-import torch
 from eth_account import Account
 from eth_utils import keccak
 
@@ -41,12 +40,12 @@ from chainml.protocol.payloads import (
     version_recipe,
 )
 from chainml.protocol.recompute import AggregateOutcome
-from chainml.protocol.review import Review, review
+from chainml.protocol.review import Review, judge, recompute, review
 from chainml.storage.cid import onchain_to_str
 from chainml.swarm.aggregator import Aggregator, TamperingAggregator
 from chainml.swarm.attacks import NODE_ATTACKS, adversary_indices
 from chainml.swarm.config import SwarmConfig, bind_run_dir
-from chainml.swarm.executor import Executor
+from chainml.swarm.executor import Executor, one_thread_per_worker
 from chainml.swarm.fleet import Fleet
 from chainml.swarm.metrics import (
     RunLog,
@@ -166,7 +165,9 @@ class Swarm:
         )
         self._outcomes: dict[int, list[NodeOutcome]] = {}
         self._commits: dict[int, tuple[str, tuple[str, ...]]] = {}
-        torch.set_num_threads(1)  # node steps must give the same bits in any process
+        # Node steps must give the same bits in any process; and the parent's aggregation
+        # runs beside the workers' recomputations, so one BLAS thread here too.
+        one_thread_per_worker()
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -323,7 +324,9 @@ class Swarm:
         times.ipfs += wall * spent[1] / total
         times.chain += wall * spent[2] / total  # signing the commitment is chain work
         start = time.perf_counter()
-        already = {u.node.lower() for u in self.evidence(round_id).updates}
+        # Who is on chain already (a resumed round); nobody while the round counts nothing.
+        on_chain = self.evidence(round_id).updates if int(info["commitCount"]) else ()
+        already = {u.node.lower() for u in on_chain}
         signed = [o.signed for o in outcomes if o.status == "ok" and o.node.lower() not in already]
         for o in outcomes:
             if o.status == "ok" and o.signed is None:
@@ -380,6 +383,10 @@ class Swarm:
             self.advance_to(challenge_end)
         proposal_id = ledger.pending_proposal(round_id)
         if proposal_id == 0:
+            # The round's evidence is final now: every validator starts its recomputation
+            # (in the executor's workers) while the aggregator builds and proposes.
+            jobs = [replace(v.review_job(0), round=round_id) for v in self.validators]
+            recomputed = self.executor.map(recompute, jobs)
             start = time.perf_counter()
             evidence, outcome = self.aggregator.build(round_id, self.from_block)
             times.aggregate += time.perf_counter() - start
@@ -387,9 +394,16 @@ class Swarm:
             start = time.perf_counter()
             proposal_id = self.aggregator.propose(round_id, evidence, outcome, metrics)
             times.chain += time.perf_counter() - start
-        self.progress("validators vote", 0, len(self.validators))
-        start = time.perf_counter()
-        reviews = self.reviews(proposal_id)
+            self.progress("validators vote", 0, len(self.validators))
+            start = time.perf_counter()
+            reviews = [
+                judge(replace(job, proposal_id=proposal_id), done)
+                for job, done in zip(jobs, recomputed, strict=True)
+            ]
+        else:  # a resumed round: the proposal is on chain already
+            self.progress("validators vote", 0, len(self.validators))
+            start = time.perf_counter()
+            reviews = self.reviews(proposal_id)
         times.validate += time.perf_counter() - start
         start = time.perf_counter()
         # Each validator commits its own verdict, salted with its own secret.
@@ -431,6 +445,17 @@ class Swarm:
         times.chain += time.perf_counter() - start
 
     # -- helpers --------------------------------------------------------------------------
+
+    def reputations(self, addresses: list[str]) -> dict[str, int]:
+        """Each node's current reputation, as ``node_infos`` reports it (lower-case keys): from
+        the latest reputation table when one is attached (every node in it is registered),
+        read from the chain only for nodes the table does not hold."""
+        book = getattr(self.s.ledger, "reputation_book", None)
+        table = book.table(self.s.ledger) if book is not None else None
+        out = {a.lower(): table.score(a) for a in addresses if table is not None and a in table}
+        rest = [a for a in addresses if a.lower() not in out]
+        infos = self.s.ledger.node_infos(rest) if rest else {}
+        return out | {a: info.reputation for a, info in infos.items()}
 
     def evidence(self, round_id: int) -> RoundEvidence:
         return gather_round(self.s.ledger, self.s.store, round_id, self.from_block)
@@ -550,7 +575,7 @@ class Swarm:
         by_index = {o.index: o for o in outcomes}
         if "events" not in row and any(o.status == "silent" for o in outcomes):
             row["events"] = event_summary(outcomes)  # a round every device sat out
-        reputations = ledger.node_infos([n.address for n in self.fleet.nodes])
+        reputations = self.reputations([n.address for n in self.fleet.nodes])
         node_rows = []
         for node in self.fleet.nodes:
             o = by_index.get(node.index)
@@ -582,7 +607,7 @@ class Swarm:
                     "airtime_s": o.airtime_s if o else 0.0,
                     "loss_before": o.loss_before if o else None,
                     "loss_after": o.loss_after if o else None,
-                    "reputation": reputations[address].reputation,
+                    "reputation": reputations[address],
                 }
             )
         self.log.append_round(node_rows, row)

@@ -7,7 +7,10 @@ from tests.contracts.conftest import (  # noqa: F401 - fixtures, used by name
     deployments,
     gateway,
     ledger,
+    make_node,
+    open_round,
     rando,
     session_ledger,
+    sign,
     validators,
 )

@@ -116,6 +116,28 @@ def test_a_swarm_on_ray_gives_the_same_versions_as_on_the_pool(ray_driver_env, m
     assert cids["ray"] == cids["pool"]
 
 
+@pytest.mark.slow
+def test_ray_runs_device_groups_with_the_inline_bits(ray_driver_env, tmp_path):
+    """Two canonical groups of devices (and an adversary alone) as Ray tasks, chunked however
+    Ray's executor likes: every device's update, CID and signature equal an inline run's."""
+    import dataclasses
+
+    from chainml.swarm.executor import InlineExecutor
+    from chainml.swarm.node_job import NODE_GROUP, run_node, warm_up
+    from tests.perf.test_node_groups import fingerprint, make_jobs
+
+    jobs = make_jobs(tmp_path, NODE_GROUP + 9)
+    jobs[4] = dataclasses.replace(jobs[4], attack="sign_flip")
+    inline = fingerprint(list(InlineExecutor().map(run_node, jobs)))
+    hook = f"{warm_up.__module__}.{warm_up.__qualname__}"
+    for chunk in (None, 1):
+        executor = RayExecutor(ray_driver_env.address, chunk_size=chunk, warm_up=hook)
+        try:
+            assert fingerprint(list(executor.map(run_node, jobs))) == inline
+        finally:
+            executor.close()
+
+
 LOCAL_RAY = """
 import sys
 from chainml.swarm.executor import RayExecutor
