@@ -325,7 +325,7 @@ class Swarm:
         times.chain += wall * spent[2] / total  # signing the commitment is chain work
         start = time.perf_counter()
         # Who is on chain already (a resumed round); nobody while the round counts nothing.
-        on_chain = self.evidence(round_id).updates if int(info["commitCount"]) else ()
+        on_chain = self.evidence(round_id).updates if info.commit_count else ()
         already = {u.node.lower() for u in on_chain}
         signed = [o.signed for o in outcomes if o.status == "ok" and o.node.lower() not in already]
         for o in outcomes:
