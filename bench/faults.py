@@ -428,25 +428,23 @@ def fault_dropout() -> dict[str, Any]:
 
 
 def fault_gateway_crash(reference: list[str]) -> dict[str, Any]:
-    real_post = Ledger.post_batch
-    calls = {"n": 0}
+    """The gateway's first Merkle root lands, then it loses power before the others go out."""
+    real_post = Ledger.post_batches
 
-    def crashing(self: Ledger, *args: Any, **kwargs: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise ConnectionError("gateway crashed mid-batch")
-        return real_post(self, *args, **kwargs)
+    def crashing(self: Ledger, round_id: int, batches: Any, sender: Any) -> Any:
+        real_post(self, round_id, batches[:1], sender)
+        raise ConnectionError("gateway crashed mid-batch")
 
     cfg = config(merkle_batch=8)
     with env() as e:
-        Ledger.post_batch = crashing  # type: ignore[method-assign]
+        Ledger.post_batches = crashing  # type: ignore[method-assign]
         error = ""
         try:
             e.run(cfg)
         except ConnectionError as exc:
             error = str(exc)
         finally:
-            Ledger.post_batch = real_post  # type: ignore[method-assign]
+            Ledger.post_batches = real_post  # type: ignore[method-assign]
         rows = e.run(cfg)
         versions = e.versions()
         return {
