@@ -47,6 +47,8 @@ _MAX_NAME = 32
 
 @dataclass(frozen=True)
 class RoundMetrics:
+    """One round's metrics file (see the module docstring for its JSON)."""
+
     round: int
     base_version: int
     base_weights: str

@@ -151,6 +151,8 @@ class Swarm:
         )
         self._outcomes: dict[int, list[NodeOutcome]] = {}
         self._commits: dict[int, tuple[str, tuple[str, ...]]] = {}
+        self._observed: tuple[tuple[int, str], dict[str, Any]] | None = None
+        """The last observation (:meth:`observe`) and the (round, weights CID) it is of."""
         # Node steps must give the same bits in any process; and the parent's aggregation
         # runs beside the workers' recomputations, so one BLAS thread here too.
         one_thread_per_worker()
@@ -379,6 +381,10 @@ class Swarm:
             start = time.perf_counter()
             proposal_id = self.aggregator.propose(round_id, evidence, outcome)
             times.chain += time.perf_counter() - start
+            # While the validators recompute, the harness observes the version it expects to
+            # finalize (its own recomputation); the row reuses that only for the same CID.
+            devices = self.node_outcomes(round_id, evidence.base_version, evidence.base_weights_cid)
+            self.observe(round_id, outcome.weights_cid, devices, outcome.weights)
             self.progress("validators vote", 0, len(self.validators))
             start = time.perf_counter()
             reviews = [
@@ -468,13 +474,24 @@ class Swarm:
         if gap > 0:
             self.advance_time(gap)
 
-    def observe(self, weights_cid: str, outcomes: list[NodeOutcome]) -> dict[str, Any]:
-        """The harness's own observations of a finalized version (held-out curves of its
-        weights, the devices' bytes, energy and events), which it makes locally from the public
-        version file and its devices' round: never read from the aggregator's metrics file."""
+    def observe(
+        self,
+        round_id: int,
+        weights_cid: str,
+        outcomes: list[NodeOutcome],
+        weights: bytes | None = None,
+    ) -> dict[str, Any]:
+        """The harness's own observations of round ``round_id``'s version (held-out curves of
+        its weights, the devices' bytes, energy and events), made locally from the public
+        version file (or its bytes, ``weights``, whose CID is ``weights_cid``) and the devices'
+        round: never read from the aggregator's metrics file."""
+        key = (round_id, weights_cid)
+        if self._observed is not None and self._observed[0] == key:
+            return self._observed[1]
         cfg = self.config
-        version = decode_version(self.s.store.get(weights_cid), self.arch_id)
-        return observations(
+        data = self.s.store.get(weights_cid) if weights is None else weights
+        version = decode_version(data, self.arch_id)
+        body = observations(
             version.params,
             version.recipe,
             outcomes,
@@ -484,6 +501,8 @@ class Swarm:
             inner_lr=EVAL_INNER_LR,
             seed=cfg.seed,
         )
+        self._observed = (key, body)
+        return body
 
     def write_row(self, round_id: int, status: RoundStatus, times: RoundTimes) -> None:
         ledger = self.s.ledger
@@ -517,7 +536,7 @@ class Swarm:
                 "included": len(included),
                 "excluded": len(excluded),
             }
-            row |= self.observe(aggregate_cid, outcomes)
+            row |= self.observe(round_id, aggregate_cid, outcomes)
         if "events" not in row and any(o.status == "silent" for o in outcomes):
             row["events"] = event_summary(outcomes)  # a round every device sat out
         row["gas"] = round_gas(ledger, round_id, self.from_block)
