@@ -53,9 +53,11 @@ class VersionCheck:
     detail: str
     kind: str = OK
     """``ok``, ``corrupt`` (a stored block's bytes do not match its CID), ``missing`` (the
-    store cannot provide it) or ``mismatch`` (the recomputed aggregate differs)."""
+    store cannot provide it) or ``mismatch`` (the recomputed aggregate, reputation table or
+    metrics file differs from the recorded one)."""
     fault_cid: str | None = None
-    """The CID of the block at fault (the recomputed weights CID for a mismatch)."""
+    """The CID of the block at fault (for a mismatch: the recomputed weights CID, or the
+    recorded table's or metrics file's CID)."""
 
 
 def verify_history(
