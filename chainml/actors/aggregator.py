@@ -3,7 +3,9 @@ concludes the vote and settles reputation, each through its own transactions.
 
 What it proposes is ``chainml.protocol.recompute.compute_aggregate`` of the round's evidence, the
 same pure function every validator and ``chainml verify`` run. It stores the new version file,
-the included and excluded node lists and the round's metrics on IPFS and proposes their CIDs.
+the included and excluded node lists and the round's metrics file on IPFS and proposes their
+CIDs. The metrics file is ``chainml.protocol.round_metrics.RoundMetrics`` of the evidence and
+the outcome, which validators recompute too: the aggregator has no say in its content.
 A dishonest aggregator is a wrapper around this one (``chainml.swarm.aggregator``), not a
 branch in it.
 
@@ -14,7 +16,6 @@ new block, so a restart carries on from wherever the chain is.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from chainml.aggregate.strategies import Strategy, strategy_for_recipe
@@ -24,32 +25,17 @@ from chainml.chain.records import ProposalSubmitted
 from chainml.chain.types import OnchainCid, Proposal, ProposalStatus, RoundStatus
 from chainml.errors import ChainMLError, IntegrityError
 from chainml.protocol import settlement
-from chainml.protocol.codecs import canonical_json, decode_node_list, encode_node_list
+from chainml.protocol.codecs import decode_node_list, encode_node_list
 from chainml.protocol.evidence import RoundEvidence, gather_round
 from chainml.protocol.payloads import version_recipe
 from chainml.protocol.recompute import AggregateOutcome, compute_aggregate
+from chainml.protocol.round_metrics import RoundMetrics
 from chainml.storage.cid import cid_str, cid_to_onchain, onchain_to_str
 from chainml.storage.store import Store
 
 log = logging.getLogger(__name__)
 
-MetricsFn = Callable[[RoundEvidence, AggregateOutcome], bytes]
 SETTLE_CHUNK = 100
-
-
-def basic_metrics(evidence: RoundEvidence, outcome: AggregateOutcome) -> bytes:
-    """What any aggregator knows of a round without running its devices: the counts."""
-    return canonical_json(
-        {
-            "round": evidence.round,
-            "base_version": evidence.base_version,
-            "aggregation": outcome.recipe.aggregation,
-            "committed": len(evidence.updates),
-            "included": len(outcome.included),
-            "excluded": len(outcome.excluded),
-            "invalid": len(outcome.invalid),
-        }
-    )
 
 
 @dataclass(frozen=True)
@@ -69,7 +55,6 @@ class Aggregator:
         strategy: Strategy | None = None,
         *,
         from_block: int = 0,
-        metrics: MetricsFn = basic_metrics,
         close_at: int | None = None,
         max_rounds: int | None = None,
     ) -> None:
@@ -79,7 +64,6 @@ class Aggregator:
         self.strategy = strategy
         """None: the strategy the base version's recipe names (what validators check)."""
         self.from_block = from_block
-        self.metrics = metrics
         self.close_at = close_at
         """Close the commit phase early once this many commitments are in (else: deadline)."""
         self.max_rounds = max_rounds
@@ -117,9 +101,14 @@ class Aggregator:
         round_id: int,
         evidence: RoundEvidence,
         outcome: AggregateOutcome,
-        metrics: bytes,
+        metrics: bytes | None = None,
     ) -> int:
-        """Store the aggregate, its node lists and metrics on IPFS; propose them on chain."""
+        """Store the aggregate, its node lists and metrics file on IPFS; propose them on chain.
+
+        ``metrics`` defaults to the round's metrics file (what validators expect); other bytes
+        are a forgery, which only an attack wrapper passes (``chainml.swarm.aggregator``)."""
+        if metrics is None:
+            metrics = RoundMetrics.of(evidence, outcome).encode()
         weights_cid = self.store.put(outcome.weights)
         if cid_str(weights_cid) != outcome.weights_cid:
             raise IntegrityError(
@@ -227,5 +216,5 @@ class Aggregator:
             self.close_round(round_id)
             return "closed round"
         evidence, outcome = self.build(round_id)
-        self.propose(round_id, evidence, outcome, self.metrics(evidence, outcome))
+        self.propose(round_id, evidence, outcome)
         return "proposed"

@@ -143,7 +143,12 @@ def versions(
     as_json: AsJson = False,
     ipfs: Ipfs = "embedded",
 ) -> None:
-    """The version lineage tree with CIDs, round and metrics."""
+    """The version lineage tree with CIDs, round and metrics.
+
+    "nodes' reported query loss" (--json: mean_loss_before, mean_loss_after) is the mean of
+    the query losses the round's nodes signed in their commitments, with the published weights
+    and after their own adaptation: what the nodes claimed, not a held-out score (the held-out
+    curves are in the run's rounds.jsonl and `chainml report`)."""
     source, events = _open(ctx, rpc_url, deployments, None)
     rows = versions_view(source, events, _offchain(ctx, events, ipfs)[0])
     if as_json:
@@ -304,8 +309,9 @@ def _version_tree(rows: list[VersionRow]) -> Tree:
         parts = [head, f"weights {r.weights or '-'}", f"metrics {r.metrics or '-'}"]
         if r.version != 0:
             parts.append(
-                f"{r.commitments} commits, {r.included} in / {r.excluded} out, "
-                f"loss {_loss(r.mean_loss_before)} -> {_loss(r.mean_loss_after)}"
+                f"{r.commitments} commits, {r.included} in / {r.excluded} out, nodes' "
+                f"reported query loss {_loss(r.mean_loss_before)} as published, "
+                f"{_loss(r.mean_loss_after)} after adapting"
             )
         parts.append(_time(r.timestamp))
         return "  ".join(parts)
@@ -362,8 +368,8 @@ def _print_node(h: NodeHistory) -> None:
     if h.roles:
         console.print(f"roles: {', '.join(h.roles)}")
     table = _table(
-        "round", "committed", "loss before", "loss after", "outcome", "reputation",
-        title="Rounds",
+        "round", "committed", "reported loss, published", "reported loss, adapted", "outcome",
+        "reputation", title="Rounds (losses: the node's own report, on its query samples)",
     )  # fmt: skip
     for r in h.rounds:
         rep = "-" if r.reputation is None else f"{r.reputation} ({r.reputation_delta:+d})"

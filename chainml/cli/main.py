@@ -64,7 +64,7 @@ LazyGroup.lazy = {
     "verify": Lazy(
         "chainml.cli.verify_cmd",
         "verify",
-        "Replay the version history: print OK, or the first version whose aggregate differs.",
+        "Replay the version history: print OK, or the first version that fails a check.",
     ),
     "inspect": Lazy(
         "chainml.cli.inspect_cmd",

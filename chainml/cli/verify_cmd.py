@@ -29,7 +29,10 @@ def verify(
         str, typer.Option(envvar=IPFS_ENV, help="`embedded` or a Kubo RPC API URL.")
     ] = "embedded",
 ) -> None:
-    """Replay the version history: print OK, or the first version whose aggregate differs."""
+    """Replay the version history: print OK, or the first version that fails a check.
+
+    A version fails if a block it rests on is corrupt or missing, or if its recomputed
+    aggregate, reputation table or metrics file differs from what the chain records."""
     data_dir = cli_context(ctx).data_dir
     url = rpc_url or local_rpc_url(data_dir)
     source = connect(url, deployments or deployments_path(data_dir), reader=Ledger, timeout=60)

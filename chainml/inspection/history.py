@@ -36,7 +36,13 @@ class VersionRow:
     included: int | None
     excluded: int | None
     mean_loss_before: float | None
+    """The mean of the query losses the round's nodes reported in their signed commitments,
+    with the published (base) weights as they are: their own claim, not a held-out score."""
     mean_loss_after: float | None
+    """The same nodes' reported query loss after their own local adaptation (the device's head
+    re-fit, or a spiking device's plasticity rule). Early rounds can report it above
+    ``mean_loss_before``: a few shots adapt a barely trained model badly. The held-out learning
+    curves are the harness's (``rounds.jsonl``, ``chainml report``)."""
     children: list[int] = field(default_factory=list)
 
 

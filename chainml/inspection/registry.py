@@ -70,7 +70,9 @@ class NodeRound:
     round: int
     committed: bool
     loss_before: float | None = None
+    """The query loss the node reported in its commitment, with the published weights."""
     loss_after: float | None = None
+    """The query loss it reported after its own adaptation (self-reported, not checked)."""
     update: str | None = None
     outcome: str | None = None
     reputation_delta: int = 0

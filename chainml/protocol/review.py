@@ -10,7 +10,10 @@ A validator refuses to vote at all (abstains) while any batch's leaves are unava
 cannot check what it cannot see. Its commit-reveal salt comes from its own secret
 (``ValidatorSecret``), never from public data such as the run seed. Besides the aggregate it
 recomputes the round's reputation table and checks the proposal's reputation root, parent root,
-gated count and table CID, and that the table is stored with exactly those bytes.
+gated count and table CID, and that the table is stored with exactly those bytes; and it
+recomputes the round's metrics file (``chainml.protocol.round_metrics``, a pure function of the
+evidence and the outcome) and votes no unless the proposal names exactly its CID and the file is
+stored with those bytes.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from chainml.chain.types import Proposal
 from chainml.errors import ChainMLError
 from chainml.protocol.evidence import gather_round
 from chainml.protocol.recompute import MIN_REPUTATION, AggregateOutcome, compute_aggregate
+from chainml.protocol.round_metrics import RoundMetrics, check_metrics
 from chainml.protocol.settlement import check_proposal
 from chainml.storage.cid import onchain_to_str
 from chainml.storage.store import StoreUnavailableError, shared_store
@@ -71,6 +75,8 @@ class Recomputation:
     outcome: AggregateOutcome | None
     reject: str | None = None
     abstain: str | None = None
+    metrics: RoundMetrics | None = None
+    """The round's metrics file, recomputed with the outcome."""
 
 
 @cache
@@ -109,12 +115,15 @@ def recompute(job: ReviewJob) -> Recomputation:
         raise  # an outage is not evidence against the proposal: stop, rerun to resume
     except ChainMLError as exc:
         return Recomputation(job.validator, job.round, None, reject=f"cannot recompute: {exc}")
-    return Recomputation(job.validator, job.round, outcome)
+    return Recomputation(
+        job.validator, job.round, outcome, metrics=RoundMetrics.of(evidence, outcome)
+    )
 
 
 def judge(job: ReviewJob, done: Recomputation) -> Review:
     """The cheap half: compare proposal ``job.proposal_id`` with the recomputation of its
-    round (the aggregate CID, node lists and counts, the rule, the reputation fields)."""
+    round (the aggregate CID, node lists and counts, the rule, the reputation fields, the
+    metrics file)."""
     ledger = _job_ledger(job)
     store = shared_store(job.store_spec, job.data_dir)
     proposal = ledger.proposal(job.proposal_id)
@@ -127,7 +136,7 @@ def judge(job: ReviewJob, done: Recomputation) -> Review:
         return verdict(False, f"recomputed round {done.round}, the proposal is for {round_id}")
     if done.abstain is not None:
         return verdict(False, done.abstain, abstain=True)
-    if done.reject is not None or done.outcome is None:
+    if done.reject is not None or done.outcome is None or done.metrics is None:
         return verdict(False, done.reject or "nothing was recomputed")
     outcome = done.outcome
     try:
@@ -154,7 +163,7 @@ def judge(job: ReviewJob, done: Recomputation) -> Review:
     full = _proposal_input(ledger, round_id, job.proposal_id, job.from_block)
     if full is None:
         return verdict(False, "no ProposalSubmitted event")
-    mismatch = check_proposal(store, outcome, full)
+    mismatch = check_proposal(store, outcome, full) or check_metrics(store, done.metrics, full)
     if mismatch is not None:
         return verdict(False, mismatch)
     return verdict(True, f"aggregate {proposed} reproduced")

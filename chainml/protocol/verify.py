@@ -12,7 +12,10 @@ For every finalized version, in order:
    **aggregate mismatch** names the recomputed and the recorded CIDs);
 3. rebuild the round's reputation table from the previous one (checked the same way one
    version earlier) and compare its root, CID, parent root and gated count with what the chain
-   recorded (a **reputation mismatch** names the recorded table's CID).
+   recorded (a **reputation mismatch** names the recorded table's CID);
+4. recompute the round's metrics file (``chainml.protocol.round_metrics``) and compare its CID
+   with the one the version records (a **metrics mismatch** names the recorded file's CID and
+   the fields in which it differs, or why it cannot be read).
 
 The storage check of version v runs before the recompute of version v + 1, so a corrupt
 version is reported as itself, never under the version built on it. The first failure stops
@@ -31,6 +34,7 @@ from chainml.chain.types import NO_CID, OnchainCid, Proposal, ProposalStatus
 from chainml.errors import ChainMLError, IntegrityError, StorageError
 from chainml.protocol.evidence import gather_round
 from chainml.protocol.recompute import compute_aggregate
+from chainml.protocol.round_metrics import RoundMetrics, explain_metrics
 from chainml.storage.cid import onchain_to_str
 from chainml.storage.store import Store
 
@@ -49,9 +53,11 @@ class VersionCheck:
     detail: str
     kind: str = OK
     """``ok``, ``corrupt`` (a stored block's bytes do not match its CID), ``missing`` (the
-    store cannot provide it) or ``mismatch`` (the recomputed aggregate differs)."""
+    store cannot provide it) or ``mismatch`` (the recomputed aggregate, reputation table or
+    metrics file differs from the recorded one)."""
     fault_cid: str | None = None
-    """The CID of the block at fault (the recomputed weights CID for a mismatch)."""
+    """The CID of the block at fault (for a mismatch: the recomputed weights CID, or the
+    recorded table's or metrics file's CID)."""
 
 
 def verify_history(
@@ -183,10 +189,29 @@ def _check_version(ledger: Ledger, store: Store, version_id: int, from_block: in
             f"0x{recorded_root.hex()})",
             table_cid,
         )
+    metrics = RoundMetrics.of(evidence, outcome)
+    metrics_cid = _cid_or_none(version.metrics)
+    if metrics_cid != metrics.cid:
+        return fail(
+            MISMATCH,
+            f"metrics mismatch: recomputed file {metrics.cid} differs from the recorded "
+            f"{metrics_cid} ({_metrics_fault(store, metrics, metrics_cid)})",
+            metrics_cid,
+        )
     return VersionCheck(
         version_id, round_id, recorded, True,
         f"{len(outcome.included)} included, {len(outcome.excluded)} excluded",
     )  # fmt: skip
+
+
+def _metrics_fault(store: Store, expected: RoundMetrics, recorded: str | None) -> str:
+    """What is wrong with the recorded metrics file (checked against its CID already)."""
+    if recorded is None:
+        return "the version records no metrics file"
+    try:
+        return explain_metrics(expected, store.get(recorded))
+    except ChainMLError as exc:
+        return f"cannot read it: {exc}"
 
 
 def _cid_or_none(value: OnchainCid | None) -> str | None:

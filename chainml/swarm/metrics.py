@@ -1,5 +1,9 @@
-"""Round metrics: the deterministic part goes on IPFS (its CID is on chain with the version),
-the run directory gets that plus wall times and gas as JSONL.
+"""The harness's observations of a round, written to its run directory as JSONL.
+
+The metrics file a proposal names (``chainml.protocol.round_metrics``) holds only what
+validators recompute from chain and IPFS data. What the harness adds is its own: held-out
+learning curves of the finalized version's weights (which anyone can evaluate from the public
+version file), the simulated devices' bytes, energy and events, wall times and gas.
 
 ``rounds.jsonl`` is the commit marker of a round: node rows of a round are appended first, the
 round row last, so a resume can drop node rows of a round that has no round row yet.
@@ -55,6 +59,43 @@ def event_summary(outcomes: Sequence[Any]) -> dict[str, float]:
         "loss_sent": summary([o.loss_after for o in sent])["mean"],
         "loss_silent": summary([o.loss_after for o in silent])["mean"],
     }
+
+
+def observations(
+    params: Mapping[str, torch.Tensor],
+    recipe: Recipe,
+    outcomes: Sequence[Any],
+    *,
+    task: str,
+    eval_tasks: int,
+    eval_shots: int,
+    inner_lr: float,
+    seed: int,
+) -> dict[str, Any]:
+    """A finalized version's held-out scores and its round's device figures (``outcomes``: the
+    simulated devices' round, :class:`chainml.swarm.node_job.NodeOutcome`), as a round row
+    carries them: ``heldout``, ``curve`` (the version's and the from-scratch baseline's),
+    ``bytes_per_node``, ``energy_per_node_j`` and, for spiking devices, ``events``."""
+    meta = curve(
+        params, task, eval_tasks=eval_tasks, shots=eval_shots, inner_lr=inner_lr, seed=seed
+    )
+    ok = [o for o in outcomes if o.status == "ok"]
+    body: dict[str, Any] = {
+        "heldout": {
+            "loss_before": meta["0"],
+            "loss_after": meta[str(max(int(k) for k in meta))],
+            "device": device_score(params, task, recipe, eval_tasks=eval_tasks, seed=seed),
+        },
+        "curve": {
+            "meta": meta,
+            "scratch": scratch_curve(task, eval_tasks, eval_shots, inner_lr, seed),
+        },
+        "bytes_per_node": summary([o.bytes_up + o.bytes_down for o in ok]),
+        "energy_per_node_j": summary([o.energy_j for o in ok]),
+    }
+    if recipe.spiking is not None:
+        body["events"] = event_summary(outcomes)
+    return body
 
 
 def curve(

@@ -10,7 +10,6 @@ command continues where the chain is, never commits twice, and loses nothing.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -33,13 +32,7 @@ from chainml.errors import ChainError, ChainMLError
 from chainml.meta.tasks import get_family
 from chainml.protocol.evidence import RoundEvidence, gather_round
 from chainml.protocol.gas import round_gas
-from chainml.protocol.payloads import (
-    canonical_json,
-    decode_node_list,
-    decode_weights,
-    version_recipe,
-)
-from chainml.protocol.recompute import AggregateOutcome
+from chainml.protocol.payloads import decode_node_list, decode_version, version_recipe
 from chainml.protocol.review import Review, judge, recompute, review
 from chainml.storage.cid import onchain_to_str
 from chainml.swarm.aggregator import Aggregator, TamperingAggregator
@@ -47,14 +40,7 @@ from chainml.swarm.attacks import NODE_ATTACKS, adversary_indices
 from chainml.swarm.config import SwarmConfig, bind_run_dir
 from chainml.swarm.executor import Executor, one_thread_per_worker
 from chainml.swarm.fleet import Fleet
-from chainml.swarm.metrics import (
-    RunLog,
-    curve,
-    device_score,
-    event_summary,
-    scratch_curve,
-    summary,
-)
+from chainml.swarm.metrics import RunLog, event_summary, observations
 from chainml.swarm.node_job import NodeJob, NodeOutcome, node_config, run_node
 from chainml.swarm.services import Services
 
@@ -165,6 +151,8 @@ class Swarm:
         )
         self._outcomes: dict[int, list[NodeOutcome]] = {}
         self._commits: dict[int, tuple[str, tuple[str, ...]]] = {}
+        self._observed: tuple[tuple[int, str], dict[str, Any]] | None = None
+        """The last observation (:meth:`observe`) and the (round, weights CID) it is of."""
         # Node steps must give the same bits in any process; and the parent's aggregation
         # runs beside the workers' recomputations, so one BLAS thread here too.
         one_thread_per_worker()
@@ -390,10 +378,13 @@ class Swarm:
             start = time.perf_counter()
             evidence, outcome = self.aggregator.build(round_id, self.from_block)
             times.aggregate += time.perf_counter() - start
-            metrics = self.round_metrics(round_id, evidence, outcome)
             start = time.perf_counter()
-            proposal_id = self.aggregator.propose(round_id, evidence, outcome, metrics)
+            proposal_id = self.aggregator.propose(round_id, evidence, outcome)
             times.chain += time.perf_counter() - start
+            # While the validators recompute, the harness observes the version it expects to
+            # finalize (its own recomputation); the row reuses that only for the same CID.
+            devices = self.node_outcomes(round_id, evidence.base_version, evidence.base_weights_cid)
+            self.observe(round_id, outcome.weights_cid, devices, outcome.weights)
             self.progress("validators vote", 0, len(self.validators))
             start = time.perf_counter()
             reviews = [
@@ -483,52 +474,38 @@ class Swarm:
         if gap > 0:
             self.advance_time(gap)
 
-    def round_metrics(
-        self, round_id: int, evidence: RoundEvidence, outcome: AggregateOutcome
-    ) -> bytes:
-        """The deterministic metrics of a round, as stored on IPFS with the new version."""
+    def observe(
+        self,
+        round_id: int,
+        weights_cid: str,
+        outcomes: list[NodeOutcome],
+        weights: bytes | None = None,
+    ) -> dict[str, Any]:
+        """The harness's own observations of round ``round_id``'s version (held-out curves of
+        its weights, the devices' bytes, energy and events), made locally from the public
+        version file (or its bytes, ``weights``, whose CID is ``weights_cid``) and the devices'
+        round: never read from the aggregator's metrics file."""
+        key = (round_id, weights_cid)
+        if self._observed is not None and self._observed[0] == key:
+            return self._observed[1]
         cfg = self.config
-        params = decode_weights(outcome.weights, outcome.arch_id)
-        meta = curve(
-            params,
-            cfg.task,
+        data = self.s.store.get(weights_cid) if weights is None else weights
+        version = decode_version(data, self.arch_id)
+        body = observations(
+            version.params,
+            version.recipe,
+            outcomes,
+            task=cfg.task,
             eval_tasks=cfg.eval_tasks,
-            shots=cfg.eval_shots,
+            eval_shots=cfg.eval_shots,
             inner_lr=EVAL_INNER_LR,
             seed=cfg.seed,
         )
-        outcomes = self._outcomes.get(round_id)
-        if outcomes is None:
-            version = evidence.base_version
-            weights_cid = onchain_to_str(*self.s.ledger.version(version).weights)
-            outcomes = self.node_outcomes(round_id, version, weights_cid)
-        ok = [o for o in outcomes if o.status == "ok"]
-        body = {
-            "round": round_id,
-            "base_version": evidence.base_version,
-            "aggregation": self.strategy.name,
-            "committed": len(evidence.updates),
-            "included": len(outcome.included),
-            "excluded": len(outcome.excluded),
-            "invalid": len(outcome.invalid),
-            "heldout": {
-                "loss_before": meta["0"],
-                "loss_after": meta[str(max(int(k) for k in meta))],
-                "device": device_score(
-                    params, cfg.task, outcome.recipe, eval_tasks=cfg.eval_tasks, seed=cfg.seed
-                ),
-            },
-            "curve": {"meta": meta},
-            "bytes_per_node": summary([o.bytes_up + o.bytes_down for o in ok]),
-            "energy_per_node_j": summary([o.energy_j for o in ok]),
-        }
-        if outcome.recipe.spiking is not None:
-            body["events"] = event_summary(outcomes)
-        return canonical_json(body)
+        self._observed = (key, body)
+        return body
 
     def write_row(self, round_id: int, status: RoundStatus, times: RoundTimes) -> None:
         ledger = self.s.ledger
-        cfg = self.config
         info = ledger.round_info(round_id)
         row: dict[str, Any] = {
             "round": round_id,
@@ -543,38 +520,27 @@ class Swarm:
         }
         included: set[str] = set()
         excluded: set[str] = set()
-        if status == RoundStatus.FINALIZED:
-            proposal = self.accepted_proposal(round_id)
-            metrics_cid = cid_text(proposal.metrics)
-            metrics = json.loads(self.s.store.get(metrics_cid))
-            included = {n.lower() for n in self.node_list(proposal.included_list)}
-            excluded = {n.lower() for n in self.node_list(proposal.excluded_list)}
-            row |= {
-                "version": info.produced_version,
-                "aggregate_cid": cid_text(proposal.aggregate),
-                "metrics_cid": metrics_cid,
-                "included": len(included),
-                "excluded": len(excluded),
-                "heldout": metrics["heldout"],
-                "curve": metrics["curve"]
-                | {
-                    "scratch": scratch_curve(
-                        cfg.task, cfg.eval_tasks, cfg.eval_shots, EVAL_INNER_LR, cfg.seed
-                    )
-                },
-                "bytes_per_node": metrics["bytes_per_node"],
-                "energy_per_node_j": metrics["energy_per_node_j"],
-            }
-            if "events" in metrics:
-                row["events"] = metrics["events"]
-        row["gas"] = round_gas(ledger, round_id, self.from_block)
-        row["wall_time_s"] = times.as_dict()
         base_version = info.base_version
         weights_cid = onchain_to_str(*ledger.version(base_version).weights)
         outcomes = self.node_outcomes(round_id, base_version, weights_cid)
         by_index = {o.index: o for o in outcomes}
+        if status == RoundStatus.FINALIZED:
+            proposal = self.accepted_proposal(round_id)
+            aggregate_cid = cid_text(proposal.aggregate)
+            included = {n.lower() for n in self.node_list(proposal.included_list)}
+            excluded = {n.lower() for n in self.node_list(proposal.excluded_list)}
+            row |= {
+                "version": info.produced_version,
+                "aggregate_cid": aggregate_cid,
+                "metrics_cid": cid_text(proposal.metrics),
+                "included": len(included),
+                "excluded": len(excluded),
+            }
+            row |= self.observe(round_id, aggregate_cid, outcomes)
         if "events" not in row and any(o.status == "silent" for o in outcomes):
             row["events"] = event_summary(outcomes)  # a round every device sat out
+        row["gas"] = round_gas(ledger, round_id, self.from_block)
+        row["wall_time_s"] = times.as_dict()
         reputations = self.reputations([n.address for n in self.fleet.nodes])
         node_rows = []
         for node in self.fleet.nodes:

@@ -27,7 +27,7 @@ def test_a_fresh_validator_object_reveals_what_the_first_committed(tmp_path: Pat
         round_id = swarm.current_or_new_round()
         swarm.commit_phase(round_id, RoundTimes())
         evidence, outcome = swarm.aggregator.build(round_id)
-        proposal = swarm.aggregator.propose(round_id, evidence, outcome, b"{}")
+        proposal = swarm.aggregator.propose(round_id, evidence, outcome)
 
         first, second, third = swarm.validators
         for v in (first, second, third):

@@ -75,6 +75,13 @@ def test_versions_form_a_lineage_with_cids_and_round_metrics(invoke_json, invoke
     v1 = next(i for i, line in enumerate(lines) if "v1 round 1" in line)
     assert lines[0].startswith("v0 genesis") and 0 < v1 < v2
     assert lines[v2].index("v2") > lines[v1].index("v1")  # nested one level deeper
+    # The losses are labelled as what they are: the nodes' own report on their query samples.
+    before = sum(v[0] for (r, _), v in losses.items() if r == 1) / 6
+    flat = " ".join(tree.stdout.split())
+    assert (
+        f"nodes' reported query loss {before:.4g} as published, {expected:.4g} after adapting"
+        in flat
+    ), tree.stdout
 
 
 def test_rounds_show_state_commitments_proposals_and_votes(invoke_json, invoke, swarm_chain):

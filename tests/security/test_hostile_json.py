@@ -1,5 +1,5 @@
-"""Hostile JSON payloads (batch leaves, node lists, reputation tables): whatever bytes an
-adversary stores, each decoder raises a one-line ``IntegrityError`` and nothing else. Deep
+"""Hostile JSON payloads (batch leaves, node lists, reputation tables, metrics files): whatever
+bytes an adversary stores, each decoder raises a one-line ``IntegrityError`` and nothing else. Deep
 nesting (a RecursionError inside ``json``), huge numbers (1e999 is infinity, whose ``int`` is an
 OverflowError) and wrong types in every field are among the inputs."""
 
@@ -20,13 +20,17 @@ from chainml.protocol.payloads import (
     decode_leaves,
     decode_node_list,
 )
+from chainml.protocol.round_metrics import RoundMetrics
 from chainml.protocol.settlement import TABLE_FORMAT, ReputationTable
+from chainml.storage.cid import cid_str
+from chainml.storage.unixfs import file_cid
 
 DECODERS: dict[str, Callable[[bytes], object]] = {
     "leaves": decode_leaves,
     "leaves (inspect)": inspect_leaves,
     "node list": decode_node_list,
     "reputation table": ReputationTable.decode,
+    "metrics file": RoundMetrics.decode,
 }
 LEAF = {
     "round": 1, "node": "0x" + "11" * 20, "baseVersion": 0, "updateDigest": "0x" + "22" * 32,
@@ -41,6 +45,12 @@ VALID = {
         "format": TABLE_FORMAT, "round": 1, "parent_root": "0x" + "00" * 32, "initial": 1000,
         "scores": [["0x" + "11" * 20, 1000]],
     },
+    "metrics file": RoundMetrics(
+        round=1, base_version=0, base_weights=cid_str(file_cid(b"base")),
+        weights=cid_str(file_cid(b"new")), aggregation="guard", rule_id=6, committed=5,
+        included=4, excluded=1, invalid=1, rejected_leaves=0, samples=20,
+        reported_loss_before=4.5, reported_loss_after=0.5,
+    ).as_json(),
 }  # fmt: skip
 HOSTILE_VALUES = [
     None, [], {}, "", "x", -1, 2**70, 1e308, float("inf"), float("nan"), True,

@@ -49,7 +49,7 @@ def test_a_wrong_reputation_root_is_voted_down_and_replaced(
     lifted = outcome.included[0]
     forged = dataclasses.replace(outcome, reputation=_forged(outcome.reputation, lifted, 5_000))
     assert forged.weights_cid == outcome.weights_cid  # same aggregate, same node lists
-    bad = swarm.aggregator.propose(round_id, evidence, forged, b"{}")
+    bad = swarm.aggregator.propose(round_id, evidence, forged)
 
     job = ReviewJob(
         validator=services.validators[0], proposal_id=bad, rpc_url=env.rpc_url,

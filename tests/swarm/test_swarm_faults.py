@@ -41,7 +41,7 @@ def test_a_tampered_aggregate_is_voted_down_and_replaced(
 
     # The bad aggregator is the honest actor behind a wrapper that forges what it publishes.
     bad_aggregator = TamperingAggregator(swarm.aggregator, flip_last_byte)
-    bad = bad_aggregator.propose(round_id, evidence, outcome, b"{}")
+    bad = bad_aggregator.propose(round_id, evidence, outcome)
     swarm.vote_phase(round_id, RoundTimes())  # validators recompute, all vote no
     proposal = services.ledger.proposal(bad)
     assert proposal.status == ProposalStatus.REJECTED
