@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from chainml.aggregate.strategies import STRATEGIES
 from chainml.errors import ConfigError
+from chainml.meta.evaluate import MIN_TASKS
 from chainml.meta.recipe import Recipe, SpikingRecipe
 from chainml.meta.tasks import FAMILIES
 from chainml.swarm.attacks import ATTACKS
@@ -71,6 +72,10 @@ class SwarmConfig:
             )
         if self.top_fraction is not None and not 0 < self.top_fraction <= 1:
             problems.append(f"top fraction must be in (0, 1], got {self.top_fraction}")
+        if self.eval_tasks < MIN_TASKS:
+            problems.append(
+                f"eval tasks must be at least {MIN_TASKS} (a 95% CI), got {self.eval_tasks}"
+            )
         if not 0 <= self.dropout < 1:
             problems.append(f"--dropout must be in [0, 1), got {self.dropout}")
         if not 0 <= self.adversaries < 1:
