@@ -2,7 +2,7 @@
 
 - **Batch leaves:** canonical JSON of the signed commitments behind a Merkle batch.
 - **Node lists:** a round's included or excluded nodes, as proposed.
-- **Metrics and reputation tables** are canonical JSON too (``canonical_json``; the table's
+- **Reputation tables** (and the metrics file, :mod:`chainml.protocol.round_metrics`) are canonical JSON too (``canonical_json``; the table's
   format is :data:`TABLE_FORMAT`, its codec ``chainml.protocol.settlement.ReputationTable``).
 
 Canonical JSON (sorted keys, no spaces, ASCII) gives equal content an equal CID. Nothing here
