@@ -2,8 +2,9 @@
 
 - **Batch leaves:** canonical JSON of the signed commitments behind a Merkle batch.
 - **Node lists:** a round's included or excluded nodes, as proposed.
-- **Reputation tables** (and the metrics file, :mod:`chainml.protocol.round_metrics`) are canonical JSON too (``canonical_json``; the table's
-  format is :data:`TABLE_FORMAT`, its codec ``chainml.protocol.settlement.ReputationTable``).
+- **Reputation tables** are canonical JSON too (``canonical_json``; the table's format is
+  :data:`TABLE_FORMAT`, its codec ``chainml.protocol.settlement.ReputationTable``), and so is
+  the metrics file (:mod:`chainml.protocol.round_metrics`).
 
 Canonical JSON (sorted keys, no spaces, ASCII) gives equal content an equal CID. Nothing here
 imports torch, so ``chainml inspect``, the gateway and the challenger load without it; the

@@ -5,7 +5,8 @@
   one CID names everything the next aggregate depends on.
 - **Update:** the compact binary form of a ``SparseUpdate``
   (:func:`chainml.meta.sparse.encode_sparse`).
-- **Batch leaves, node lists:** canonical JSON, in :mod:`chainml.protocol.codecs`; the metrics file in :mod:`chainml.protocol.round_metrics`
+- **Batch leaves, node lists:** canonical JSON, in :mod:`chainml.protocol.codecs`; the metrics
+  file in :mod:`chainml.protocol.round_metrics`
   (which needs no torch, so ``inspect``, the gateway and the challenger load without it); they
   are re-exported here.
 
