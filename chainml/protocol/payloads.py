@@ -5,10 +5,9 @@
   one CID names everything the next aggregate depends on.
 - **Update:** the compact binary form of a ``SparseUpdate``
   (:func:`chainml.meta.sparse.encode_sparse`).
-- **Batch leaves, node lists:** canonical JSON, in :mod:`chainml.protocol.codecs`; the metrics
-  file in :mod:`chainml.protocol.round_metrics`
-  (which needs no torch, so ``inspect``, the gateway and the challenger load without it); they
-  are re-exported here.
+- **Batch leaves, node lists:** canonical JSON, in :mod:`chainml.protocol.codecs` (which needs
+  no torch, so ``inspect``, the gateway and the challenger load without it); they are
+  re-exported here. The metrics file is in :mod:`chainml.protocol.round_metrics`.
 
 Every decoder validates against the model spec (shapes, dtypes, NaN/Inf), never unpickles, and
 raises ``IntegrityError`` naming what is wrong.
