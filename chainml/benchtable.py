@@ -160,7 +160,8 @@ def render(rows: list[Row], runs: list[ScriptRun]) -> str:
         f"{r.verdict} |"
         for r in rows
     ]
-    times = ", ".join(f"{r.script} {r.seconds:.0f} s" for r in runs)
+    timed = [r for r in runs if r.seconds > 0]
+    times = ", ".join(f"{r.script} {r.seconds:.0f} s" for r in timed) or "from saved logs"
     failed = sum(r.verdict == "FAIL" for r in rows)
     lines += [
         "",
@@ -203,12 +204,32 @@ def main(
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds per script.")] = TIMEOUT_S,
     check: Annotated[bool, typer.Option(help="Exit 1 if any figure misses its target.")] = False,
+    logs: Annotated[
+        Path | None,
+        typer.Option(
+            help="Tabulate saved runs instead: DIR/<script>.log holds a script's stdout "
+            "(scripts without a log are listed as not run)."
+        ),
+    ] = None,
 ) -> None:
     """Run every bench/*.py and write one markdown table of figures beside their targets."""
     console = Console(stderr=True)
     scripts = sorted(bench_dir.glob("*.py"))
     rows: list[Row] = []
     runs: list[ScriptRun] = []
+    if logs is not None:
+        if not logs.is_dir():
+            typer.echo(f"error: --logs {logs} is not a directory", err=True)
+            raise typer.Exit(2)
+        for script in scripts:
+            run = saved_run(script, logs)
+            if run is None:
+                rows.append(Row(script.name, "(not run)", f"no {script.stem}.log in {logs}"))
+                continue
+            runs.append(run)
+            rows += parse_run(run)
+        _write(rows, runs, out or bench_dir / "results.md", console, check)
+        return
     with Progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(), TextColumn("[dim]{task.fields[last]}"), console=console,
@@ -220,7 +241,20 @@ def main(
             runs.append(run)
             rows += parse_run(run)
             bar.advance(task)
-    target = out or bench_dir / "results.md"
+    _write(rows, runs, out or bench_dir / "results.md", console, check)
+
+
+def saved_run(script: Path, logs: Path) -> ScriptRun | None:
+    """A script's earlier run, from its saved stdout (``logs/<stem>.log``), or None."""
+    log = logs / f"{script.stem}.log"
+    if not log.is_file():
+        return None
+    return ScriptRun(script.name, 0, log.read_text(errors="replace"), "", 0.0)
+
+
+def _write(
+    rows: list[Row], runs: list[ScriptRun], target: Path, console: Console, check: bool
+) -> None:
     target.write_text(render(rows, runs))
     failed = [r for r in rows if r.verdict == "FAIL"]
     console.print(f"wrote {target}: {len(rows)} rows, {len(failed)} failing")

@@ -77,3 +77,30 @@ def test_module_runs_every_script_and_writes_one_table(tmp_path: Path):
          str(out), "--check"], capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert strict.returncode == 1
+
+
+def test_saved_logs_are_tabulated_without_running_anything(tmp_path: Path):
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    # the scripts would fail if run: the table must come from the logs alone
+    for name in ("a_gas", "b_missing"):
+        (bench / f"{name}.py").write_text("raise SystemExit('must not run')\n")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a_gas.log").write_text(f"human table\n{json.dumps(GAS_STYLE)}\n")
+    out = tmp_path / "results.md"
+    proc = subprocess.run(
+        [sys.executable, "-m", "chainml.benchtable", "--bench-dir", str(bench), "--out", str(out),
+         "--logs", str(logs)], capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    table = out.read_text()
+    assert "| a_gas.py | gas.direct_commit | 54,027 | ≤ 60,000 | pass |" in table
+    assert f"| b_missing.py | (not run) | no b_missing.log in {logs} |  |  |" in table
+    assert "must not run" not in table
+    bad = subprocess.run(
+        [sys.executable, "-m", "chainml.benchtable", "--bench-dir", str(bench), "--out", str(out),
+         "--logs", str(tmp_path / "nowhere")], capture_output=True, text=True, timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert bad.returncode != 0 and "is not a directory" in bad.stderr
