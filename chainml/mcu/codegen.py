@@ -143,11 +143,23 @@ ADAPT = r"""
  * Ridge regression on the int8 body's dequantized features, bias included, accumulated one
  * labelled sample at a time (A^T A + lambda I and A^T Y: O(d^2) RAM whatever the number of
  * samples; the symmetric A^T A as its packed lower triangle), solved in place by an LDL^T
- * factorisation (no square roots, so no libm). Float32. */
+ * factorisation (no square roots, so no libm). Features, targets and the head are float32; every
+ * sum of the factorisation and the solves runs in double (software floating point on a
+ * Cortex-M4: a few KB of flash). The normal equations are stored in double too where that fits
+ * the RAM budget (CM_D <= CHAINML_ADAPT_DOUBLE_MAX_D), in float32 otherwise: a float32 solve
+ * lost 0.3% of the prediction on a trained coldchain version's correlated features. */
+#ifndef CHAINML_ADAPT_DOUBLE_MAX_D
+#define CHAINML_ADAPT_DOUBLE_MAX_D 48
+#endif
 #define CM_D (CHAINML_FEATURE_SIZE + 1)
 #define CM_G(i, j) cm_gram[(i) * ((i) + 1) / 2 + (j)] /* row i >= column j */
-static float cm_gram[CM_D * (CM_D + 1) / 2];
-static float cm_rhs[CM_D * CHAINML_OUTPUT_SIZE];
+#if CM_D <= CHAINML_ADAPT_DOUBLE_MAX_D
+typedef double cm_real;
+#else
+typedef float cm_real;
+#endif
+static cm_real cm_gram[CM_D * (CM_D + 1) / 2];
+static cm_real cm_rhs[CM_D * CHAINML_OUTPUT_SIZE];
 static float cm_head[CM_D * CHAINML_OUTPUT_SIZE];
 
 static void cm_feature_row(const int8_t *input, float *row) {
@@ -159,45 +171,49 @@ static void cm_feature_row(const int8_t *input, float *row) {
 }
 
 void chainml_adapt_reset(float ridge_lambda) {
-  for (int32_t i = 0; i < CM_D * (CM_D + 1) / 2; ++i) cm_gram[i] = 0.0f;
-  for (int32_t i = 0; i < CM_D; ++i) CM_G(i, i) = ridge_lambda;
-  for (int32_t i = 0; i < CM_D * CHAINML_OUTPUT_SIZE; ++i) cm_rhs[i] = 0.0f;
+  for (int32_t i = 0; i < CM_D * (CM_D + 1) / 2; ++i) cm_gram[i] = 0;
+  for (int32_t i = 0; i < CM_D; ++i) CM_G(i, i) = (cm_real)ridge_lambda;
+  for (int32_t i = 0; i < CM_D * CHAINML_OUTPUT_SIZE; ++i) cm_rhs[i] = 0;
 }
 
 void chainml_adapt_add(const int8_t *input, const float *target) {
   float a[CM_D];
   cm_feature_row(input, a);
   for (int32_t i = 0; i < CM_D; ++i) {
-    for (int32_t j = 0; j <= i; ++j) CM_G(i, j) += a[i] * a[j];
-    for (int32_t k = 0; k < CHAINML_OUTPUT_SIZE; ++k)
-      cm_rhs[i * CHAINML_OUTPUT_SIZE + k] += a[i] * target[k];
+    for (int32_t j = 0; j <= i; ++j) CM_G(i, j) = (cm_real)(CM_G(i, j) + (double)a[i] * a[j]);
+    for (int32_t k = 0; k < CHAINML_OUTPUT_SIZE; ++k) {
+      cm_real *r = &cm_rhs[i * CHAINML_OUTPUT_SIZE + k];
+      *r = (cm_real)(*r + (double)a[i] * target[k]);
+    }
   }
 }
 
 int chainml_adapt_solve(void) {
   /* In place: below the diagonal L (unit diagonal implied), on the diagonal D. */
   for (int32_t j = 0; j < CM_D; ++j) {
-    float d = CM_G(j, j);
-    for (int32_t k = 0; k < j; ++k) d -= CM_G(j, k) * CM_G(j, k) * CM_G(k, k);
-    if (!(d > 0.0f)) return -1;
-    CM_G(j, j) = d;
+    double d = CM_G(j, j);
+    for (int32_t k = 0; k < j; ++k) d -= (double)CM_G(j, k) * CM_G(j, k) * CM_G(k, k);
+    if (!(d > 0.0)) return -1;
+    CM_G(j, j) = (cm_real)d;
     for (int32_t i = j + 1; i < CM_D; ++i) {
-      float v = CM_G(i, j);
-      for (int32_t k = 0; k < j; ++k) v -= CM_G(i, k) * CM_G(j, k) * CM_G(k, k);
-      CM_G(i, j) = v / d;
+      double v = CM_G(i, j);
+      for (int32_t k = 0; k < j; ++k) v -= (double)CM_G(i, k) * CM_G(j, k) * CM_G(k, k);
+      CM_G(i, j) = (cm_real)(v / d);
     }
   }
   for (int32_t c = 0; c < CHAINML_OUTPUT_SIZE; ++c) {
-    float y[CM_D];
+    double y[CM_D];
+    double x[CM_D];
     for (int32_t i = 0; i < CM_D; ++i) {
-      float v = cm_rhs[i * CHAINML_OUTPUT_SIZE + c];
-      for (int32_t k = 0; k < i; ++k) v -= CM_G(i, k) * y[k];
+      double v = cm_rhs[i * CHAINML_OUTPUT_SIZE + c];
+      for (int32_t k = 0; k < i; ++k) v -= (double)CM_G(i, k) * y[k];
       y[i] = v;
     }
     for (int32_t i = CM_D - 1; i >= 0; --i) {
-      float v = y[i] / CM_G(i, i);
-      for (int32_t k = i + 1; k < CM_D; ++k) v -= CM_G(k, i) * cm_head[k * CHAINML_OUTPUT_SIZE + c];
-      cm_head[i * CHAINML_OUTPUT_SIZE + c] = v;
+      double v = y[i] / CM_G(i, i);
+      for (int32_t k = i + 1; k < CM_D; ++k) v -= (double)CM_G(k, i) * x[k];
+      x[i] = v;
+      cm_head[i * CHAINML_OUTPUT_SIZE + c] = (float)v;
     }
   }
   return 0;
