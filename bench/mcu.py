@@ -38,6 +38,7 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,9 @@ def finalized_version(
     """A ledger whose latest version is ``family``'s trained model, finalized by the protocol
     when the swarm trains that architecture; returns (ledger, version, facts)."""
     recipe = Recipe.for_family(family.name)
+    if arch_id != family.default_arch and recipe.spiking is not None:
+        # the MLP variant of a spiking family (mlp-gasdrift) learns by gradient, not plasticity
+        recipe = replace(recipe, spiking=None)
     t0 = time.perf_counter()
     trained = simulate_federated(
         family, arch_id, recipe, rounds=args.rounds, nodes=args.nodes, seed=args.seed
