@@ -73,6 +73,11 @@ FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
 genesis records the resulting recipe; old versions keep the recipe they recorded."""
 
 
+LEGACY_UPDATE_MEMORY = 1
+"""``update_memory`` of a recorded spiking recipe without the key (written before it existed):
+such devices' updates covered the round they sent in only."""
+
+
 @dataclass(frozen=True)
 class SpikingRecipe:
     """How spiking devices learn and what chip they run on (every field shapes an aggregate).
@@ -93,10 +98,11 @@ class SpikingRecipe:
     chip_bits: int | None = 8
     synaptic_sigma: float = 0.05
     membrane_sigma: float = 0.05
-    event_ratio: float | None = 1.2
+    event_ratio: float | None = 1.1
     event_smoothing: float = 0.5
     event_settle: int = 2
     max_silent: int = 5
+    update_memory: int = 5
 
     def __post_init__(self) -> None:
         ok = (
@@ -110,6 +116,7 @@ class SpikingRecipe:
             and 0 < self.event_smoothing <= 1
             and 1 <= self.event_settle <= 100
             and 1 <= self.max_silent <= 10_000
+            and 1 <= self.update_memory <= 100
         )
         if not ok:
             raise ConfigError(f"invalid spiking recipe: {self}")
@@ -122,7 +129,7 @@ class SpikingRecipe:
         unknown = sorted(set(raw) - set(known))
         if unknown:
             raise ConfigError(f"unknown spiking recipe keys: {', '.join(unknown)}")
-        body = {}
+        body: dict[str, Any] = {"update_memory": LEGACY_UPDATE_MEMORY}
         for name, value in raw.items():
             default = getattr(cls(), name)
             optional = name in ("chip_bits", "event_ratio")

@@ -81,7 +81,9 @@ def run_fleet(
         decisions = [event_decision(arch_id, recipe, t, r, calibrations.get(i)) for i, t in
                      enumerate(tasks)]  # fmt: skip
         senders = [i for i, d in enumerate(decisions) if d.send]
-        results = node_steps(model, params, [tasks[i] for i in senders], NodeConfig(recipe, r))
+        last = tuple(calibrations[i].round if i in calibrations else None for i in senders)
+        config = NodeConfig(recipe, r, last)
+        results = node_steps(model, params, [tasks[i] for i in senders], config)
         row = r - 1
         reasons.append([d.reason for d in decisions])
         for i, d in enumerate(decisions):
