@@ -89,7 +89,12 @@ class SpikingRecipe:
     the device protocol alike. The event trigger (``event_ratio`` None: always send): a device
     checks its stale calibration on each round's labelled samples and sends an update when the
     smoothed error exceeds ``event_ratio`` times its settled level, or after ``max_silent``
-    silent rounds (:mod:`chainml.neuro.events`).
+    silent rounds (:mod:`chainml.neuro.events`). Its update then covers the samples of every
+    round since its previous update, at most ``update_memory`` rounds (the mean of one
+    meta-gradient per round): the fleet learns from every sample while sending a fifth of the
+    messages. On a 40-device, 40-round gasdrift fleet from the bench's version, updates of the
+    sending round only cost 14.6% loss against devices that send every round (the fleet learns
+    from a quarter of the data); pooled, with ratio 1.1, 8.3% at 23% of the updates.
     """
 
     passes: int = 3

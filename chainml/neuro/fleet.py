@@ -7,8 +7,9 @@ decision (:func:`~chainml.neuro.node.event_decision`), the senders' node step
 recipe's aggregation strategy and the server step, and the same per-device cost (the device's
 radio profile for the download and the upload, synaptic events for the compute). A device's
 calibration is the round of its last update and the meta-parameters it adapted then, as the
-swarm reads them off the chain. The loss a device delivers in a round is its query loss: after
-a fresh adaptation if it sent, with its stale calibration if it stayed silent.
+swarm reads them off the chain; a sender's update covers the rounds since its previous update
+(:func:`~chainml.neuro.node.held_rounds`). The loss a device delivers in a round is its query
+loss: after a fresh adaptation if it sent, with its stale calibration if it stayed silent.
 """
 
 from __future__ import annotations

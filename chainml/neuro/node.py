@@ -20,6 +20,14 @@ bench's fleet scenarios run (:mod:`chainml.neuro.fleet`): one code path.
   rounds; only then does it fetch the new version, adapt, compute and send its update. The
   device's state is a function of its last committed round and that round's version (both on
   chain) and of its own task, so any process reconstructs the same decision.
+* **Pooled updates** (:func:`held_rounds`): the device keeps the labelled samples it checked
+  its error on, so the update it sends covers every round since its previous one (at most the
+  recipe's ``update_memory`` rounds): the mean of one meta-gradient per round, at the version
+  it fetched, each paid for in compute energy. Silent rounds then save the radio and the
+  learning, not the data: a fleet whose devices send a fifth of the time and send only the
+  round's gradient learns from a fifth of the samples, and that, not the stale calibrations
+  (a calibration's loss does not grow over a few rounds), is what cost event-driven fleets
+  their loss.
 
 Every random draw of the chip (stochastic rounding, noise) comes from a generator seeded by the
 device's task, the round and the purpose, so a device's bits do not depend on its batch.
