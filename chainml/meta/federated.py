@@ -46,6 +46,10 @@ class NodeConfig:
 
     recipe: Recipe = field(default_factory=Recipe)
     round: int = 0
+    last_sent: tuple[int | None, ...] = ()
+    """Per task, the round of the node's previous update (None: it never sent); only spiking
+    recipes with ``update_memory`` use it (an update covers the rounds since). Empty: the
+    node's samples of ``round`` only."""
 
 
 @dataclass(frozen=True)

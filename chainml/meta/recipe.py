@@ -73,6 +73,11 @@ FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
 genesis records the resulting recipe; old versions keep the recipe they recorded."""
 
 
+LEGACY_UPDATE_MEMORY = 1
+"""``update_memory`` of a recorded spiking recipe without the key (written before it existed):
+such devices' updates covered the round they sent in only."""
+
+
 @dataclass(frozen=True)
 class SpikingRecipe:
     """How spiking devices learn and what chip they run on (every field shapes an aggregate).
@@ -84,7 +89,12 @@ class SpikingRecipe:
     the device protocol alike. The event trigger (``event_ratio`` None: always send): a device
     checks its stale calibration on each round's labelled samples and sends an update when the
     smoothed error exceeds ``event_ratio`` times its settled level, or after ``max_silent``
-    silent rounds (:mod:`chainml.neuro.events`).
+    silent rounds (:mod:`chainml.neuro.events`). Its update then covers the samples of every
+    round since its previous update, at most ``update_memory`` rounds (the mean of one
+    meta-gradient per round): the fleet learns from every sample while sending a fifth of the
+    messages. On a 40-device, 40-round gasdrift fleet from the bench's version, updates of the
+    sending round only cost 14.6% loss against devices that send every round (the fleet learns
+    from a quarter of the data); pooled, with ratio 1.1, 8.3% at 23% of the updates.
     """
 
     passes: int = 3
@@ -93,10 +103,11 @@ class SpikingRecipe:
     chip_bits: int | None = 8
     synaptic_sigma: float = 0.05
     membrane_sigma: float = 0.05
-    event_ratio: float | None = 1.2
+    event_ratio: float | None = 1.1
     event_smoothing: float = 0.5
     event_settle: int = 2
     max_silent: int = 5
+    update_memory: int = 5
 
     def __post_init__(self) -> None:
         ok = (
@@ -110,6 +121,7 @@ class SpikingRecipe:
             and 0 < self.event_smoothing <= 1
             and 1 <= self.event_settle <= 100
             and 1 <= self.max_silent <= 10_000
+            and 1 <= self.update_memory <= 100
         )
         if not ok:
             raise ConfigError(f"invalid spiking recipe: {self}")
@@ -122,7 +134,7 @@ class SpikingRecipe:
         unknown = sorted(set(raw) - set(known))
         if unknown:
             raise ConfigError(f"unknown spiking recipe keys: {', '.join(unknown)}")
-        body = {}
+        body: dict[str, Any] = {"update_memory": LEGACY_UPDATE_MEMORY}
         for name, value in raw.items():
             default = getattr(cls(), name)
             optional = name in ("chip_bits", "event_ratio")

@@ -7,8 +7,9 @@ decision (:func:`~chainml.neuro.node.event_decision`), the senders' node step
 recipe's aggregation strategy and the server step, and the same per-device cost (the device's
 radio profile for the download and the upload, synaptic events for the compute). A device's
 calibration is the round of its last update and the meta-parameters it adapted then, as the
-swarm reads them off the chain. The loss a device delivers in a round is its query loss: after
-a fresh adaptation if it sent, with its stale calibration if it stayed silent.
+swarm reads them off the chain; a sender's update covers the rounds since its previous update
+(:func:`~chainml.neuro.node.held_rounds`). The loss a device delivers in a round is its query
+loss: after a fresh adaptation if it sent, with its stale calibration if it stayed silent.
 """
 
 from __future__ import annotations
@@ -81,7 +82,9 @@ def run_fleet(
         decisions = [event_decision(arch_id, recipe, t, r, calibrations.get(i)) for i, t in
                      enumerate(tasks)]  # fmt: skip
         senders = [i for i, d in enumerate(decisions) if d.send]
-        results = node_steps(model, params, [tasks[i] for i in senders], NodeConfig(recipe, r))
+        last = tuple(calibrations[i].round if i in calibrations else None for i in senders)
+        config = NodeConfig(recipe, r, last)
+        results = node_steps(model, params, [tasks[i] for i in senders], config)
         row = r - 1
         reasons.append([d.reason for d in decisions])
         for i, d in enumerate(decisions):

@@ -20,6 +20,14 @@ bench's fleet scenarios run (:mod:`chainml.neuro.fleet`): one code path.
   rounds; only then does it fetch the new version, adapt, compute and send its update. The
   device's state is a function of its last committed round and that round's version (both on
   chain) and of its own task, so any process reconstructs the same decision.
+* **Pooled updates** (:func:`held_rounds`): the device keeps the labelled samples it checked
+  its error on, so the update it sends covers every round since its previous one (at most the
+  recipe's ``update_memory`` rounds): the mean of one meta-gradient per round, at the version
+  it fetched, each paid for in compute energy. Silent rounds then save the radio and the
+  learning, not the data: a fleet whose devices send a fifth of the time and send only the
+  round's gradient learns from a fifth of the samples, and that, not the stale calibrations
+  (a calibration's loss does not grow over a few rounds), is what cost event-driven fleets
+  their loss.
 
 Every random draw of the chip (stochastic rounding, noise) comes from a generator seeded by the
 device's task, the round and the purpose, so a device's bits do not depend on its batch.
@@ -126,7 +134,23 @@ def plastic_node_steps(
         spiking = spiking_of(recipe)
         net = plastic_net(model.spec.arch_id, spiking)
         theta = to_params(params, model.spec)
-        return [_node_step(net, theta, task, recipe, spiking, config.round) for task in tasks]
+        last = config.last_sent or (None,) * len(tasks)
+        if len(last) != len(tasks):
+            raise MetaLearningError(f"{len(last)} last-sent rounds for {len(tasks)} tasks")
+        return [
+            _node_step(net, theta, task, recipe, spiking, held_rounds(config.round, prev, spiking))
+            for task, prev in zip(tasks, last, strict=True)
+        ]
+
+
+def held_rounds(round_id: int, last_sent: int | None, spiking: SpikingRecipe) -> list[int]:
+    """The rounds whose samples a device's update covers: every round since its previous
+    update (it kept the labelled samples it checked its error on), at most ``update_memory``
+    rounds, this round last."""
+    first = (
+        round_id if last_sent is None else max(last_sent + 1, round_id - spiking.update_memory + 1)
+    )
+    return list(range(min(first, round_id), round_id + 1))
 
 
 def _node_step(
@@ -135,37 +159,45 @@ def _node_step(
     task: Task,
     recipe: Recipe,
     spiking: SpikingRecipe,
-    round_id: int,
+    rounds: Sequence[int],
 ) -> NodeResult:
+    """Minus the mean meta-gradient over the episodes of ``rounds`` (the last is this
+    round: its adaptation is the device's new calibration and gives the metrics)."""
     spec = net.model.spec
     chip = chip_config(spiking)
-    ep = task.episode(recipe.support_shots, recipe.query_shots, draw=round_id)
-    xs, ys, xq, yq = _one(ep)
     p = {k: v.detach().clone().requires_grad_(True) for k, v in theta.items()}
-    state = ChipState(chip, [chip_seed(task, round_id, OBJECTIVE)])
-    traces, history = net.adapt(p, xs, ys, state)
-    loss, fwd = net.loss(p, traces, xq, yq, state)
-    grads = torch.autograd.grad(loss.sum(), list(p.values()), allow_unused=True)
-    direction = {
-        k: (-g if g is not None else torch.zeros_like(v))
-        for (k, v), g in zip(p.items(), grads, strict=True)
-    }
+    per_round: list[tuple[torch.Tensor | None, ...]] = []
+    forward_j = torch.zeros(1)
+    for draw in rounds:
+        ep = task.episode(recipe.support_shots, recipe.query_shots, draw=draw)
+        xs, ys, xq, yq = _one(ep)
+        state = ChipState(chip, [chip_seed(task, draw, OBJECTIVE)])
+        traces, history = net.adapt(p, xs, ys, state)
+        loss, fwd = net.loss(p, traces, xq, yq, state)
+        per_round.append(torch.autograd.grad(loss.sum(), list(p.values()), allow_unused=True))
+        with torch.no_grad():
+            forward_j = forward_j + adaptation_energy_j(net, history) + inference_energy_j(net, fwd)
+    round_id = rounds[-1]
+    direction = {}
+    for j, (k, v) in enumerate(p.items()):
+        gs = [g[j] for g in per_round if g[j] is not None]
+        mean = gs[0] if len(gs) == 1 else torch.stack(gs).mean(0) if gs else None
+        direction[k] = -mean if mean is not None else torch.zeros_like(v)
     with torch.no_grad():
         zero = net.zero_traces(theta, 1)
         plain = ChipState(chip, [chip_seed(task, round_id, BEFORE)])
         before, _ = net.loss(theta, zero, xq, yq, plain)
-        forward_j = adaptation_energy_j(net, history) + inference_energy_j(net, fwd)
     update = sparsify(flatten_params(direction, spec), spec.arch_id, recipe.top_fraction, "param")
     after = float(loss.detach()[0])
     metrics = {
         "loss_before": float(before[0]),
         "loss_maml": after,  # the rule is this family's inner loop
         "loss_after": after,
-        "num_samples": float(xs.shape[1]),
+        "num_samples": float(xs.shape[1] * len(rounds)),
         "bytes": float(update.nbytes()),
         "compute_j": float(forward_j[0]) * (1.0 + META_GRADIENT_FACTOR),
     }
-    return NodeResult(update, int(xs.shape[1]), metrics)
+    return NodeResult(update, int(xs.shape[1]) * len(rounds), metrics)
 
 
 # -- the device protocol -------------------------------------------------------------------

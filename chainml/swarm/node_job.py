@@ -133,6 +133,12 @@ def _local_task(job: NodeJob) -> Task:
     return family.task(job.seed, job.index, "train")
 
 
+def _last_sent(job: NodeJob) -> int | None:
+    """The round of the device's previous update (event-driven spiking devices pool the
+    samples of the rounds since into their update), None if not known or never."""
+    return job.calibration[0] if job.calibration is not None else None
+
+
 def _claimed_base(job: NodeJob) -> int:
     if job.attack != "stale":
         return job.base_version
@@ -224,7 +230,7 @@ def _batched_steps(jobs: Sequence[NodeJob]) -> list[tuple[NodeResult, tuple[floa
         t0 = time.perf_counter()
         version = _version(shared_store(job.store_spec, job.data_dir), job.weights_cid, job.arch_id)
         t1 = time.perf_counter()
-        config = NodeConfig(recipe=version.recipe, round=job.node.round)
+        config = NodeConfig(version.recipe, job.node.round, tuple(_last_sent(j) for j in jobs))
         tasks = [_local_task(j) for j in jobs]
         results = node_steps(get_model(job.arch_id), version.params, tasks, config)
         t2 = time.perf_counter()
@@ -244,7 +250,8 @@ def _run_one(job: NodeJob, address: str) -> NodeOutcome:
         version = _version(store, job.weights_cid, job.arch_id)
         t1 = time.perf_counter()
         model = get_model(job.arch_id)
-        config = NodeConfig(recipe=version.recipe, round=job.node.round)
+        last = (_last_sent(job),) if job.attack is None else ()  # attacks run their own tasks
+        config = NodeConfig(version.recipe, job.node.round, last)
         if job.attack is None:
             result = node_step(model, version.params, _local_task(job), config)
         else:  # the attack wraps the honest computation (chainml.swarm.attacks)

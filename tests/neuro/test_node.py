@@ -136,3 +136,36 @@ def test_a_device_update_is_the_same_bits_alone_or_in_its_group(gas: TaskFamily)
     assert encode_update(group[1].update) != encode_update(group[2].update)
     flat = flatten_params(params, model.spec)
     assert group[2].update.to_dense().shape == flat.shape
+
+
+def test_a_sender_pools_the_samples_of_the_rounds_it_sat_out(gas: TaskFamily) -> None:
+    """An event-driven device that was silent since round 2 sends, in round 5, one update over
+    the samples of rounds 3-5 (and pays for each round's adaptation and meta-gradient); a
+    device that sent last round, or never, sends exactly the single-round update."""
+    model = get_model(ARCH)
+    params = model.init(1)
+    task = gas.task(0, 1, "train")
+    spiking = RECIPE.spiking
+    assert spiking is not None and spiking.update_memory == spiking.max_silent
+    assert neuro_node.held_rounds(5, 2, spiking) == [3, 4, 5]
+    assert neuro_node.held_rounds(5, None, spiking) == [5]
+    assert neuro_node.held_rounds(20, 2, spiking) == list(range(21 - spiking.update_memory, 21))
+    single = node_step(model, params, task, NodeConfig(RECIPE, 5))
+    after_one = node_step(model, params, task, NodeConfig(RECIPE, 5, (4,)))
+    pooled = node_step(model, params, task, NodeConfig(RECIPE, 5, (2,)))
+    assert encode_update(after_one.update) == encode_update(single.update)
+    assert encode_update(pooled.update) != encode_update(single.update)
+    assert pooled.num_examples == 3 * single.num_examples
+    assert pooled.metrics["loss_after"] == single.metrics["loss_after"]  # this round's calibration
+    assert pooled.metrics["compute_j"] > 2.5 * single.metrics["compute_j"]
+    legacy = replace(RECIPE, spiking=replace(spiking, update_memory=1))
+    alone = node_step(model, params, task, NodeConfig(legacy, 5, (2,)))
+    assert encode_update(alone.update) == encode_update(single.update)
+
+
+def test_a_recorded_spiking_recipe_without_update_memory_keeps_single_round_updates() -> None:
+    raw = json.loads(RECIPE.canonical())
+    del raw["spiking"]["update_memory"]
+    old = Recipe.from_json(raw)
+    assert old.spiking is not None and old.spiking.update_memory == 1
+    assert Recipe.parse(RECIPE.canonical()).spiking == RECIPE.spiking

@@ -25,6 +25,7 @@ from chainml.cli.main import main
 from chainml.meta.protocols import device_protocol
 from chainml.meta.recipe import Recipe
 from chainml.meta.tasks import get_family
+from chainml.protocol.evidence import gather_round
 from chainml.protocol.payloads import VersionFile, decode_version
 from chainml.services.chain import LocalChain
 from chainml.storage.cid import onchain_to_str
@@ -134,6 +135,16 @@ def test_event_driven_devices_send_only_on_their_trigger(event_run: SpikingRun) 
         assert longest < limit
     silent_rows = [n for n in nodes if n["status"] == "silent"]
     assert all(n["bytes_up"] == 0 and n["bytes_down"] == 0 for n in silent_rows)
+    # A device that sat rounds out sends one update over the samples of all of them.
+    shots, memory = recipe.support_shots, recipe.spiking.update_memory
+    samples = [
+        u.num_samples
+        for row in rows[1:]
+        if row["status"] == "finalized"
+        for u in gather_round(event_run.ledger, event_run.store, row["round"]).updates
+    ]
+    assert max(samples) > shots
+    assert all(s % shots == 0 and s <= memory * shots for s in samples)
     sent_energy = np.mean([n["energy_j"] for n in nodes if n["status"] == "included"])
     assert max(n["energy_j"] for n in silent_rows) < 0.1 * sent_energy
     for row in rows:
