@@ -7,8 +7,8 @@ default defence, ``guard``). Losses are the device protocol's MSE on sine (the s
 held-out tasks for every run), averaged over the run's last 10 versions; the three runs are
 repeated for ``--seeds`` seeds (fleet, tasks, adversaries and data draws all change with the
 seed) and each loss is the mean over the seeds. One seed is not enough: a run's trajectory is
-chaotic, and with one node of 50 left out (``--seeds 1``) the loss moved by up to 1.5x either
-way, far beyond the 1.2x criterion. The full matrix runs through the swarm's in-process twin
+chaotic: with one node of 50 free-riding, the loss was 0.78x to 1.80x the clean run's, seed
+by seed, far beyond the 1.2x criterion. The full matrix runs through the swarm's in-process twin
 (:func:`chainml.swarm.attacks.simulate_attack`: the same node step, attacks, screening,
 strategy and server step); the 20% row of ``--swarm-attacks`` also runs through the real swarm
 (Anvil, the embedded store, signed commitments, aggregator and validators) on a smaller fleet,
