@@ -2,20 +2,22 @@
 operational fault.
 
 Three runs per attack, all with the same seed: *clean* (the default defence, no attack),
-*undefended* (the attack against the plain mean) and *defended* (the attack against the
-default defence, ``guard``). Losses are the device protocol's MSE on sine (the same 2,000
-held-out tasks for every run), averaged over the run's last 10 versions; the three runs are
-repeated for ``--seeds`` seeds (fleet, tasks, adversaries and data draws all change with the
-seed) and each loss is the mean over the seeds. One seed is not enough: a run's trajectory is
-chaotic: with one node of 50 free-riding, the loss was 0.78x to 1.80x the clean run's, seed
-by seed, far beyond the 1.2x criterion. The full matrix runs through the swarm's in-process twin
-(:func:`chainml.swarm.attacks.simulate_attack`: the same node step, attacks, screening,
-strategy and server step); the 20% row of ``--swarm-attacks`` also runs through the real swarm
-(Anvil, the embedded store, signed commitments, aggregator and validators) on a smaller fleet,
-beside the twin on that same fleet, so that the two can be compared. Every entry says which path
-produced it. Protocol-level attacks (stale, replay, bad_aggregator) exist only in the swarm;
-their harm is not the loss (``NO_LOSS_HARM``), and each entry says whether the defended run
-shows any of it.
+*undefended* (the attack against the plain mean) and *defended* (the attack against the default
+defence, ``guard``). Losses are the device protocol's MSE on sine (the same 2,000 held-out tasks
+for every run), averaged over the run's last 10 versions; the three runs are repeated for
+``--seeds`` seeds (fleet, tasks, adversaries and data draws all change with the seed) and each
+loss is the mean over the seeds. One seed is not enough: a run's trajectory is chaotic: with one
+node of 50 free-riding, the loss was 0.78x to 1.80x the clean run's, seed by seed, far beyond
+the 1.2x criterion. No defence can beat the *absent* run (the attackers free-ride and are left
+out, so the fleet learns from 20% fewer nodes: 1.17x to 1.31x the clean loss);
+``defended_vs_absent`` is the defence's own share of the harm. The full matrix runs through the
+swarm's in-process twin (:func:`chainml.swarm.attacks.simulate_attack`: the same node step,
+attacks, screening, strategy and server step); the 20% row of ``--swarm-attacks`` also runs
+through the real swarm (Anvil, the embedded store, signed commitments, aggregator and
+validators) on a smaller fleet, beside the twin on that same fleet, so that the two can be
+compared. Every entry says which path produced it. Protocol-level attacks (stale, replay,
+bad_aggregator) exist only in the swarm; their harm is not the loss (``NO_LOSS_HARM``), and each
+entry says whether the defended run shows any of it.
 Validator-side attacks (vote copying, reveal withholding, colluding validators) run through the
 real voting contract with a dishonest minority (the defence must hold) and a dishonest majority
 (the run where they hurt). Faults report rounds finalized and closed, versions lost (must be 0),
@@ -25,7 +27,7 @@ interrupted, whether the resumed run reaches the same final CID as an uninterrup
 Prints tables, then one JSON object as the last line.
 
     python bench/faults.py [--quick] [--skip-faults] [--skip-validators] [--jobs 2]
-        [--rounds 50] [--swarm-attacks stale,replay,bad_aggregator] [--kills 3]
+        [--seeds 3] [--rounds 50] [--swarm-attacks stale,replay,bad_aggregator] [--kills 3]
 """
 
 from __future__ import annotations
