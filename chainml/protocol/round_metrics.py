@@ -31,7 +31,7 @@ from chainml.chain.types import NO_CID, Proposal
 from chainml.errors import IntegrityError, StorageError
 from chainml.protocol.codecs import canonical_json, parse_json
 from chainml.storage.cid import cid_str, onchain_to_str, to_cid_bytes
-from chainml.storage.store import Store, StoreUnavailableError
+from chainml.storage.store import Store, stored_problem
 from chainml.storage.unixfs import file_cid
 
 if TYPE_CHECKING:
@@ -207,16 +207,7 @@ def check_metrics(store: Store, metrics: RoundMetrics, proposal: Proposal) -> st
     proposed = proposed_metrics_cid(proposal)
     if proposed != metrics.cid:
         return f"metrics file differs: recomputed {metrics.cid}, proposed {proposed}"
-    try:
-        if store.get(metrics.cid) != metrics.encode():
-            return f"metrics file {metrics.cid} is stored with other bytes"
-    except IntegrityError as exc:
-        return f"metrics file {metrics.cid} is corrupt: {exc}"
-    except StoreUnavailableError:
-        raise  # an outage is not evidence against the proposal
-    except StorageError as exc:  # never stored: nobody could read what the version claims
-        return f"metrics file {metrics.cid} is not available: {exc}"
-    return None
+    return stored_problem(store, "metrics file", metrics.cid, metrics.encode())
 
 
 def explain_metrics(expected: RoundMetrics, data: bytes) -> str:

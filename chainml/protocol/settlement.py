@@ -49,10 +49,10 @@ from chainml.chain.eip712 import checksum_address
 from chainml.chain.merkle import EMPTY_ROOT, MerkleTree, hash_pair, reputation_leaf
 from chainml.chain.records import NodeRegistered, ProposalSubmitted, RoundFinalized, RoundOpened
 from chainml.chain.types import NO_CID, Proposal, ProposalStatus
-from chainml.errors import IntegrityError, StorageError
+from chainml.errors import IntegrityError
 from chainml.protocol.codecs import TABLE_FORMAT, canonical_json, parse_json
 from chainml.storage.cid import cid_str, cid_to_onchain, onchain_to_str
-from chainml.storage.store import Store, StoreUnavailableError
+from chainml.storage.store import Store, stored_problem
 from chainml.storage.unixfs import file_cid
 
 if TYPE_CHECKING:
@@ -365,16 +365,7 @@ def check_proposal(store: Store, outcome: AggregateOutcome, proposal: Proposal) 
         if mine != theirs:
             shown = [f"0x{v.hex()}" if isinstance(v, bytes) else repr(v) for v in (mine, theirs)]
             return f"{name} differs: recomputed {shown[0]}, proposed {shown[1]}"
-    try:
-        if store.get(table.cid) != table.encode():
-            return f"reputation table {table.cid} is stored with other bytes"
-    except IntegrityError as exc:
-        return f"reputation table {table.cid} is corrupt: {exc}"
-    except StoreUnavailableError:
-        raise  # an outage is not evidence against the proposal
-    except StorageError as exc:  # never stored: nodes could not get their proofs
-        return f"reputation table {table.cid} is not available: {exc}"
-    return None
+    return stored_problem(store, "reputation table", table.cid, table.encode())
 
 
 # ------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Protocol, runtime_checkable
 
 from multiformats import CID
 
-from chainml.errors import ConfigError, StorageError
+from chainml.errors import ConfigError, IntegrityError, StorageError
 from chainml.storage.cid import CIDLike
 
 IPFS_ENV = "CHAINML_IPFS"
@@ -83,6 +83,22 @@ class Store(Protocol):
 
 _MULTIADDR = re.compile(r"^/(ip4|ip6|dns4|dns6|dns)/([^/]+)/tcp/(\d+)(?:/(http|https))?/?$")
 _URL = re.compile(r"^(http|https)://(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):(\d+)/?$")
+
+
+def stored_problem(store: Store, what: str, cid: str, expected: bytes) -> str | None:
+    """Why ``store`` does not serve exactly ``expected`` under ``cid`` (None if it does), for a
+    validator judging content a proposal names. An outage is raised, not returned: it is not
+    evidence against the proposal."""
+    try:
+        if store.get(cid) != expected:
+            return f"{what} {cid} is stored with other bytes"
+    except IntegrityError as exc:
+        return f"{what} {cid} is corrupt: {exc}"
+    except StoreUnavailableError:
+        raise
+    except StorageError as exc:  # never stored: nobody can read what the version claims
+        return f"{what} {cid} is not available: {exc}"
+    return None
 
 
 def parse_api_address(spec: str) -> str:
