@@ -91,6 +91,9 @@ DEFENCE = "guard"
 FRACTIONS = (0.1, 0.2, 0.3)
 EVAL_TASKS = 2_000
 TARGETS = {"clean_loss": 0.5, "undefended_x": 2.0, "defended_x": 1.2, "honest_excluded": 0.01}
+TARGETS_JSON = TARGETS | {"undefended_x": {"min": TARGETS["undefended_x"]}}
+"""The targets as the report states them: the undefended loss is a lower bound (an attack must
+hurt), every other figure an upper one (``python -m chainml.benchtable`` reads this form)."""
 SWARM_ONLY = ("stale", "replay", "bad_aggregator")
 NO_LOSS_HARM = {
     "freeride": "reputation gained without work (an all-zero update counted as a contribution)",
@@ -308,8 +311,11 @@ def attack_entry(
         },
         "adversaries_excluded_fraction": round(defended["adversaries_excluded"], 4),
         "adversaries_below_honest": adv is not None and adv < hon,
-        "undefended_diverged": bool(undefended.get("diverged")),
-        "defended_diverged": bool(defended.get("diverged")),
+        "diverged": [
+            name
+            for name, run in (("undefended", undefended), ("defended", defended))
+            if run.get("diverged")
+        ],
         "hurts_undefended": u >= TARGETS["undefended_x"] * c,
         "defence_holds": d <= TARGETS["defended_x"] * c,
     }
@@ -867,6 +873,23 @@ def main() -> None:
 
     at20 = {k: v for k, v in attacks.items() if k.endswith("@0.2")}
     node_level = {k: v for k, v in at20.items() if k.split("@")[0] not in NO_LOSS_HARM}
+    failing = {  # which entries miss each check (the verdicts under "pass" are these, empty)
+        "attack_not_hurting_undefended": sorted(
+            k for k, v in node_level.items() if not v["hurts_undefended"]
+        ),
+        "defence_failing": sorted(k for k, v in node_level.items() if not v["defence_holds"]),
+        "harm_not_stopped": sorted(
+            k
+            for k, v in at20.items()
+            if k.split("@")[0] in NO_LOSS_HARM and not v.get("harm_stopped", False)
+        ),
+        "validator_defence_failing": sorted(
+            k for k, v in validators.items() if not v["defence_holds_against_minority"]
+        ),
+        "validator_attack_never_hurting": sorted(
+            k for k, v in validators.items() if not v["hurts_with_a_majority"]
+        ),
+    }
     summary = {
         "bench": "faults",
         "defence": DEFENCE,
@@ -884,30 +907,15 @@ def main() -> None:
         "faults": faults,
         "validator_attacks": validators,
         "harm_not_loss": NO_LOSS_HARM,
-        "targets": TARGETS,
+        "targets": TARGETS_JSON,
+        "failing_at_20pct": failing,
         "pass": {
             "clean_loss": clean["loss"] <= TARGETS["clean_loss"],
             "clean_honest_excluded": clean["honest_excluded"] <= TARGETS["honest_excluded"],
-            "hurts_undefended_at_20pct": sorted(
-                k for k, v in node_level.items() if not v["hurts_undefended"]
-            ),
-            "defence_fails_at_20pct": sorted(
-                k for k, v in node_level.items() if not v["defence_holds"]
-            ),
             "honest_excluded_at_20pct": all(
                 v["honest_excluded_fraction"] <= TARGETS["honest_excluded"] for v in at20.values()
             ),
-            "harm_not_stopped_at_20pct": sorted(
-                k
-                for k, v in at20.items()
-                if k.split("@")[0] in NO_LOSS_HARM and not v.get("harm_stopped", False)
-            ),
-            "validator_defence_fails": sorted(
-                k for k, v in validators.items() if not v["defence_holds_against_minority"]
-            ),
-            "validator_attack_never_hurts": sorted(
-                k for k, v in validators.items() if not v["hurts_with_a_majority"]
-            ),
+            **{f"no_{name}": not keys for name, keys in failing.items()},
             "orphans_after_kill": None
             if faults["orphans_after_kill"] is None
             else faults["orphans_after_kill"] == 0,

@@ -365,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         "bit_depth": bit_depth,
         "event_driven": event,
         "regulator": regulator,
-        "targets": targets,
+        "pass": targets,
         "wall_s": time.perf_counter() - t0,
     }
     print(f"snn {snn_eval.loss_mean:.4f} vs mlp {mlp_res['maml']['loss']:.4f}", file=sys.stderr)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from chainml.benchtable import rows_for
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -50,3 +52,13 @@ def test_attack_entries_are_means_over_same_seed_triples() -> None:
         assert by_seed[0] != by_seed[1]  # another seed is another fleet, not a repeat
         assert entry[f"{run}_loss"] == pytest.approx(sum(by_seed) / 2, abs=2e-4)
     assert report["clean_loss"] == entry["clean_loss"]
+    # the report reads right in `python -m chainml.benchtable`: every verdict is a boolean, the
+    # undefended loss is a lower bound, and facts such as "diverged" are values, not checks
+    assert all(isinstance(v, bool) or v is None for v in report["pass"].values())
+    assert report["pass"]["no_defence_failing"] == (
+        not report["failing_at_20pct"]["defence_failing"]
+    )
+    assert entry["diverged"] == [] or set(entry["diverged"]) <= {"undefended", "defended"}
+    rows = rows_for("faults.py", report)
+    assert not [r for r in rows if "diverged" in r.figure and r.verdict]
+    assert "≥ 2" in {r.target for r in rows if r.figure.endswith("undefended_x")}
