@@ -27,7 +27,7 @@ interrupted, whether the resumed run reaches the same final CID as an uninterrup
 Prints tables, then one JSON object as the last line.
 
     python bench/faults.py [--quick] [--skip-faults] [--skip-validators] [--jobs 2]
-        [--seeds 6] [--rounds 50] [--swarm-attacks stale,replay,bad_aggregator] [--kills 3]
+        [--seeds 3] [--rounds 50] [--swarm-attacks stale,replay,bad_aggregator] [--kills 3]
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ SWARM_NODES, SWARM_ROUNDS = 20, 8
 LAST_VERSIONS = 10
 """A run's loss is the mean device-protocol MSE of its last 10 versions: single versions of a
 young run swing by +-40% from round to round, which would swamp the 1.2x criterion."""
-SEEDS = 6
+SEEDS = 3
 """Seeds per triple (clean, undefended, defended); losses are means over them."""
 DEFENCE = "guard"
 FRACTIONS = (0.1, 0.2, 0.3)

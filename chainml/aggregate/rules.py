@@ -155,19 +155,6 @@ def clip_norms(rows: np.ndarray, factor: float) -> np.ndarray:
     return out
 
 
-def smallest_norms(rows: np.ndarray, drop_fraction: float) -> list[int]:
-    """Indices (ascending) of the rows left when the ``floor(drop_fraction * n)`` largest-norm
-    rows are dropped; ties keep the lower index. Exact squared norms, as in :func:`clip_norms`.
-    """
-    if not 0 <= drop_fraction < 1:
-        raise ConfigError(f"drop fraction must be in [0, 1), got {drop_fraction}")
-    n = rows.shape[0]
-    drop = math.floor(drop_fraction * n) if n >= 3 else 0
-    fixed = to_fixed_point(rows)
-    norms = [int(v) for v in np.einsum("ij,ij->i", fixed, fixed)]
-    return sorted(sorted(range(n), key=lambda i: (norms[i], i))[: n - drop])
-
-
 def direction_outliers(rows: np.ndarray, centre: np.ndarray, min_cosine: float) -> list[int]:
     """Rows pointing against the robust centre: cosine below ``-min_cosine`` (exact test).
 

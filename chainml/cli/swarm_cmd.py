@@ -77,8 +77,7 @@ def run(
     aggregation: Annotated[
         str,
         typer.Option(
-            help="guard (collusion screen + clipped mean of the smaller updates), mean, cclip, "
-            "median, trimmed, krum."
+            help="guard (collusion screen + centered clipping), mean, cclip, median, trimmed, krum."
         ),
     ] = SwarmConfig.aggregation,
     seed: Annotated[int, typer.Option(help="Seed for the fleet, data and keys.")] = 0,

@@ -34,9 +34,8 @@ direction from their mean ``mu`` and coordinate-wise standard deviation ``sigma`
   ``fang_trimmed``: per coordinate, values beyond the benign extreme against the benign
   direction, drawn per attacker (Fang et al., USENIX Security 2020);
 - ``adaptive``: knows the aggregation rule of the version it trains on and picks the attack
-  that rule is weakest to; against ``guard`` and ``cclip`` it decorrelates the colluders with
-  seeded noise (past the collusion screen) and keeps its norm at the benign median (inside
-  guard's norm trim and any clipping radius);
+  that rule is weakest to; against ``guard`` it decorrelates the colluders with seeded noise
+  and shrinks into the clipping radius;
 - ``backdoor``: model replacement (Bagdasaryan et al. 2020): train on poisoned data (the
   backdoor target everywhere) and boost the update.
 
@@ -345,7 +344,6 @@ def craft_direction(
             return fang_trimmed_vector(benign, mu, task_rng(ctx.seed, 13, round_id, ctx.index))
         # centred clipping / guard: a shared offset the size of the benign spread, hidden among
         # per-attacker noise so that no two colluders look alike; norm kept at the benign median
-        # (never among the largest norms, which guard leaves out, nor past a clipping radius)
         offset = -ALIE_Z * sigma
         rng = task_rng(ctx.seed, 14, round_id, ctx.index)
         noise = rng.standard_normal(mu.shape) * (sigma > 0)
