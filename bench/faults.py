@@ -296,6 +296,7 @@ def attack_entry(
 ) -> dict[str, Any]:
     c, u, d = clean["loss"], undefended["loss"], defended["loss"]
     adv, hon = defended["adversary_reputation"], defended["honest_reputation"]
+    runs = {"clean": clean, "undefended": undefended, "defended": defended}
     return {
         "path": path,
         "clean_loss": round(c, 4),
@@ -305,17 +306,11 @@ def attack_entry(
         "defended_x": round(d / c, 3),
         "honest_excluded_fraction": round(defended["honest_excluded"], 4),
         "loss_by_seed": {
-            name: run["loss_by_seed"]
-            for name, run in (("clean", clean), ("undefended", undefended), ("defended", defended))
-            if "loss_by_seed" in run
+            name: run["loss_by_seed"] for name, run in runs.items() if "loss_by_seed" in run
         },
         "adversaries_excluded_fraction": round(defended["adversaries_excluded"], 4),
         "adversaries_below_honest": adv is not None and adv < hon,
-        "diverged": [
-            name
-            for name, run in (("undefended", undefended), ("defended", defended))
-            if run.get("diverged")
-        ],
+        "diverged": [name for name in ("undefended", "defended") if runs[name].get("diverged")],
         "hurts_undefended": u >= TARGETS["undefended_x"] * c,
         "defence_holds": d <= TARGETS["defended_x"] * c,
     }
