@@ -17,7 +17,9 @@ sends it SIGKILL when its parent dies (``PR_SET_PDEATHSIG``, Linux), and a watch
 blocked on the parent's sentinel pipe exits the process the moment that pipe closes (any POSIX
 system). multiprocessing's resource tracker then sees every writer of its pipe gone and exits
 by itself. A local Ray instance's GCS, raylet and workers die with their driver, but its agents
-take about a minute to notice, so a small reaper process kills them at once (``_Reaper``).
+take about a minute to notice, and a worker busy in a task can outlive its raylet, so a small
+reaper process kills them at once (``_Reaper``): what was running when the instance came up, then
+every process whose command line names the instance's private temporary directory.
 
 Pointing at an existing Ray cluster: ``--executor ray:ADDRESS`` (``ray:auto`` uses
 ``RAY_ADDRESS`` or the cluster this machine belongs to). Every Ray node needs this venv (chainml
@@ -255,7 +257,7 @@ def is_loopback_address(address: str | None) -> bool:
 
 
 _REAPER = r"""
-import os, shutil, signal, sys
+import os, shutil, signal, sys, time
 def start(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -268,13 +270,38 @@ for line in sys.stdin:
         break
     targets.append(line.split())
 sys.stdin.read()  # returns at end of file: the process that started us closed or died
+def kill(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 for pid, when in targets:
     if start(int(pid)) == when:
-        try:
-            os.kill(int(pid), signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        kill(int(pid))
+# Every process whose command line names the instance's private directory: the workers and
+# agents started after the snapshot above (a random mkdtemp path, so nothing else matches).
+def of_instance(mark):
+    me = os.getpid()
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit() and int(name) != me:
+            try:
+                with open(f"/proc/{name}/cmdline", "rb") as f:
+                    line = f.read()
+            except OSError:
+                continue
+            if mark + b"/" in line or mark + b"\0" in line:
+                found.append(int(name))
+    return found
 if len(sys.argv) > 1:
+    mark = os.fsencode(sys.argv[1].rstrip("/"))
+    for _ in range(50):  # a few sweeps: a dying raylet may still have forked a worker
+        left = of_instance(mark)
+        if not left:
+            break
+        for pid in left:
+            kill(pid)
+        time.sleep(0.1)
     shutil.rmtree(sys.argv[1], ignore_errors=True)  # the instance's files go with it
 """
 
@@ -319,7 +346,9 @@ class _Reaper:
     """A tiny process that SIGKILLs the given processes once this process is gone or closes it.
 
     A local Ray instance's GCS, raylet and workers die with the driver, but its agents take
-    about a minute to notice; the reaper makes a ``kill -9`` of the orchestrator leave nothing.
+    about a minute to notice and a worker busy in a task may outlive its raylet; the reaper
+    makes a ``kill -9`` of the orchestrator leave nothing. It kills ``pids`` (what ran when it
+    started), then every process whose command line names ``temp_dir`` (what started later).
     It runs in its own session, so it outlives the orchestrator just long enough to do that.
     """
 

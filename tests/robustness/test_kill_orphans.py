@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from chainml.services.chain import LocalChain
+from chainml.swarm.executor import _Reaper
 from tests.robustness import procs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -148,3 +149,47 @@ def test_kill_9_of_a_swarm_run_mid_round_leaves_no_process(chain, tmp_path, exec
     _reap(left)
     assert sum(mark in p.cmdline for p in tree) >= 2, tree
     assert left == [], [(p.pid, p.cmdline[:100]) for p in left]
+
+
+def _sleeper(*args: str) -> subprocess.Popen[bytes]:
+    """A process of ours whose command line carries ``args`` (as a Ray worker's names its
+    instance's temporary directory)."""
+    return _spawn([sys.executable, "-c", "import time; time.sleep(600)", *args])
+
+
+def test_the_ray_reaper_kills_late_workers_that_name_its_instance_directory(tmp_path):
+    """A worker that starts after the reaper's snapshot (a Ray task's worker) dies with the
+    driver because its command line names the instance's directory; a process that does not
+    name it, or names a longer directory that merely starts with it, is left alone."""
+    instance = tmp_path / "chainml-ray-abc"
+    instance.mkdir()
+    reaper = _Reaper([], instance)
+    late = _sleeper(f"--temp-dir={instance}")
+    inside = _sleeper(f"--session-dir={instance}/session_1")
+    unrelated = _sleeper(f"--temp-dir={instance}x")
+    try:
+        procs.wait_for(lambda: all(procs.read_proc(p.pid) for p in (late, inside)), 30, "sleepers")
+        reaper.close()  # what a driver's death does: the reaper's stdin reaches end of file
+        assert late.wait(timeout=DEADLINE_S) == -signal.SIGKILL
+        assert inside.wait(timeout=DEADLINE_S) == -signal.SIGKILL
+        assert unrelated.poll() is None
+        assert not instance.exists()
+    finally:
+        for proc in (late, inside, unrelated):
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=DEADLINE_S)
+
+
+def test_without_the_directory_sweep_a_late_worker_outlives_the_reaper(tmp_path):
+    """The reaper before the fix (its PID snapshot only): the late worker survives."""
+    instance = tmp_path / "chainml-ray-abc"
+    instance.mkdir()
+    reaper = _Reaper([])  # no directory: the snapshot is all it kills
+    late = _sleeper(f"--temp-dir={instance}")
+    try:
+        reaper.close()
+        assert late.poll() is None
+    finally:
+        late.kill()
+        late.wait(timeout=DEADLINE_S)
