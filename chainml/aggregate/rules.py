@@ -69,6 +69,18 @@ def trimmed_mean(rows: np.ndarray, trim_fraction: float) -> np.ndarray:
     return (ordered_sum(kept) / float(kept.shape[0])).astype(np.float32)
 
 
+def fixed_point_shift(rows: np.ndarray) -> int:
+    """The power of two that puts ``rows`` on the grid of :func:`to_fixed_point`."""
+    dim = max(rows.shape[1], 1)
+    bits = (EXACT_FLOAT_BITS - math.ceil(math.log2(dim)) - 1) // 2
+    if bits < 8:
+        raise ConfigError(f"too many coordinates ({dim}) for exact distances")
+    peak = float(np.max(np.abs(rows))) if rows.size else 0.0
+    if not math.isfinite(peak):
+        raise ConfigError("cannot compute distances of contributions with NaN or infinity")
+    return 0 if peak == 0 else math.floor(math.log2(2.0**bits / peak))
+
+
 def to_fixed_point(rows: np.ndarray) -> np.ndarray:
     """Integer-valued float64 copy on a power-of-two grid chosen from the data.
 
@@ -77,15 +89,7 @@ def to_fixed_point(rows: np.ndarray) -> np.ndarray:
     exactly. Any summation order (BLAS, SIMD, threads) then gives the same exact result, so
     distances built from these dot products are identical on every machine.
     """
-    dim = max(rows.shape[1], 1)
-    bits = (EXACT_FLOAT_BITS - math.ceil(math.log2(dim)) - 1) // 2
-    if bits < 8:
-        raise ConfigError(f"too many coordinates ({dim}) for exact distances")
-    peak = float(np.max(np.abs(rows))) if rows.size else 0.0
-    if not math.isfinite(peak):
-        raise ConfigError("cannot compute distances of contributions with NaN or infinity")
-    shift = 0 if peak == 0 else math.floor(math.log2(2.0**bits / peak))
-    return np.rint(np.ldexp(rows.astype(np.float64), shift))
+    return np.rint(np.ldexp(rows.astype(np.float64), fixed_point_shift(rows)))
 
 
 def squared_distances(rows: np.ndarray, to: np.ndarray | None = None) -> np.ndarray:
@@ -101,6 +105,46 @@ def squared_distances(rows: np.ndarray, to: np.ndarray | None = None) -> np.ndar
     if to is not None:
         return norms[:-1] + norms[-1] - 2 * gram[:-1, -1]
     return norms[:, None] + norms[None, :] - 2 * gram
+
+
+MIX_BLOCK = 1024
+"""Nearest-neighbour mixing compares every pair within blocks of at most this many rows (in
+canonical order), so its cost grows linearly with the fleet beyond one block."""
+
+
+def nearest_neighbour_mix(rows: np.ndarray, byzantine_fraction: float) -> np.ndarray:
+    """Nearest-neighbour mixing (Allouah et al., "Fixing by Mixing", AISTATS 2023).
+
+    Each row becomes the mean of its ``n - f`` nearest rows (itself included; ties to the lower
+    index), ``f = floor(byzantine_fraction * n)``. Honest nodes with different tasks disagree a
+    lot; mixing averages that spread away before a robust rule runs, while a far-off update
+    mostly mixes only with itself. Exact: distances and sums are integers on the fixed-point
+    grid of :func:`to_fixed_point`, so any BLAS gives the same bits. Above :data:`MIX_BLOCK`
+    rows the rows are mixed within near-equal contiguous blocks.
+    """
+    _require_rows(rows, 1)
+    if not 0 <= byzantine_fraction < 0.5:
+        raise ConfigError(f"mixing fraction must be in [0, 0.5), got {byzantine_fraction}")
+    n = rows.shape[0]
+    out = np.empty(rows.shape, dtype=np.float32)
+    for block in np.array_split(np.arange(n), math.ceil(n / MIX_BLOCK)):
+        out[block] = _mix_block(rows[block], byzantine_fraction)
+    return out
+
+
+def _mix_block(rows: np.ndarray, byzantine_fraction: float) -> np.ndarray:
+    n = rows.shape[0]
+    keep = max(n - math.floor(byzantine_fraction * n), 1)
+    shift = fixed_point_shift(rows)
+    fixed = np.rint(np.ldexp(rows.astype(np.float64), shift))
+    gram = (fixed @ fixed.T).astype(np.int64)
+    sq = np.diagonal(gram).copy()
+    dist = sq[:, None] + sq[None, :] - 2 * gram
+    nearest = np.argsort(dist, axis=1, kind="stable")[:, :keep]
+    pick = np.zeros((n, n), dtype=np.float64)
+    pick[np.arange(n)[:, None], nearest] = 1.0
+    sums = pick @ fixed  # integers below 2^53: exact in any summation order
+    return np.ldexp(sums / float(keep), -shift).astype(np.float32)
 
 
 def krum_select(rows: np.ndarray, byzantine: int, keep: int) -> list[int]:

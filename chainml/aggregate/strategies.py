@@ -7,6 +7,7 @@ excluded list is what the aggregator proposes on chain, and reputation goes down
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
@@ -166,7 +167,7 @@ class CenteredClip(Strategy):
 
 @dataclass(frozen=True)
 class Guard(Strategy):
-    """Collusion screening, norm clipping and centered clipping (the recommended robust rule).
+    """Collusion screening, norm clipping, mixing and centered clipping (the recommended rule).
 
     1. Screen: leave out every update parallel to another one (cosine >= ``collusion_cosine`` =
        0.999, both as updates and as deviations from the coordinate-wise median). Honest nodes
@@ -174,14 +175,21 @@ class Guard(Strategy):
        0.993. Colluders that share one malicious direction are parallel. Only these nodes are
        excluded (and lose reputation).
     2. Clip every remaining update to ``clip_factor`` times the median norm.
-    3. Centered clipping around their coordinate-wise median: what slips through the screen
-       moves the aggregate by at most the clipping radius over n.
+    3. Nearest-neighbour mixing (``mix_fraction``): each update becomes the mean of its nearest
+       ``1 - mix_fraction`` of the updates. Honest updates are mostly task noise (cosine 0.28
+       to the fleet mean on sine), which hid label and sign flips inside the honest spread;
+       mixing shrinks that spread, and a far-off update barely enters its neighbours' means.
+       In the fault bench (3 seeds) it cut the label-flip harm from 3.75x to 1.26x the clean
+       loss and sign flips from 1.69x to 1.43x; the adaptive attacker got worse (9x to 22x).
+    4. Centered clipping around their coordinate-wise median: what slips through moves the
+       aggregate by at most the clipping radius over n.
     """
 
     rule_id: ClassVar[int] = 6
     name: ClassVar[str] = "guard"
     clip_factor: float | None = 2.0
     collusion_cosine: float = 0.999
+    mix_fraction: float = 0.25
     radius_factor: float = 1.0
     iterations: int = 3
 
@@ -194,6 +202,8 @@ class Guard(Strategy):
         return kept if kept else list(range(rows.shape[0]))
 
     def _combine(self, rows: np.ndarray, kept: Sequence[Contribution]) -> np.ndarray:
+        if math.floor(self.mix_fraction * rows.shape[0]) >= 1:  # else mixing is the mean
+            rows = rules.nearest_neighbour_mix(rows, self.mix_fraction)
         centre = rules.coordinate_median(rows)
         return rules.centered_clip(rows, centre, self.radius_factor, int(self.iterations))
 

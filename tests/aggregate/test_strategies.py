@@ -101,6 +101,41 @@ def test_distances_are_exact_integers() -> None:
     assert np.array_equal(fast, slow)
 
 
+def test_nearest_neighbour_mixing_averages_each_row_with_its_nearest() -> None:
+    """Four rows, f = 1: each row becomes the mean of its three nearest (itself included); the
+    far-off row 100 enters no other row's mean."""
+    rows = np.array([[0.0], [1.0], [3.0], [100.0]], dtype=np.float32)
+    mixed = rules.nearest_neighbour_mix(rows, 0.25)
+    assert np.allclose(mixed[:, 0], [4 / 3, 4 / 3, 4 / 3, 104 / 3], rtol=1e-6)
+    assert np.allclose(rules.nearest_neighbour_mix(rows, 0.0)[:, 0], 26.0)  # f = 0: the mean
+    with pytest.raises(ConfigError, match="mixing fraction"):
+        rules.nearest_neighbour_mix(rows, 0.5)
+
+
+def test_mixing_in_blocks_mixes_only_within_a_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above the block size, rows mix only with rows of their own contiguous block (bounded
+    cost); each block gives what mixing it alone gives."""
+    rows = np.random.default_rng(5).normal(size=(10, 40)).astype(np.float32)
+    monkeypatch.setattr(rules, "MIX_BLOCK", 4)  # 10 rows -> blocks of 4, 3 and 3
+    blocked = rules.nearest_neighbour_mix(rows, 0.25)
+    for block in (slice(0, 4), slice(4, 7), slice(7, 10)):
+        alone = rules.nearest_neighbour_mix(rows[block], 0.25)
+        assert np.array_equal(blocked[block], alone)
+
+
+def test_guard_mixes_only_when_mixing_can_leave_someone_out() -> None:
+    """With fewer than 4 updates, f = floor(0.25 n) = 0 and mixing would be the plain mean
+    (giving up centred clipping's bound): guard then clips the raw updates."""
+    contributions, _ = honest_and_byzantine(n_honest=2, n_bad=1)
+    mixed = strategy_named("guard").aggregate(contributions).delta
+    unmixed = strategy_named("guard", mix_fraction=0.0).aggregate(contributions).delta
+    assert np.array_equal(mixed, unmixed)
+    contributions, _ = honest_and_byzantine(n_honest=6, n_bad=2)
+    mixed = strategy_named("guard").aggregate(contributions).delta
+    unmixed = strategy_named("guard", mix_fraction=0.0).aggregate(contributions).delta
+    assert not np.array_equal(mixed, unmixed)
+
+
 DIGEST_SCRIPT = """
 import hashlib, sys
 from tests.aggregate.test_strategies import honest_and_byzantine
