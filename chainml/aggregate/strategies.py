@@ -193,6 +193,10 @@ class Guard(Strategy):
     radius_factor: float = 1.0
     iterations: int = 3
 
+    def __post_init__(self) -> None:
+        if not 0 <= self.mix_fraction < 0.5:
+            raise ConfigError(f"guard's mix_fraction must be in [0, 0.5), got {self.mix_fraction}")
+
     def _select(self, rows: np.ndarray) -> list[int]:
         if rows.shape[0] < 3:
             return list(range(rows.shape[0]))

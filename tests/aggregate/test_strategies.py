@@ -77,6 +77,9 @@ def test_input_order_does_not_change_a_single_bit(name: str) -> None:
 
 
 def test_inputs_are_not_modified() -> None:
+    for bad in (-0.1, 0.5):
+        with pytest.raises(ConfigError, match="mix_fraction must be in"):
+            strategy_named("guard", mix_fraction=bad)
     contributions, _ = honest_and_byzantine(n_honest=6, n_bad=2)
     before = [c.delta.copy() for c in contributions]
     for name in STRATEGIES:
@@ -130,6 +133,9 @@ def test_guard_mixes_only_when_mixing_can_leave_someone_out() -> None:
     mixed = strategy_named("guard").aggregate(contributions).delta
     unmixed = strategy_named("guard", mix_fraction=0.0).aggregate(contributions).delta
     assert np.array_equal(mixed, unmixed)
+    for bad in (-0.1, 0.5):
+        with pytest.raises(ConfigError, match="mix_fraction must be in"):
+            strategy_named("guard", mix_fraction=bad)
     contributions, _ = honest_and_byzantine(n_honest=6, n_bad=2)
     mixed = strategy_named("guard").aggregate(contributions).delta
     unmixed = strategy_named("guard", mix_fraction=0.0).aggregate(contributions).delta
