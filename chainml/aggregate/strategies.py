@@ -16,7 +16,7 @@ import numpy as np
 
 from chainml.aggregate import rules
 from chainml.errors import ConfigError
-from chainml.meta.recipe import Recipe
+from chainml.meta.recipe import RECOMMENDED_AGGREGATION_SETTINGS, Recipe
 
 
 @dataclass(frozen=True)
@@ -175,12 +175,13 @@ class Guard(Strategy):
        0.993. Colluders that share one malicious direction are parallel. Only these nodes are
        excluded (and lose reputation).
     2. Clip every remaining update to ``clip_factor`` times the median norm.
-    3. Nearest-neighbour mixing (``mix_fraction``): each update becomes the mean of its nearest
-       ``1 - mix_fraction`` of the updates. Honest updates are mostly task noise (cosine 0.28
-       to the fleet mean on sine), which hid label and sign flips inside the honest spread;
-       mixing shrinks that spread, and a far-off update barely enters its neighbours' means.
-       In the fault bench (3 seeds) it cut the label-flip harm from 3.75x to 1.26x the clean
-       loss and sign flips from 1.69x to 1.43x; the adaptive attacker got worse (9x to 22x).
+    3. Nearest-neighbour mixing (``mix_fraction``, 0.25 in new recipes): each update becomes
+       the mean of its nearest ``1 - mix_fraction`` of the updates. Honest updates are mostly
+       task noise (cosine 0.28 to the fleet mean on sine), which hid label and sign flips
+       inside the honest spread; mixing shrinks that spread, and a far-off update barely
+       enters its neighbours' means. In the fault bench (3 seeds) it cut the label-flip harm
+       from 3.75x to 1.26x the clean loss and sign flips from 1.69x to 1.43x; the adaptive
+       attacker got worse (9x to 22x).
     4. Centered clipping around their coordinate-wise median: what slips through moves the
        aggregate by at most the clipping radius over n.
     """
@@ -189,7 +190,9 @@ class Guard(Strategy):
     name: ClassVar[str] = "guard"
     clip_factor: float | None = 2.0
     collusion_cosine: float = 0.999
-    mix_fraction: float = 0.25
+    mix_fraction: float = 0.0
+    """0 (no mixing) when a recipe does not name it: the rule before mixing, so older versions
+    recompute bit for bit; new recipes commit 0.25 (``RECOMMENDED_AGGREGATION_SETTINGS``)."""
     radius_factor: float = 1.0
     iterations: int = 3
 
@@ -227,6 +230,11 @@ def strategy_named(name: str, **settings: float) -> Strategy:
         return STRATEGIES[name](**settings)
     except TypeError as exc:
         raise ConfigError(f"invalid settings for aggregation rule {name!r}: {exc}") from None
+
+
+def recommended_strategy(name: str) -> Strategy:
+    """The rule ``name`` with the settings a new recipe commits for it."""
+    return strategy_named(name, **dict(RECOMMENDED_AGGREGATION_SETTINGS.get(name, ())))
 
 
 def strategy_for_rule(rule_id: int) -> Strategy:

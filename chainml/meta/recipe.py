@@ -150,6 +150,13 @@ class SpikingRecipe:
         return cls(**body)
 
 
+RECOMMENDED_AGGREGATION_SETTINGS: dict[str, tuple[tuple[str, float], ...]] = {
+    "guard": (("mix_fraction", 0.25),),
+}
+"""Settings a new recipe commits for its rule. A strategy's own defaults are the rule as it was
+first released, so a version whose recipe lacks a later setting recomputes bit for bit."""
+
+
 @dataclass(frozen=True)
 class Recipe:
     """Every setting of the learning protocol that changes what a version is."""
@@ -261,6 +268,9 @@ class Recipe:
         """The default recipe of a task family, with ``overrides`` applied; ``device_shots``
         follows support plus query unless given."""
         settings = {**FAMILY_DEFAULTS.get(family, {}), **overrides}
+        if "aggregation_settings" not in settings:
+            rule = settings.get("aggregation", cls.aggregation)
+            settings["aggregation_settings"] = RECOMMENDED_AGGREGATION_SETTINGS.get(rule, ())
         if isinstance(settings.get("spiking"), dict):
             settings["spiking"] = SpikingRecipe(**settings["spiking"])
         if "device_shots" not in settings:

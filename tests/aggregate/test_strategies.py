@@ -129,17 +129,33 @@ def test_mixing_in_blocks_mixes_only_within_a_block(monkeypatch: pytest.MonkeyPa
 def test_guard_mixes_only_when_mixing_can_leave_someone_out() -> None:
     """With fewer than 4 updates, f = floor(0.25 n) = 0 and mixing would be the plain mean
     (giving up centred clipping's bound): guard then clips the raw updates."""
+    mixing, plain = strategy_named("guard", mix_fraction=0.25), strategy_named("guard")
     contributions, _ = honest_and_byzantine(n_honest=2, n_bad=1)
-    mixed = strategy_named("guard").aggregate(contributions).delta
-    unmixed = strategy_named("guard", mix_fraction=0.0).aggregate(contributions).delta
-    assert np.array_equal(mixed, unmixed)
+    assert np.array_equal(
+        mixing.aggregate(contributions).delta, plain.aggregate(contributions).delta
+    )
     for bad in (-0.1, 0.5):
         with pytest.raises(ConfigError, match="mix_fraction must be in"):
             strategy_named("guard", mix_fraction=bad)
     contributions, _ = honest_and_byzantine(n_honest=6, n_bad=2)
-    mixed = strategy_named("guard").aggregate(contributions).delta
-    unmixed = strategy_named("guard", mix_fraction=0.0).aggregate(contributions).delta
-    assert not np.array_equal(mixed, unmixed)
+    assert not np.array_equal(
+        mixing.aggregate(contributions).delta, plain.aggregate(contributions).delta
+    )
+
+
+def test_new_recipes_commit_mixing_and_older_recipes_keep_the_rule_they_were_made_with() -> None:
+    """The setting that shapes the aggregate is in the recipe: a new guard recipe names
+    mix_fraction 0.25, and a recipe without it (an older version) recomputes without mixing."""
+    from chainml.aggregate.strategies import strategy_for_recipe
+    from chainml.meta.recipe import Recipe
+
+    new = Recipe.for_family("sine")
+    assert new.strategy_settings == {"mix_fraction": 0.25}
+    assert Recipe.parse(new.canonical()) == new
+    assert strategy_for_recipe(new) == strategy_named("guard", mix_fraction=0.25)
+    older = Recipe.parse(new.canonical().replace(b'"mix_fraction":0.25', b""))
+    assert older.strategy_settings == {} and strategy_for_recipe(older).mix_fraction == 0.0
+    assert Recipe.for_family("sine", aggregation="mean").strategy_settings == {}
 
 
 DIGEST_SCRIPT = """

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from chainml.aggregate.strategies import Contribution, strategy_named
+from chainml.aggregate.strategies import Contribution, strategy_for_recipe
 from chainml.meta.federated import NodeConfig, node_steps
 from chainml.meta.models import get_model
 from chainml.meta.sparse import encode_sparse, flatten_params
@@ -64,7 +64,7 @@ def run(env: SwarmEnv, rule: str) -> Outcome:
         for u in evidence.updates
         if index_of[u.node.lower()] in adversaries
     }
-    clean = strategy_named(rule).aggregate(
+    clean = strategy_for_recipe(v0.recipe).aggregate(  # the run's rule, with its settings
         [Contribution(f"0x{i:040x}", r.update.to_dense(), 10) for i, r in enumerate(honest)]
     )
     return Outcome(rows, nodes, first_step, clean.delta, stored)
