@@ -167,7 +167,7 @@ class CenteredClip(Strategy):
 
 @dataclass(frozen=True)
 class Guard(Strategy):
-    """Collusion screening, norm clipping, mixing and centered clipping (the recommended rule).
+    """Collusion screening, norm clipping, optional mixing and centered clipping (the default).
 
     1. Screen: leave out every update parallel to another one (cosine >= ``collusion_cosine`` =
        0.999, both as updates and as deviations from the coordinate-wise median). Honest nodes
@@ -175,7 +175,7 @@ class Guard(Strategy):
        0.993. Colluders that share one malicious direction are parallel. Only these nodes are
        excluded (and lose reputation).
     2. Clip every remaining update to ``clip_factor`` times the median norm.
-    3. Nearest-neighbour mixing (``mix_fraction``, 0.25 in new recipes): each update becomes
+    3. Nearest-neighbour mixing (``mix_fraction``, opt-in; 0.25 measured): each update becomes
        the mean of its nearest ``1 - mix_fraction`` of the updates. Honest updates are mostly
        task noise (cosine 0.28 to the fleet mean on sine), which hid label and sign flips
        inside the honest spread; mixing shrinks that spread, and a far-off update barely
@@ -191,8 +191,8 @@ class Guard(Strategy):
     clip_factor: float | None = 2.0
     collusion_cosine: float = 0.999
     mix_fraction: float = 0.0
-    """0 (no mixing) when a recipe does not name it: the rule before mixing, so older versions
-    recompute bit for bit; new recipes commit 0.25 (``RECOMMENDED_AGGREGATION_SETTINGS``)."""
+    """0 (no mixing) unless the recipe names it: opt-in, since it cost the learning bench its
+    margins (see ``RECOMMENDED_AGGREGATION_SETTINGS``); versions without it recompute as before."""
     radius_factor: float = 1.0
     iterations: int = 3
 

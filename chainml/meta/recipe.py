@@ -150,11 +150,12 @@ class SpikingRecipe:
         return cls(**body)
 
 
-RECOMMENDED_AGGREGATION_SETTINGS: dict[str, tuple[tuple[str, float], ...]] = {
-    "guard": (("mix_fraction", 0.25),),
-}
-"""Settings a new recipe commits for its rule. A strategy's own defaults are the rule as it was
-first released, so a version whose recipe lacks a later setting recomputes bit for bit."""
+RECOMMENDED_AGGREGATION_SETTINGS: dict[str, tuple[tuple[str, float], ...]] = {}
+"""Settings a new recipe commits for its rule, beyond the rule's own defaults (which stay the
+rule as first released, so a version whose recipe lacks a later setting recomputes bit for bit).
+None yet: guard's nearest-neighbour mixing (``mix_fraction``) held label flips in the fault
+bench but cost the learning bench its margins (sine MAML 0.294 -> 0.399 against <= 0.40;
+coldchain lost to FedAvg at 10 steps), so it is opt-in through ``aggregation_settings``."""
 
 
 @dataclass(frozen=True)

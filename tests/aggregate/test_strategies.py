@@ -143,19 +143,23 @@ def test_guard_mixes_only_when_mixing_can_leave_someone_out() -> None:
     )
 
 
-def test_new_recipes_commit_mixing_and_older_recipes_keep_the_rule_they_were_made_with() -> None:
-    """The setting that shapes the aggregate is in the recipe: a new guard recipe names
-    mix_fraction 0.25, and a recipe without it (an older version) recomputes without mixing."""
+def test_mixing_is_a_committed_opt_in_setting_of_the_recipe() -> None:
+    """The setting that shapes the aggregate is in the recipe: a recipe naming mix_fraction
+    0.25 round-trips and mixes; a default recipe (mixing is opt-in) and one without the key
+    (an older version) recompute without mixing."""
+    from dataclasses import replace
+
     from chainml.aggregate.strategies import strategy_for_recipe
     from chainml.meta.recipe import Recipe
 
-    new = Recipe.for_family("sine")
-    assert new.strategy_settings == {"mix_fraction": 0.25}
-    assert Recipe.parse(new.canonical()) == new
-    assert strategy_for_recipe(new) == strategy_named("guard", mix_fraction=0.25)
-    older = Recipe.parse(new.canonical().replace(b'"mix_fraction":0.25', b""))
-    assert older.strategy_settings == {} and strategy_for_recipe(older).mix_fraction == 0.0
-    assert Recipe.for_family("sine", aggregation="mean").strategy_settings == {}
+    default = Recipe.for_family("sine")
+    assert default.strategy_settings == {} and strategy_for_recipe(default).mix_fraction == 0.0
+    mixing = replace(default, aggregation_settings=(("mix_fraction", 0.25),))
+    assert Recipe.parse(mixing.canonical()) == mixing
+    assert strategy_for_recipe(mixing) == strategy_named("guard", mix_fraction=0.25)
+    assert Recipe.parse(mixing.canonical().replace(b'"mix_fraction":0.25', b"")) == default
+    with pytest.raises(ConfigError, match="mix_fraction"):
+        strategy_for_recipe(replace(default, aggregation_settings=(("mix_fraction", 0.6),)))
 
 
 DIGEST_SCRIPT = """
