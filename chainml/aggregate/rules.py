@@ -135,12 +135,9 @@ def nearest_neighbour_mix(rows: np.ndarray, byzantine_fraction: float) -> np.nda
 def _mix_block(rows: np.ndarray, byzantine_fraction: float) -> np.ndarray:
     n = rows.shape[0]
     keep = max(n - math.floor(byzantine_fraction * n), 1)
+    nearest = np.argsort(squared_distances(rows), axis=1, kind="stable")[:, :keep]
     shift = fixed_point_shift(rows)
     fixed = np.rint(np.ldexp(rows.astype(np.float64), shift))
-    gram = (fixed @ fixed.T).astype(np.int64)
-    sq = np.diagonal(gram).copy()
-    dist = sq[:, None] + sq[None, :] - 2 * gram
-    nearest = np.argsort(dist, axis=1, kind="stable")[:, :keep]
     pick = np.zeros((n, n), dtype=np.float64)
     pick[np.arange(n)[:, None], nearest] = 1.0
     sums = pick @ fixed  # integers below 2^53: exact in any summation order

@@ -150,14 +150,6 @@ class SpikingRecipe:
         return cls(**body)
 
 
-RECOMMENDED_AGGREGATION_SETTINGS: dict[str, tuple[tuple[str, float], ...]] = {}
-"""Settings a new recipe commits for its rule, beyond the rule's own defaults (which stay the
-rule as first released, so a version whose recipe lacks a later setting recomputes bit for bit).
-None yet: guard's nearest-neighbour mixing (``mix_fraction``) held label flips in the fault
-bench but cost the learning bench its margins (sine MAML 0.294 -> 0.399 against <= 0.40;
-coldchain lost to FedAvg at 10 steps), so it is opt-in through ``aggregation_settings``."""
-
-
 @dataclass(frozen=True)
 class Recipe:
     """Every setting of the learning protocol that changes what a version is."""
@@ -269,9 +261,6 @@ class Recipe:
         """The default recipe of a task family, with ``overrides`` applied; ``device_shots``
         follows support plus query unless given."""
         settings = {**FAMILY_DEFAULTS.get(family, {}), **overrides}
-        if "aggregation_settings" not in settings:
-            rule = settings.get("aggregation", cls.aggregation)
-            settings["aggregation_settings"] = RECOMMENDED_AGGREGATION_SETTINGS.get(rule, ())
         if isinstance(settings.get("spiking"), dict):
             settings["spiking"] = SpikingRecipe(**settings["spiking"])
         if "device_shots" not in settings:

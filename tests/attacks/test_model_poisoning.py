@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import torch
 
-from chainml.aggregate.strategies import Contribution, recommended_strategy, strategy_named
+from chainml.aggregate.strategies import Contribution, strategy_named
 from chainml.meta.federated import NodeConfig, node_steps
 from chainml.meta.models import get_model
 from chainml.meta.recipe import Recipe
@@ -62,7 +62,7 @@ def genesis() -> Round:
     honest = dict(enumerate(r.update for r in node_steps(model, model.init(0), tasks, config)))
     adversaries = adversary_indices(NODES, FRACTION, 0)
     rows = [honest[i].to_dense() for i in range(NODES) if i not in adversaries]
-    clean = recommended_strategy("guard").aggregate(
+    clean = strategy_named("guard").aggregate(
         [
             Contribution(f"0x{i:040x}", honest[i].to_dense(), 10)
             for i in range(NODES)
@@ -83,7 +83,7 @@ def attacked(genesis: Round, attack: str, rule: str) -> dict[int, SparseUpdate]:
 
 
 def aggregate(updates: dict[int, SparseUpdate], rule: str) -> tuple[np.ndarray, set[int]]:
-    result = recommended_strategy(rule).aggregate(
+    result = strategy_named(rule).aggregate(
         [Contribution(f"0x{i:040x}", u.to_dense(), 10) for i, u in updates.items()]
     )
     return result.delta, {int(n, 16) for n in result.excluded}
@@ -106,7 +106,7 @@ def test_guard_excludes_no_honest_node_in_clean_rounds() -> None:
     for round_id in (1, 2, 3):
         config = NodeConfig(RECIPE, round_id)
         rows = [r.update.to_dense() for r in node_steps(model, params, tasks, config)]
-        result = recommended_strategy("guard").aggregate(
+        result = strategy_named("guard").aggregate(
             [Contribution(f"0x{i:040x}", d, 10) for i, d in enumerate(rows)]
         )
         assert result.excluded == ()
@@ -114,7 +114,7 @@ def test_guard_excludes_no_honest_node_in_clean_rounds() -> None:
         cos, _ = damage(result.delta, honest_mean)
         contributions = [Contribution(f"0x{i:040x}", d, 10) for i, d in enumerate(rows)]
         for rule in ("median", "trimmed"):
-            other = recommended_strategy(rule).aggregate(contributions).delta
+            other = strategy_named(rule).aggregate(contributions).delta
             assert cos >= damage(other, honest_mean)[0]
         assert cos > 0.5
 
@@ -196,8 +196,8 @@ def test_each_attacker_job_stores_the_twins_bytes_and_no_two_collide(
 def test_guard_is_order_independent_bit_for_bit(genesis: Round) -> None:
     updates = attacked(genesis, "fang_trimmed", "guard")
     contributions = [Contribution(f"0x{i:040x}", u.to_dense(), 10) for i, u in updates.items()]
-    a = recommended_strategy("guard").aggregate(contributions)
-    b = recommended_strategy("guard").aggregate(contributions[::-1])
+    a = strategy_named("guard").aggregate(contributions)
+    b = strategy_named("guard").aggregate(contributions[::-1])
     assert a.delta.tobytes() == b.delta.tobytes() and a.excluded == b.excluded
 
 

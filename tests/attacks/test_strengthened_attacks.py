@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from chainml.aggregate.strategies import Contribution, recommended_strategy
+from chainml.aggregate.strategies import Contribution, strategy_named
 from chainml.meta.federated import NodeConfig, ServerState, node_steps, server_step
 from chainml.meta.models import get_model
 from chainml.meta.recipe import Recipe
@@ -58,7 +58,7 @@ def round_updates(fleet: dict, attack: str | None, rule: str, round_id: int) -> 
 
 
 def aggregate(updates: dict, rule: str) -> tuple[np.ndarray, set[int]]:
-    result = recommended_strategy(rule).aggregate(
+    result = strategy_named(rule).aggregate(
         [Contribution(f"0x{i:040x}", u.to_dense(), 10) for i, u in updates.items()]
     )
     return result.delta, {int(n, 16) for n in result.excluded}

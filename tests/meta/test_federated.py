@@ -20,7 +20,7 @@ from chainml.meta.federated import (
     simulate_federated,
 )
 from chainml.meta.protocols import score
-from chainml.meta.recipe import RECOMMENDED_AGGREGATION_SETTINGS, Recipe
+from chainml.meta.recipe import Recipe
 from chainml.meta.sparse import SparseUpdate, flatten_params
 from chainml.meta.tasks import get_family
 
@@ -151,8 +151,7 @@ def test_family_defaults_shape_the_recipe_and_explicit_settings_win() -> None:
     assert sine.device_shots == 20 and sine.ridge_weight < Recipe().ridge_weight
     meter = Recipe.for_family("meter")
     assert meter.ridge_weight == 1.0 and meter.device_shots == 20
-    mixing = RECOMMENDED_AGGREGATION_SETTINGS.get("guard", ())  # what new recipes commit
-    assert Recipe.for_family("unknown-family") == Recipe(aggregation_settings=mixing)
+    assert Recipe.for_family("unknown-family") == Recipe()
     mine = Recipe.for_family("sine", support_shots=8, inner_steps=1)
     assert (mine.support_shots, mine.inner_steps, mine.device_shots) == (8, 1, 23)
     with pytest.raises(ConfigError):
