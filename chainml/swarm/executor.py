@@ -199,12 +199,20 @@ class LocalPoolExecutor:
         )
         if self._can_start_all_now():
             pool._launch_processes()  # type: ignore[attr-defined]
+            # The thread that stops the workers at shutdown (it sends each one a sentinel
+            # and joins it) otherwise starts with the first job. A pool closed before any job
+            # (a resumed run with nothing left to do, a failure before round one) would drop
+            # its queues under workers still starting, whose spawn then fails on the vanished
+            # semaphores, or leave a started worker waiting forever for work while this
+            # process waits at exit to join it.
+            pool._start_executor_manager_thread()  # type: ignore[attr-defined]
         self._pool = pool
 
     @staticmethod
     def _can_start_all_now() -> bool:
-        return threading.current_thread() is threading.main_thread() and hasattr(
-            ProcessPoolExecutor, "_launch_processes"
+        return threading.current_thread() is threading.main_thread() and all(
+            hasattr(ProcessPoolExecutor, name)
+            for name in ("_launch_processes", "_start_executor_manager_thread")
         )
 
     def worker_pids(self) -> list[int]:
