@@ -98,12 +98,18 @@ def squared_distances(rows: np.ndarray, to: np.ndarray | None = None) -> np.ndar
     ``|a - b|^2 = |a|^2 + |b|^2 - 2 a.b`` with every term an exact integer (see
     :func:`to_fixed_point`), combined in int64.
     """
-    stacked = rows if to is None else np.vstack([rows, to[None, :]])
-    fixed = to_fixed_point(stacked)
+    if to is None:
+        return _fixed_squared_distances(to_fixed_point(rows))
+    fixed = to_fixed_point(np.vstack([rows, to[None, :]]))
     gram = (fixed @ fixed.T).astype(np.int64)
     norms = np.diagonal(gram).copy()
-    if to is not None:
-        return norms[:-1] + norms[-1] - 2 * gram[:-1, -1]
+    return norms[:-1] + norms[-1] - 2 * gram[:-1, -1]
+
+
+def _fixed_squared_distances(fixed: np.ndarray) -> np.ndarray:
+    """Pairwise squared distances of rows already on the fixed-point grid (exact, int64)."""
+    gram = (fixed @ fixed.T).astype(np.int64)
+    norms = np.diagonal(gram).copy()
     return norms[:, None] + norms[None, :] - 2 * gram
 
 
@@ -135,9 +141,9 @@ def nearest_neighbour_mix(rows: np.ndarray, byzantine_fraction: float) -> np.nda
 def _mix_block(rows: np.ndarray, byzantine_fraction: float) -> np.ndarray:
     n = rows.shape[0]
     keep = max(n - math.floor(byzantine_fraction * n), 1)
-    nearest = np.argsort(squared_distances(rows), axis=1, kind="stable")[:, :keep]
     shift = fixed_point_shift(rows)
     fixed = np.rint(np.ldexp(rows.astype(np.float64), shift))
+    nearest = np.argsort(_fixed_squared_distances(fixed), axis=1, kind="stable")[:, :keep]
     pick = np.zeros((n, n), dtype=np.float64)
     pick[np.arange(n)[:, None], nearest] = 1.0
     sums = pick @ fixed  # integers below 2^53: exact in any summation order
