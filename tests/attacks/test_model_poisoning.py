@@ -120,8 +120,8 @@ def test_guard_excludes_no_honest_node_in_clean_rounds() -> None:
 
 
 @pytest.mark.parametrize("attack", [a for a in SCREENED if a != "ipm_small"])
-# IPM with a small epsilon (1.0) leaves one round's plain mean on the honest side (0.8 mu -
-# 0.2 mu): its harm shows only over a run (bench/faults.py: the undefended loss x3 on sine).
+# IPM with a small epsilon (2.0) leaves one round's plain mean on the honest side (0.8 mu -
+# 0.4 mu): its harm shows only over a run (bench/faults.py: the undefended loss x4.2 on sine).
 def test_attack_drags_the_undefended_mean_off_the_honest_direction(
     genesis: Round, attack: str
 ) -> None:
