@@ -9,8 +9,9 @@ for every run), averaged over the run's last 10 versions; the three runs are rep
 loss is the mean over the seeds. One seed is not enough: a run's trajectory is chaotic: with one
 node of 50 free-riding, the loss was 0.78x to 1.80x the clean run's, seed by seed, far beyond
 the 1.2x criterion. No defence can beat the *absent* run (the attackers free-ride and are left
-out, so the fleet learns from fewer nodes: 1.51x / 1.32x / 1.17x the clean loss at 10 / 20 /
-30%, 3 seeds); ``defended_vs_absent`` is the defence's own share of the harm. The full matrix runs through the
+out, so the fleet learns from fewer nodes and tasks: on 100 nodes 1.30x / 0.92x / 0.87x the
+clean loss at 10 / 20 / 30%, 3 seeds; on 50 nodes it was 1.51x / 1.32x / 1.17x);
+``defended_vs_absent`` is the defence's own share of the harm. The full matrix runs through the
 swarm's in-process twin (:func:`chainml.swarm.attacks.simulate_attack`: the same node step,
 attacks, screening, strategy and server step); the 20% row of ``--swarm-attacks`` also runs
 through the real swarm (Anvil, the embedded store, signed commitments, aggregator and
