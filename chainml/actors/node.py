@@ -21,7 +21,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from chainml.actors.inbox import Inbox
-from chainml.chain.client import Ledger, Sender
+from chainml.chain.client import Ledger, Sender, wait_receipt
 from chainml.chain.eip712 import Commitment, SignedCommitment, sign_commitment, to_fixed
 from chainml.chain.types import RoundStatus
 from chainml.errors import ChainMLError
@@ -184,5 +184,5 @@ def fund_accounts(w3: Web3, funder: str, addresses: Sequence[str]) -> int:
         w3.eth.send_transaction({"from": funder, "to": a, "value": NODE_FUNDING_WEI}) for a in poor
     ]
     for tx_hash in hashes:
-        w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60, poll_latency=0.02)
+        wait_receipt(w3, tx_hash, timeout=60)
     return len(poor)

@@ -100,10 +100,7 @@ def squared_distances(rows: np.ndarray, to: np.ndarray | None = None) -> np.ndar
     """
     if to is None:
         return _fixed_squared_distances(to_fixed_point(rows))
-    fixed = to_fixed_point(np.vstack([rows, to[None, :]]))
-    gram = (fixed @ fixed.T).astype(np.int64)
-    norms = np.diagonal(gram).copy()
-    return norms[:-1] + norms[-1] - 2 * gram[:-1, -1]
+    return _fixed_squared_distances(to_fixed_point(np.vstack([rows, to[None, :]])))[:-1, -1]
 
 
 def _fixed_squared_distances(fixed: np.ndarray) -> np.ndarray:

@@ -50,6 +50,37 @@ def sender_address(sender: Sender) -> str:
     return sender.address if isinstance(sender, LocalAccount) else to_checksum_address(sender)
 
 
+def wait_receipt(
+    w3: Web3,
+    tx_hash: Any,
+    timeout: float = RECEIPT_TIMEOUT_S,
+    mine_after: float | None = MINE_PENDING_AFTER_S,
+) -> TxReceipt:
+    """The transaction's receipt, once mined (``TimeExhausted`` after ``timeout`` s).
+
+    Anvil's automining can miss a transaction that is ready in its pool (seen once in a full
+    fault bench: a gateway's Merkle batch from one JSON-RPC batch waited 120 s and the run died;
+    foundry-rs/foundry#10122 reports the same). Such a transaction is mined only with the next
+    block, which a sender waiting for it never causes. So on a dev chain (Anvil, Ganache), a
+    transaction still pending after ``mine_after`` s gets one block mined (``evm_mine``; an
+    empty block if it was mined meanwhile). Real chains just wait.
+    """
+    wait = w3.eth.wait_for_transaction_receipt
+    first = timeout if mine_after is None else min(mine_after, timeout)
+    try:
+        return wait(tx_hash, timeout=first, poll_latency=0.02)
+    except TimeExhausted:
+        if mine_after is None or first >= timeout or not is_dev_chain(w3):
+            raise
+    w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    return wait(tx_hash, timeout=timeout - first, poll_latency=0.02)
+
+
+def is_dev_chain(w3: Web3) -> bool:
+    """Whether the node is a local development chain that mines on request."""
+    return str(w3.client_version).lower().startswith(_DEV_CHAINS)
+
+
 def http_web3(rpc_url: str, timeout: float = 60) -> Web3:
     """A Web3 over HTTP that asks the chain id once: web3 otherwise sends ``eth_chainId`` before
     every call and transaction (the largest fixed cost of a small round); a chain id never
@@ -87,7 +118,6 @@ class TxRunner:
         self._nonces: dict[str, int] = {}
         self._gas_price = 0
         self._gas_price_at = 0.0
-        self._dev_chain: bool | None = None
 
     def gas_price(self) -> int:
         """Twice the latest base fee plus a fixed 1 gwei tip. Not ``2 * eth_gasPrice``: that
@@ -100,38 +130,6 @@ class TxRunner:
             self._gas_price = max(2 * base + _PRIORITY_FEE_WEI, int(self.w3.eth.gas_price))
             self._gas_price_at = now
         return self._gas_price
-
-    def wait_receipt(
-        self,
-        tx_hash: Any,
-        timeout: float = RECEIPT_TIMEOUT_S,
-        mine_after: float | None = MINE_PENDING_AFTER_S,
-    ) -> TxReceipt:
-        """The transaction's receipt, once mined (``TimeExhausted`` after ``timeout`` s).
-
-        Anvil's automining can miss a transaction that is ready in its pool (seen once in a
-        full fault bench: a gateway's Merkle batch from one JSON-RPC batch waited 120 s and the
-        run died; foundry-rs/foundry#10122 reports the same). Such a transaction is mined only
-        with the next block, which a sender waiting for it never causes. So on a dev chain
-        (Anvil, Ganache), a transaction still pending after ``mine_after`` s gets one block
-        mined (``evm_mine``; an empty block if it was mined meanwhile). Real chains just wait.
-        """
-        wait = self.w3.eth.wait_for_transaction_receipt
-        first = timeout if mine_after is None else min(mine_after, timeout)
-        try:
-            return wait(tx_hash, timeout=first, poll_latency=0.02)
-        except TimeExhausted:
-            if mine_after is None or first >= timeout or not self.is_dev_chain():
-                raise
-        self.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
-        return wait(tx_hash, timeout=timeout - first, poll_latency=0.02)
-
-    def is_dev_chain(self) -> bool:
-        """Whether the node is a local development chain that mines on request."""
-        if self._dev_chain is None:
-            version = str(self.w3.client_version).lower()
-            self._dev_chain = version.startswith(_DEV_CHAINS)
-        return self._dev_chain
 
     def _next_nonce(self, address: str) -> int:
         if address not in self._nonces:
@@ -197,7 +195,7 @@ class TxRunner:
             self.resync(address)
             raise TransactionError(f"{action}: sending failed: {exc}") from exc
         self._nonces[address] = tx["nonce"] + 1
-        receipt = self.wait_receipt(tx_hash)
+        receipt = wait_receipt(self.w3, tx_hash)
         if receipt["status"] != 1:
             raise self._failure(tx, receipt, action)
         return receipt
@@ -236,7 +234,7 @@ class TxRunner:
                 self.resync()
                 raise TransactionError(f"{action}: sending failed: {response['error']}")
             hashes.append(response["result"])
-        receipts = [self.wait_receipt(h) for h in hashes]
+        receipts = [wait_receipt(self.w3, h) for h in hashes]
         for (_, tx), receipt in zip(raws, receipts, strict=True):
             if receipt["status"] != 1:
                 raise self._failure(tx, receipt, action)

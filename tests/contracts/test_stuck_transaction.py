@@ -14,7 +14,7 @@ import pytest
 from web3 import Web3
 from web3.exceptions import TimeExhausted
 
-from chainml.chain.client import Ledger
+from chainml.chain.client import Ledger, is_dev_chain, wait_receipt
 
 
 @pytest.fixture
@@ -38,10 +38,10 @@ def pending_transfer(w3: Web3, sender: str, receiver: str) -> bytes:
 def test_a_pending_transaction_is_mined_by_its_waiting_sender(
     w3: Web3, ledger: Ledger, accounts: list[str], automine_off: None
 ) -> None:
-    assert ledger.tx.is_dev_chain()
+    assert is_dev_chain(w3)
     tx_hash = pending_transfer(w3, accounts[8], accounts[9])
     started = time.monotonic()
-    receipt = ledger.tx.wait_receipt(tx_hash, timeout=20, mine_after=0.5)
+    receipt = wait_receipt(w3, tx_hash, timeout=20, mine_after=0.5)
     assert receipt["status"] == 1 and receipt["transactionHash"] == tx_hash
     assert time.monotonic() - started < 15
 
@@ -51,7 +51,7 @@ def test_must_hurt_without_mining_the_sender_waits_out_its_timeout(
 ) -> None:
     tx_hash = pending_transfer(w3, accounts[8], accounts[9])
     with pytest.raises(TimeExhausted):
-        ledger.tx.wait_receipt(tx_hash, timeout=2, mine_after=None)
+        wait_receipt(w3, tx_hash, timeout=2, mine_after=None)
     assert w3.eth.get_transaction(tx_hash)["blockNumber"] is None  # still stuck
 
 
@@ -59,5 +59,5 @@ def test_a_mined_transaction_needs_no_extra_block(
     w3: Web3, ledger: Ledger, accounts: list[str]
 ) -> None:
     tx_hash = w3.eth.send_transaction({"from": accounts[8], "to": accounts[9], "value": 1})
-    receipt = ledger.tx.wait_receipt(tx_hash, timeout=20, mine_after=0.5)
+    receipt = wait_receipt(w3, tx_hash, timeout=20, mine_after=0.5)
     assert w3.eth.block_number == receipt["blockNumber"]
