@@ -11,14 +11,16 @@ node of 50 free-riding, the loss was 0.78x to 1.80x the clean run's, seed by see
 the 1.2x criterion. No defence can beat the *absent* run (the attackers free-ride and are left
 out, so the fleet learns from fewer nodes and tasks: on 100 nodes 1.30x / 0.92x / 0.87x the
 clean loss at 10 / 20 / 30%, 3 seeds; on 50 nodes it was 1.51x / 1.32x / 1.17x);
-``defended_vs_absent`` is the defence's own share of the harm. The full matrix runs through the
+``defended_vs_absent`` is the defence's own share of the harm. ``clean_heterogeneity`` says how far
+the clean run's honest updates spread around their mean, and so how much bias an attacker can hide
+in that spread whatever the rule (:func:`heterogeneity_report`). The full matrix runs through the
 swarm's in-process twin (:func:`chainml.swarm.attacks.simulate_attack`: the same node step,
-attacks, screening, strategy and server step); the 20% row of ``--swarm-attacks`` also runs
-through the real swarm (Anvil, the embedded store, signed commitments, aggregator and
-validators) on a smaller fleet, beside the twin on that same fleet, so that the two can be
-compared. Every entry says which path produced it. Protocol-level attacks (stale, replay,
-bad_aggregator) exist only in the swarm; their harm is not the loss (``NO_LOSS_HARM``), and each
-entry says whether the defended run shows any of it.
+attacks, screening, strategy and server step); the 20% row of ``--swarm-attacks`` also runs through
+the real swarm (Anvil, the embedded store, signed commitments, aggregator and validators) on a
+smaller fleet, beside the twin on that same fleet, so that the two can be compared. Every entry
+says which path produced it. Protocol-level attacks (stale, replay, bad_aggregator) exist only in
+the swarm; their harm is not the loss (``NO_LOSS_HARM``), and each entry says whether the defended
+run shows any of it.
 Validator-side attacks (vote copying, reveal withholding, colluding validators) run through the
 real voting contract with a dishonest minority (the defence must hold) and a dishonest majority
 (the run where they hurt). Faults report rounds finalized and closed, versions lost (must be 0),
@@ -40,6 +42,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy: a pool of BL
 
 import argparse
 import json
+import math
 import random
 import signal
 import socket
@@ -54,7 +57,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from statistics import mean
+from statistics import mean, median
 from typing import Any
 
 import torch
@@ -213,6 +216,7 @@ def twin_run(
             "adversaries_excluded": 0.0,
             "honest_reputation": 0.0,
             "adversary_reputation": None,
+            "heterogeneity": None,
         }
     honest = [i for i in range(nodes) if i not in adversaries]
     return {
@@ -227,6 +231,23 @@ def twin_run(
         "adversary_reputation": (
             mean(run.reputation[i] for i in adversaries) if adversaries else None
         ),
+        "heterogeneity": median(run.heterogeneity),
+    }
+
+
+def heterogeneity_report(ratio: float, fractions: tuple[float, ...]) -> dict[str, Any]:
+    """The clean fleet's heterogeneity and what it lets an attacker do to any rule.
+
+    ``bias_order_over_signal``: ``sqrt(delta * zeta^2 / |g|^2)`` per adversary fraction
+    ``delta``, the order (constant omitted) of the shift an attacker inside the honest spread
+    can force on every aggregation rule (:func:`chainml.swarm.attacks.heterogeneity`), in
+    units of the honest mean update. Well above 1, the attacker can outweigh the honest signal
+    of a round whatever the rule; only information beyond one round's updates can separate it.
+    """
+    return {
+        "zeta2_over_mean2": round(ratio, 2),
+        "of": "honest updates of the clean run: median over rounds, mean over seeds",
+        "bias_order_over_signal": {f"{f:g}": round(math.sqrt(f * ratio), 2) for f in fractions},
     }
 
 
@@ -772,7 +793,8 @@ def main() -> None:
     print(
         f"twin, {args.nodes} nodes x {args.rounds} rounds: clean loss {clean['loss']:.4f} "
         f"({DEFENCE}), {clean_mean['loss']:.4f} (mean); honest excluded "
-        f"{clean['honest_excluded']:.4f}"
+        f"{clean['honest_excluded']:.4f}; heterogeneity zeta^2/|g|^2 "
+        f"{clean['heterogeneity']:.1f}"
     )
     attacks: dict[str, dict[str, Any]] = {}
     print(f"{'attack':>15} {'adv':>4} {'path':>5} {'clean':>7} {'undef':>7} {'defended':>8} "
@@ -901,6 +923,7 @@ def main() -> None:
         "clean_loss_mean_rule": round(clean_mean["loss"], 4),
         "clean_honest_excluded_fraction": round(clean["honest_excluded"], 4),
         "absent_loss": {f"{f:g}": round(v, 4) for f, v in absent.items()},
+        "clean_heterogeneity": heterogeneity_report(clean["heterogeneity"], FRACTIONS),
         "attacks": attacks,
         "swarm": swarm,
         "faults": faults,

@@ -457,6 +457,28 @@ class TwinRun:
     """Node index -> rounds in which it was excluded (by the rule, a duplicate or the gate)."""
     rounds: int
     reputation: dict[int, int]
+    heterogeneity: list[float]
+    """Per round, :func:`heterogeneity` of the honest nodes' updates."""
+
+
+def heterogeneity(rows: np.ndarray) -> float:
+    """How far the updates spread around their mean, relative to the mean itself:
+    ``zeta^2 / |g|^2`` with ``g`` the mean row and ``zeta^2`` the mean squared distance to it.
+
+    Why it matters: under this heterogeneity an attacker holding a fraction ``delta`` of the
+    fleet can shift *any* aggregation rule's output by an amount of order
+    ``sqrt(delta) * zeta`` while staying inside the honest spread (the lower bound of
+    Karimireddy, He & Jaggi, ICLR 2022), so ``sqrt(delta * heterogeneity)`` sets the order
+    of the bias no per-round defence can rule out, in units of the honest signal.
+    Infinite when the mean is exactly zero.
+    """
+    if rows.ndim != 2 or rows.shape[0] < 2:
+        raise ValueError(f"need at least two rows, got shape {rows.shape}")
+    x = rows.astype(np.float64)
+    g = rules.ordered_sum(x) / float(x.shape[0])
+    spread = float(np.mean(np.einsum("ij,ij->i", x - g, x - g)))
+    signal = float(g @ g)
+    return math.inf if signal == 0 else spread / signal
 
 
 def simulate_attack(
@@ -498,6 +520,7 @@ def simulate_attack(
     reputation = dict.fromkeys(range(nodes), INITIAL_REPUTATION)
     excluded = dict.fromkeys(range(nodes), 0)
     recent = [params]
+    spread: list[float] = []
     for r in range(1, rounds + 1):
         config = NodeConfig(recipe, r)
         updates = {i: res.update for i, res in enumerate(node_steps(model, params, tasks, config))}
@@ -509,6 +532,9 @@ def simulate_attack(
             updates |= attacked_updates(
                 attack, model, params, tasks_used, adversaries, config, family, seed, colluders
             )
+        honest_rows = [updates[i].to_dense() for i in range(nodes) if i not in adversaries]
+        if len(honest_rows) >= 2:
+            spread.append(heterogeneity(np.stack(honest_rows)))
         payloads = {i: encode_sparse(u) for i, u in updates.items()}
         counts: dict[bytes, int] = {}
         for p in payloads.values():
@@ -531,4 +557,4 @@ def simulate_attack(
                 reputation[i] += INCLUSION_REWARD
         params, state = server_step(params, arch_id, result.delta, state, recipe)
         recent = [*recent, params][-max(keep_last, 1) :]
-    return TwinRun(params, recent, excluded, rounds, reputation)
+    return TwinRun(params, recent, excluded, rounds, reputation, spread)

@@ -34,6 +34,7 @@ from chainml.swarm.attacks import (
     adversary_indices,
     attacked_node_step,
     attacked_updates,
+    heterogeneity,
     simulate_attack,
 )
 
@@ -213,6 +214,32 @@ def test_reputation_gate_keeps_excluded_colluders_out_in_the_twin() -> None:
     assert all(run.excluded[i] == 0 for i in range(20) if i not in adversaries)
     assert max(run.reputation[i] for i in adversaries) < 700
     assert min(run.reputation[i] for i in range(20) if i not in adversaries) == 1_070
+
+
+def test_heterogeneity_is_the_spread_over_the_squared_mean() -> None:
+    # mean (2, 0): squared distances 1 and 1, squared mean 4
+    assert heterogeneity(np.array([[1.0, 0.0], [3.0, 0.0]])) == 0.25
+    assert heterogeneity(np.ones((3, 4), dtype=np.float32)) == 0.0
+    assert heterogeneity(np.array([[1.0, -1.0], [-1.0, 1.0]])) == float("inf")
+    with pytest.raises(ValueError, match="two rows"):
+        heterogeneity(np.ones((1, 4)))
+
+
+def test_twin_measures_the_heterogeneity_of_honest_updates_only(genesis: Round) -> None:
+    """Round 1 of the twin starts from the genesis weights, so its figure is that of the
+    fixture's honest updates; the sign-flippers' updates, had they counted, would change it."""
+    recipe = replace(RECIPE, aggregation="guard")
+    run = simulate_attack(
+        get_family("sine"), "mlp-sine", recipe, rounds=1, nodes=NODES, fraction=FRACTION,
+        attack="sign_flip",
+    )  # fmt: skip
+    honest = np.stack([genesis.honest[i].to_dense() for i in range(NODES)
+                       if i not in genesis.adversaries])  # fmt: skip
+    everyone = attacked(genesis, "sign_flip", "guard")
+    with_attackers = np.stack([everyone[i].to_dense() for i in range(NODES)])
+    assert run.heterogeneity == [heterogeneity(honest)]
+    assert heterogeneity(with_attackers) != run.heterogeneity[0]
+    assert run.heterogeneity[0] > 1  # one task per device: the spread outweighs the mean
 
 
 def _guard(updates: dict[int, SparseUpdate], mix: float) -> np.ndarray:

@@ -52,6 +52,12 @@ def test_attack_entries_are_means_over_same_seed_triples() -> None:
         assert by_seed[0] != by_seed[1]  # another seed is another fleet, not a repeat
         assert entry[f"{run}_loss"] == pytest.approx(sum(by_seed) / 2, abs=2e-4)
     assert report["clean_loss"] == entry["clean_loss"]
+    # how heterogeneous the clean fleet is, and the order of bias that allows at each fraction
+    spread = report["clean_heterogeneity"]
+    assert spread["zeta2_over_mean2"] > 1  # one task per device: the spread outweighs the mean
+    ratio = spread["zeta2_over_mean2"]
+    for fraction, bias in spread["bias_order_over_signal"].items():
+        assert bias == pytest.approx((float(fraction) * ratio) ** 0.5, abs=0.01)
     # the report reads right in `python -m chainml.benchtable`: every verdict is a boolean, the
     # undefended loss is a lower bound, and facts such as "diverged" are values, not checks
     assert all(isinstance(v, bool) or v is None for v in report["pass"].values())
