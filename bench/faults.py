@@ -231,7 +231,7 @@ def twin_run(
         "adversary_reputation": (
             mean(run.reputation[i] for i in adversaries) if adversaries else None
         ),
-        "heterogeneity": median(run.heterogeneity),
+        "heterogeneity": median(run.heterogeneity) if run.heterogeneity else None,
     }
 
 

@@ -476,7 +476,8 @@ def heterogeneity(rows: np.ndarray) -> float:
         raise ValueError(f"need at least two rows, got shape {rows.shape}")
     x = rows.astype(np.float64)
     g = rules.ordered_sum(x) / float(x.shape[0])
-    spread = float(np.mean(np.einsum("ij,ij->i", x - g, x - g)))
+    dev = x - g
+    spread = float(np.mean(np.einsum("ij,ij->i", dev, dev)))
     signal = float(g @ g)
     return math.inf if signal == 0 else spread / signal
 
@@ -532,7 +533,8 @@ def simulate_attack(
             updates |= attacked_updates(
                 attack, model, params, tasks_used, adversaries, config, family, seed, colluders
             )
-        honest_rows = [updates[i].to_dense() for i in range(nodes) if i not in adversaries]
+        dense = {i: u.to_dense() for i, u in updates.items()}
+        honest_rows = [dense[i] for i in range(nodes) if i not in adversaries]
         if len(honest_rows) >= 2:
             spread.append(heterogeneity(np.stack(honest_rows)))
         payloads = {i: encode_sparse(u) for i, u in updates.items()}
@@ -542,11 +544,10 @@ def simulate_attack(
         names = {f"node{i:05d}": i for i in range(nodes)}
         contributions, out = [], set()
         for name, i in names.items():
-            dense = updates[i].to_dense()
-            if reputation[i] < MIN_REPUTATION or counts[payloads[i]] > 1 or not np.any(dense):
+            if reputation[i] < MIN_REPUTATION or counts[payloads[i]] > 1 or not np.any(dense[i]):
                 out.add(i)
                 continue
-            contributions.append(Contribution(name, dense, recipe.support_shots))
+            contributions.append(Contribution(name, dense[i], recipe.support_shots))
         result = strategy.aggregate(contributions)
         out |= {names[n] for n in result.excluded}
         for i in range(nodes):
